@@ -1,0 +1,31 @@
+/** Errors from the kernel, carrying the ioctl (or syscall) and errno so a user reads both in words. */
+import { describeErrno, errnoName } from "../../ffi/errno-names.ts";
+import { errno as currentErrno } from "../../ffi/libc.ts";
+
+/** Hints for the failures a user can fix themselves, keyed "CALL:ERRNO_NAME" or ":ERRNO_NAME". */
+const HINTS: Readonly<Record<string, string>> = {
+  "open /dev/kvm:EACCES": "can you open /dev/kvm? (run as root or join the kvm group)",
+  "open /dev/kvm:ENOENT": "is KVM enabled? (load kvm_intel or kvm_amd)",
+  "KVM_CREATE_VM:EACCES": "can you open /dev/kvm?",
+  "KVM_CREATE_VCPU:EINVAL": "is the vCPU id above the host's KVM_CAP_MAX_VCPUS?",
+  ":ENOMEM": "the host is out of memory",
+};
+
+/** A failed ioctl or syscall: `KVM_CREATE_VM: permission denied (EACCES): can you open /dev/kvm?` */
+export class KvmError extends Error {
+  override readonly name = "KvmError";
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+  ) {
+    const symbol = errnoName(errno) ?? "";
+    const hint = HINTS[`${call}:${symbol}`] ?? HINTS[`:${symbol}`];
+    super(`${call}: ${describeErrno(errno)}${hint ? `: ${hint}` : ""}`);
+  }
+}
+
+/** Throws KvmError for a -1 return, reading errno first; returns the value otherwise. */
+export function check(call: string, result: number | bigint): number {
+  if (result === -1 || result === -1n) throw new KvmError(call, currentErrno());
+  return Number(result);
+}

@@ -1,0 +1,64 @@
+/**
+ * The /dev/kvm handle: system ioctls only. One method per ioctl, no policy
+ * (https://docs.kernel.org/virt/kvm/api.html, section 4).
+ */
+import { O_CLOEXEC, O_RDWR, addressOf, cString, errno, libc } from "../../ffi/libc.ts";
+import {
+  KVM_CHECK_EXTENSION,
+  KVM_CREATE_VM,
+  KVM_GET_API_VERSION,
+  KVM_GET_SUPPORTED_CPUID,
+  KVM_GET_VCPU_MMAP_SIZE,
+} from "../../ffi/ioctl-numbers.ts";
+import { KVM_CPUID2_LAYOUT, KVM_CPUID_ENTRY2_LAYOUT } from "../../ffi/kvm-structs.ts";
+import { KvmError, check } from "./kvm-error.ts";
+import { CpuidTable } from "./cpuid-table.ts";
+
+/** The API version every KVM since 2.6.22 reports (KVM_GET_API_VERSION). */
+export const KVM_API_VERSION = 12;
+/** How many CPUID entries we make room for in KVM_GET_SUPPORTED_CPUID (E2BIG below that). */
+const MAX_CPUID_ENTRIES = 256;
+
+/** An open /dev/kvm; closing it does not affect VMs already created from it. */
+export class Kvm {
+  private constructor(readonly fd: number) {}
+
+  /** Opens the KVM device node. @throws {KvmError} "open /dev/kvm: permission denied (EACCES): …" */
+  static open(path = "/dev/kvm"): Kvm {
+    const fd = libc.open(addressOf(cString(path)), O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) throw new KvmError(`open ${path}`, errno());
+    return new Kvm(fd);
+  }
+
+  /** KVM_GET_API_VERSION: always 12 on a usable kernel. */
+  getApiVersion(): number {
+    return check("KVM_GET_API_VERSION", libc.ioctl(this.fd, KVM_GET_API_VERSION, 0));
+  }
+
+  /** KVM_CHECK_EXTENSION: 0 when absent, otherwise a capability-specific value. */
+  checkExtension(cap: number): number {
+    return check("KVM_CHECK_EXTENSION", libc.ioctl(this.fd, KVM_CHECK_EXTENSION, cap));
+  }
+
+  /** KVM_GET_VCPU_MMAP_SIZE: bytes to mmap from a vCPU fd for its kvm_run page(s). */
+  getVcpuMmapSize(): number {
+    return check("KVM_GET_VCPU_MMAP_SIZE", libc.ioctl(this.fd, KVM_GET_VCPU_MMAP_SIZE, 0));
+  }
+
+  /** KVM_CREATE_VM (machine type 0): returns the new VM's fd. */
+  createVm(): number {
+    return check("KVM_CREATE_VM", libc.ioctl(this.fd, KVM_CREATE_VM, 0));
+  }
+
+  /** KVM_GET_SUPPORTED_CPUID: the CPUID leaves this host's KVM can expose to a guest. */
+  getSupportedCpuid(): CpuidTable {
+    const buf = new Uint8Array(KVM_CPUID2_LAYOUT.size + MAX_CPUID_ENTRIES * KVM_CPUID_ENTRY2_LAYOUT.size);
+    new DataView(buf.buffer).setUint32(KVM_CPUID2_LAYOUT.fields.nent.offset, MAX_CPUID_ENTRIES, true);
+    check("KVM_GET_SUPPORTED_CPUID", libc.ioctl(this.fd, KVM_GET_SUPPORTED_CPUID, addressOf(buf)));
+    return CpuidTable.fromKvmCpuid2(buf);
+  }
+
+  close(): void {
+    libc.close(this.fd);
+  }
+}

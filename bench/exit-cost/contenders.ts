@@ -1,0 +1,108 @@
+// The VMMs under test and how to start each one on a given guest image.
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Flavour } from "./build.ts";
+
+export type ContenderKey = "floor" | "bunvmm" | "bunvmm_bin" | "qemu";
+
+export interface Contender {
+  key: ContenderKey;
+  label: string;
+  /** Why it cannot run here, or null when it can. */
+  unavailable: string | null;
+  flavour: Flavour;
+  /** Exit status of a run that ended with the guest's power-off write. */
+  powerOffCode: number;
+  command(image: string, vcpus: number): string[];
+}
+
+export const REPO = join(import.meta.dir, "..", "..");
+const BUN = join(REPO, "node_modules", ".bin", "bun");
+const CLI = join(REPO, "src", "cli", "main.ts");
+const BIN = join(REPO, "dist", "bunvmm");
+
+export function floor(exe: string | null): Contender {
+  return {
+    key: "floor",
+    label: "C floor",
+    unavailable: exe === null ? "gcc not installed" : null,
+    flavour: "raw",
+    powerOffCode: 0,
+    command: (image, vcpus) => [exe ?? "floor", image, String(vcpus)],
+  };
+}
+
+/** bunvmm run on a config written next to the image. */
+function bunvmmContender(key: "bunvmm" | "bunvmm_bin", label: string, argv0: string[], unavailable: string | null,
+  logArgs: string[]): Contender {
+  return {
+    key,
+    label,
+    unavailable,
+    flavour: "raw",
+    powerOffCode: 0,
+    command: (image, vcpus) => [...argv0, "run", ...logArgs, writeConfig(image, vcpus)],
+  };
+}
+
+function writeConfig(image: string, vcpus: number): string {
+  const path = `${image}.${vcpus}.toml`;
+  const toml = [
+    "[cpus]",
+    `boot_vcpus = ${vcpus}`,
+    `max_vcpus = ${vcpus}`,
+    "[memory]",
+    'size = "64M"',
+    "[payload]",
+    `kernel = ${JSON.stringify(image)}`,
+    'format = "raw"',
+    "[serial]",
+    'mode = "tty"',
+    "",
+  ].join("\n");
+  writeFileSync(path, toml);
+  return path;
+}
+
+/** `--log-level warn` if this bunvmm's `run --help` mentions it, else nothing. */
+function logArgs(argv0: string[]): string[] {
+  const r = Bun.spawnSync([...argv0, "run", "--help"], { stdout: "pipe", stderr: "pipe", timeout: 20_000 });
+  const help = r.stdout.toString() + r.stderr.toString();
+  return help.includes("--log-level") ? ["--log-level", "warn"] : [];
+}
+
+export function bunvmm(): Contender {
+  const have = existsSync(CLI);
+  const argv0 = [BUN, CLI];
+  return bunvmmContender("bunvmm", "bunvmm", argv0, have ? null : "src/cli/main.ts missing", have ? logArgs(argv0) : []);
+}
+
+export function bunvmmBin(): Contender {
+  const have = existsSync(BIN);
+  return bunvmmContender("bunvmm_bin", "bunvmm (dist/bunvmm)", [BIN],
+    have ? null : "dist/bunvmm not built", have ? logArgs([BIN]) : []);
+}
+
+export function qemu(): Contender {
+  const exe = Bun.which("qemu-system-x86_64");
+  return {
+    key: "qemu",
+    label: exe ? qemuLabel(exe) : "QEMU",
+    unavailable: exe ? null : "not installed",
+    flavour: "pvh",
+    powerOffCode: 1, // isa-debug-exit: (value << 1) | 1 with value 0
+    command: (image, vcpus) => [
+      exe ?? "qemu-system-x86_64",
+      "-M", "microvm", "-accel", "kvm", "-m", "64", "-smp", String(vcpus),
+      "-nodefaults", "-display", "none", "-serial", "stdio",
+      "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+      "-kernel", image,
+    ],
+  };
+}
+
+function qemuLabel(exe: string): string {
+  const r = Bun.spawnSync([exe, "--version"], { stdout: "pipe", timeout: 10_000 });
+  const m = /version (\d+\.\d+)/.exec(r.stdout.toString());
+  return m ? `QEMU ${m[1]} microvm` : "QEMU microvm";
+}

@@ -1,0 +1,138 @@
+/**
+ * The VM config schema: one TOML file per VM, with cloud-hypervisor's VmConfig names so that the REST API's
+ * `vm.info` can return the same shape. Every valibot message here is the "expected …" part of a ConfigError.
+ * @module
+ */
+import * as v from "valibot";
+import { CMDLINE_MAX, DEFAULT_MEMORY_SIZE, DEFAULT_VCPUS, MAX_VCPUS, MIN_VCPUS } from "./limits.ts";
+import { checkMemorySize } from "./memory-size.ts";
+
+/** Payload formats: a bzImage, a vmlinux ELF booted through PVH, or bunvmm's flat binary (docs/raw-payload.md). */
+export const PAYLOAD_FORMATS = ["auto", "bzimage", "elf", "raw"] as const;
+/** Where the guest's serial port goes: the terminal, a file, or nowhere. */
+export const SERIAL_MODES = ["tty", "file", "off"] as const;
+
+/** A VM config as the VMM uses it: validated, defaults applied, file paths absolute. */
+export interface VmConfig {
+  cpus: { boot_vcpus: number; max_vcpus: number };
+  /** `size` in bytes. */
+  memory: { size: number };
+  /** No `kernel` means the built-in demo guest. */
+  payload: { kernel?: string; initramfs?: string; cmdline: string; format: (typeof PAYLOAD_FORMATS)[number] };
+  serial: { mode: (typeof SERIAL_MODES)[number]; file?: string };
+  api: { socket?: string };
+}
+
+const TABLE = "a table";
+const PATH = "a path";
+const VCPUS = `an integer from ${MIN_VCPUS} to ${MAX_VCPUS}`;
+const CMDLINE = `a string of at most ${CMDLINE_MAX} bytes`;
+const oneOf = (options: readonly string[]) => `one of ${options.map((o) => JSON.stringify(o)).join(", ")}`;
+
+/** Only plain objects are tables: valibot's object schemas would also take arrays, dates and class instances. */
+function isTable(value: unknown): boolean {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+/** A TOML table whose keys are exactly `entries` (unknown keys are errors, to catch typos). */
+function table<const TEntries extends v.ObjectEntries>(entries: TEntries) {
+  return v.pipe(v.unknown(), v.check(isTable, TABLE), v.strictObject(entries, TABLE));
+}
+
+const path = v.pipe(v.string(PATH), v.nonEmpty(PATH), v.excludes("\0", PATH));
+const vcpuCount = v.pipe(v.number(VCPUS), v.integer(VCPUS), v.minValue(MIN_VCPUS, VCPUS), v.maxValue(MAX_VCPUS, VCPUS));
+
+const cpusEntries = {
+  boot_vcpus: v.optional(vcpuCount, DEFAULT_VCPUS),
+  max_vcpus: v.optional(vcpuCount),
+};
+const cpus = v.pipe(
+  table(cpusEntries),
+  v.forward(
+    v.partialCheck(
+      [["boot_vcpus"], ["max_vcpus"]],
+      (c) => c.max_vcpus === undefined || c.max_vcpus >= c.boot_vcpus,
+      (issue) => `an integer from cpus.boot_vcpus (${issue.input.boot_vcpus}) to ${MAX_VCPUS}`,
+    ),
+    ["max_vcpus"],
+  ),
+  v.transform((c) => ({ boot_vcpus: c.boot_vcpus, max_vcpus: c.max_vcpus ?? c.boot_vcpus })),
+);
+
+const memoryEntries = {
+  size: v.optional(
+    v.pipe(
+      v.unknown(),
+      v.rawTransform(({ dataset, addIssue, NEVER }) => {
+        const result = checkMemorySize(dataset.value);
+        if ("bytes" in result) return result.bytes;
+        addIssue({ message: result.expected });
+        return NEVER;
+      }),
+    ),
+    DEFAULT_MEMORY_SIZE,
+  ),
+};
+
+const payloadEntries = {
+  kernel: v.optional(path),
+  initramfs: v.optional(path),
+  cmdline: v.optional(
+    v.pipe(v.string(CMDLINE), v.maxBytes(CMDLINE_MAX, CMDLINE), v.excludes("\0", "a string without NUL characters")),
+    "",
+  ),
+  format: v.optional(v.picklist(PAYLOAD_FORMATS, oneOf(PAYLOAD_FORMATS)), "auto"),
+};
+const payload = v.pipe(
+  table(payloadEntries),
+  v.forward(
+    v.partialCheck(
+      [["kernel"], ["initramfs"]],
+      (p) => p.initramfs === undefined || p.kernel !== undefined,
+      "a kernel to go with it (payload.kernel)",
+    ),
+    ["initramfs"],
+  ),
+);
+
+const serialEntries = {
+  // Any case, like cloud-hypervisor's "Tty"; stored lower case.
+  mode: v.optional(v.pipe(v.string(oneOf(SERIAL_MODES)), v.toLowerCase(), v.picklist(SERIAL_MODES, oneOf(SERIAL_MODES))), "tty"),
+  file: v.optional(path),
+};
+const serial = v.pipe(
+  table(serialEntries),
+  v.forward(
+    v.partialCheck([["mode"], ["file"]], (s) => s.mode !== "file" || s.file !== undefined, `a path when serial.mode is "file"`),
+    ["file"],
+  ),
+  v.forward(
+    v.partialCheck([["mode"], ["file"]], (s) => s.mode === "file" || s.file === undefined, `serial.mode = "file" to go with it`),
+    ["file"],
+  ),
+);
+
+const apiEntries = { socket: v.optional(path) };
+
+const vmEntries = {
+  cpus: v.optional(cpus, {}),
+  memory: v.optional(table(memoryEntries), {}),
+  payload: v.optional(payload, {}),
+  serial: v.optional(serial, {}),
+  api: v.optional(table(apiEntries), {}),
+};
+
+/** Validates a whole config and applies its defaults; file paths come out as written (load.ts resolves them). */
+export const VmConfigSchema = table(vmEntries);
+
+/** The keys each table accepts, by dotted table name ("" is the top level), for did-you-mean hints. */
+export const TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
+  "": Object.keys(vmEntries),
+  cpus: Object.keys(cpusEntries),
+  memory: Object.keys(memoryEntries),
+  payload: Object.keys(payloadEntries),
+  serial: Object.keys(serialEntries),
+  api: Object.keys(apiEntries),
+};

@@ -1,0 +1,66 @@
+/**
+ * Getting a vCPU out of KVM_RUN from another thread (PLATFORM.md): the worker blocks KICK_SIGNAL in its
+ * own thread and lets KVM unblock it only inside KVM_RUN (KVM_SET_SIGNAL_MASK); the kicker sets
+ * kvm_run.immediate_exit and sends the signal. No signal handler runs: KVM_RUN returns EINTR and the
+ * worker consumes the pending signal with sigtimedwait.
+ *
+ * Lost-kick windows, both closed: a kick that lands after the worker's checkpoint but before KVM_RUN
+ * finds immediate_exit = 1 (KVM_RUN returns at once); a signal that lands outside KVM_RUN stays
+ * pending (blocked) and makes the next KVM_RUN return at once. Checked by model/pause.pml.
+ */
+import { ptr } from "bun:ffi";
+import { GLIBC_SIGSET_BYTES, KERNEL_SIGSET_BYTES, SIG_BLOCK, libc } from "../../ffi/libc.ts";
+import { KVM_RUN_LAYOUT } from "../../ffi/kvm-structs.ts";
+import type { VcpuFd } from "../kvm/vcpu-fd.ts";
+import { KvmError } from "../kvm/kvm-error.ts";
+
+/** A real-time signal neither glibc (32, 33) nor Bun uses. */
+export const KICK_SIGNAL = 40;
+const IMMEDIATE_EXIT = KVM_RUN_LAYOUT.fields.immediate_exit.offset;
+
+function sigsetWith(signal: number): Uint8Array {
+  const set = new Uint8Array(GLIBC_SIGSET_BYTES);
+  set[(signal - 1) >> 3]! |= 1 << ((signal - 1) & 7);
+  return set;
+}
+
+/** Worker side: one per vCPU thread. */
+export class KickReceiver {
+  private readonly set = sigsetWith(KICK_SIGNAL);
+  private readonly zeroTimeout = new BigInt64Array(2);
+
+  /**
+   * Blocks the kick signal in the calling thread and tells KVM to unblock it during KVM_RUN. Must run
+   * in the worker thread, before it publishes its thread id.
+   */
+  constructor(vcpu: VcpuFd) {
+    const old = new Uint8Array(GLIBC_SIGSET_BYTES);
+    const rc = libc.pthread_sigmask(SIG_BLOCK, ptr(this.set), ptr(old));
+    if (rc !== 0) throw new KvmError("pthread_sigmask", rc);
+    // Inside KVM_RUN: the thread's previous mask, without the kick signal.
+    const inRun = old.slice(0, KERNEL_SIGSET_BYTES);
+    inRun[(KICK_SIGNAL - 1) >> 3]! &= ~(1 << ((KICK_SIGNAL - 1) & 7));
+    vcpu.setSignalMask(inRun);
+  }
+
+  /** The thread id to publish in the control block. */
+  threadId(): bigint {
+    return BigInt(libc.pthread_self());
+  }
+
+  /** After KVM_RUN returned EINTR: clear immediate_exit, then drop a pending kick if there is one. */
+  consume(runPage: Uint8Array): void {
+    runPage[IMMEDIATE_EXIT] = 0;
+    libc.sigtimedwait(ptr(this.set), null, ptr(this.zeroTimeout));
+  }
+}
+
+/**
+ * VMM side: make the vCPU leave KVM_RUN soon. The caller changed CMD first, so whatever the worker
+ * sees after it returns is the new request. `threadId` 0 means the worker has not started its loop
+ * yet; it will read CMD before its first KVM_RUN.
+ */
+export function kick(runPage: Uint8Array, threadId: bigint): void {
+  runPage[IMMEDIATE_EXIT] = 1;
+  if (threadId !== 0n) libc.pthread_kill(threadId, KICK_SIGNAL);
+}

@@ -1,0 +1,71 @@
+/**
+ * Entry point of a vCPU's Bun Worker: attaches to the VM the VMM thread built (fds, guest RAM, the
+ * kvm_run page, the devices' shared state), then runs the loop until KILL or a fatal exit.
+ *
+ * Threads: this worker's thread only. It talks to the VMM thread by postMessage (requests, its
+ * outcome) and the control block; it never waits for the VMM (inv 2, inv 5).
+ */
+import { toArrayBuffer } from "bun:ffi";
+import { VcpuFd } from "../kvm/vcpu-fd.ts";
+import { VmFd } from "../kvm/vm-fd.ts";
+import { GuestMemory, type RegionDescriptor } from "../memory/guest-memory.ts";
+import { type DeviceSpec, attachDevices } from "../../devices/device-spec.ts";
+import { KvmIrqLine } from "../../devices/irq-line.ts";
+import type { VmRequest } from "../../devices/vm-request.ts";
+import { ControlBlock, EXITED, epochOf } from "./control-block.ts";
+import { KickReceiver } from "./kick.ts";
+import { type VcpuOutcome, VcpuRunner } from "./run-loop.ts";
+
+/** The one message a vCPU worker receives. */
+export interface VcpuWorkerInit {
+  index: number;
+  vcpuFd: number;
+  vmFd: number;
+  runAddr: number;
+  runSize: number;
+  control: SharedArrayBuffer;
+  memory: RegionDescriptor[];
+  devices: DeviceSpec[];
+}
+
+/** Messages a vCPU worker posts. */
+export type VcpuWorkerMessage =
+  | { type: "request"; vcpu: number; request: VmRequest; source: string }
+  | { type: "outcome"; vcpu: number; outcome: VcpuOutcome };
+
+declare const self: Worker;
+
+function post(message: VcpuWorkerMessage): void {
+  self.postMessage(message);
+}
+
+function start(init: VcpuWorkerInit): void {
+  const control = new ControlBlock(init.control);
+  let outcome: VcpuOutcome;
+  try {
+    const vcpu = new VcpuFd(init.vcpuFd);
+    const vm = new VmFd(init.vmFd);
+    const runPage = new Uint8Array(toArrayBuffer(init.runAddr, 0, init.runSize));
+    const memory = GuestMemory.attach(init.memory);
+    // One post per kind of request: a guest looping on the reset port must not flood the VMM.
+    const posted = new Set<VmRequest>();
+    const request = (r: VmRequest, source: string) => {
+      if (posted.has(r)) return;
+      posted.add(r);
+      post({ type: "request", vcpu: init.index, request: r, source });
+    };
+    const buses = attachDevices(init.devices, { irqLine: (gsi) => new KvmIrqLine(vm, gsi), request });
+    const kicks = new KickReceiver(vcpu);
+    control.threadId = kicks.threadId();
+    outcome = new VcpuRunner(init.index, vcpu, runPage, control, buses, kicks, memory, request).run();
+  } catch (e) {
+    control.acknowledge(EXITED, epochOf(control.cmd));
+    outcome = {
+      kind: "crashed",
+      report: { vcpu: init.index, summary: `vCPU ${init.index} worker failed: ${(e as Error).message}`, registers: [] },
+    };
+  }
+  post({ type: "outcome", vcpu: init.index, outcome });
+}
+
+self.onmessage = (event: MessageEvent<VcpuWorkerInit>) => start(event.data);

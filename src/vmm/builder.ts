@@ -1,0 +1,128 @@
+/**
+ * Wires a machine from a config: KVM VM, irqchip and PIT, guest RAM, the payload, the devices and the
+ * boot vCPUs. The only place that knows all layers (Firecracker's builder.rs).
+ */
+import { Kvm, KVM_API_VERSION } from "../kvm/kvm.ts";
+import { KvmError } from "../kvm/kvm-error.ts";
+import { VmFd } from "../kvm/vm-fd.ts";
+import { EINTR } from "../../ffi/errno-names.ts";
+import {
+  KVM_CAP_IMMEDIATE_EXIT,
+  KVM_CAP_IRQCHIP,
+  KVM_CAP_MAX_VCPUS,
+  KVM_CAP_PIT2,
+  KVM_CAP_SET_TSS_ADDR,
+  KVM_CAP_USER_MEMORY,
+  KVM_PIT_SPEAKER_DUMMY,
+} from "../../ffi/kvm-structs.ts";
+import { GuestMemory } from "../memory/guest-memory.ts";
+import { IDENTITY_MAP_ADDRESS, TSS_ADDRESS, ramRanges } from "../arch/x86_64/layout.ts";
+import { FPU_FCW_RESET, MXCSR_RESET, flatProtectedModeSregs } from "../arch/x86_64/cpu-state.ts";
+import { cpuidForVcpu } from "../arch/x86_64/cpuid.ts";
+import { loadRawImage, rawEntryRegs } from "../arch/x86_64/raw-payload.ts";
+import type { VmConfig } from "../config/index.ts";
+import { DeviceManager } from "./device-manager.ts";
+import { CpuManager, type CpuManagerEnv } from "./cpu-manager.ts";
+import { resolvePayload } from "./payload.ts";
+
+/** KVM_CREATE_VM can fail with EINTR when a signal lands during its set-up (QEMU retries it too). */
+const CREATE_VM_ATTEMPTS = 5;
+
+const REQUIRED_CAPS: ReadonlyArray<readonly [number, string]> = [
+  [KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"],
+  [KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"],
+  [KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"],
+  [KVM_CAP_PIT2, "KVM_CAP_PIT2"],
+  [KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"],
+];
+
+/** A host that lacks what bunvmm needs: says which capability or limit. */
+export class HostError extends Error {
+  override readonly name = "HostError";
+}
+
+/** The pieces of a built machine; `close` releases them in reverse order. */
+export interface Machine {
+  kvm: Kvm;
+  vm: VmFd;
+  memory: GuestMemory;
+  devices: DeviceManager;
+  cpus: CpuManager;
+  /** What is booted, for logs. */
+  payloadSource: string;
+}
+
+function createVm(kvm: Kvm): VmFd {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return new VmFd(kvm.createVm());
+    } catch (e) {
+      if (!(e instanceof KvmError && e.errno === EINTR) || attempt === CREATE_VM_ATTEMPTS) throw e;
+    }
+  }
+}
+
+/** Builds everything up to (not including) starting the vCPU workers. */
+export function buildMachine(
+  config: VmConfig,
+  events: Pick<CpuManagerEnv, "onRequest" | "onOutcome">,
+  log: (stage: string) => void,
+): Machine {
+  const payload = resolvePayload(config.payload.kernel, config.payload.format);
+  const kvm = Kvm.open();
+  const cleanup: Array<() => void> = [() => kvm.close()];
+  try {
+    const api = kvm.getApiVersion();
+    if (api !== KVM_API_VERSION) throw new HostError(`KVM API version ${api}; bunvmm needs ${KVM_API_VERSION}`);
+    for (const [cap, name] of REQUIRED_CAPS) {
+      if (kvm.checkExtension(cap) === 0) throw new HostError(`this host's KVM lacks ${name}`);
+    }
+    const maxVcpus = kvm.checkExtension(KVM_CAP_MAX_VCPUS);
+    if (config.cpus.max_vcpus > maxVcpus) {
+      throw new HostError(`cpus.max_vcpus = ${config.cpus.max_vcpus}, but this host's KVM allows ${maxVcpus}`);
+    }
+    const runSize = kvm.getVcpuMmapSize();
+    const supportedCpuid = kvm.getSupportedCpuid();
+
+    const vm = createVm(kvm);
+    cleanup.push(() => vm.close());
+    vm.setIdentityMapAddr(IDENTITY_MAP_ADDRESS);
+    vm.setTssAddr(TSS_ADDRESS);
+    vm.createIrqchip();
+    vm.createPit2(KVM_PIT_SPEAKER_DUMMY);
+    log("created VM with in-kernel irqchip and PIT");
+
+    const memory = GuestMemory.allocate(ramRanges(config.memory.size));
+    cleanup.push(() => memory.close());
+    memory.descriptors.forEach((r, slot) => vm.setUserMemoryRegion(slot, r.gpa, r.size, BigInt(r.hostAddr)));
+    log(`mapped ${config.memory.size >> 20} MiB of guest RAM`);
+
+    loadRawImage(memory, payload.image);
+    log(`loaded ${payload.source} (${payload.image.length} bytes, ${payload.format})`);
+
+    const devices = new DeviceManager();
+    const cpus = new CpuManager({ vm, runSize, memory, devices: devices.specs, ...events });
+    for (let i = 0; i < config.cpus.boot_vcpus; i++) {
+      cpus.create(i, (vcpu) => {
+        vcpu.setCpuid2(cpuidForVcpu(supportedCpuid, i));
+        vcpu.setFpu(FPU_FCW_RESET, MXCSR_RESET);
+        if (i !== 0) return; // APs wait for INIT/SIPI from the guest
+        vcpu.setSregs(flatProtectedModeSregs(vcpu.getSregs()));
+        vcpu.setRegs(rawEntryRegs(config.cpus.boot_vcpus, config.cpus.max_vcpus, config.memory.size));
+      });
+    }
+    log(`created ${config.cpus.boot_vcpus} vCPU(s) (max ${config.cpus.max_vcpus})`);
+    return { kvm, vm, memory, devices, cpus, payloadSource: payload.source };
+  } catch (e) {
+    for (const f of cleanup.reverse()) f();
+    throw e;
+  }
+}
+
+/** Releases a machine's host resources once no worker can touch them any more. */
+export function closeMachine(m: Machine): void {
+  m.cpus.close();
+  m.memory.close();
+  m.vm.close();
+  m.kvm.close();
+}

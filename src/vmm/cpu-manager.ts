@@ -1,0 +1,255 @@
+/**
+ * The VMM thread's side of the vCPUs: creates them, starts their workers, and runs the pause protocol
+ * (ARCHITECTURE.md) against their control blocks.
+ *
+ * Threads: VMM thread only. It never blocks: every wait for a vCPU is Atomics.waitAsync with a
+ * deadline (inv 2, inv 14), and nothing is held while waiting (inv 1: there is no lock at all; device
+ * state is lock-free shared words). Pause is all or nothing: on its deadline it rolls back and reports
+ * the vCPU, epoch and RUNSTATE it was stuck on (inv 9). Checked by model/pause.pml.
+ */
+import { MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, errno, libc } from "../../ffi/libc.ts";
+import { toArrayBuffer } from "bun:ffi";
+import { KvmError } from "../kvm/kvm-error.ts";
+import { VcpuFd } from "../kvm/vcpu-fd.ts";
+import type { VmFd } from "../kvm/vm-fd.ts";
+import type { GuestMemory } from "../memory/guest-memory.ts";
+import type { DeviceSpec } from "../../devices/device-spec.ts";
+import {
+  ACK,
+  ControlBlock,
+  EXITED,
+  FLAG_MASK,
+  KILL,
+  PARKED,
+  PAUSE,
+  RUNNING,
+  RUNSTATE_NAMES,
+  type VcpuCounters,
+  epochOf,
+  epochReached,
+  nextEpoch,
+  packCmd,
+} from "../vcpu/control-block.ts";
+import { kick } from "../vcpu/kick.ts";
+import type { VcpuOutcome } from "../vcpu/run-loop.ts";
+import type { VcpuWorkerInit, VcpuWorkerMessage } from "../vcpu/worker.ts";
+import { within } from "./deadline.ts";
+
+/** How long a worker may take to finish after it reported EXITED before we stop waiting for it. */
+const WORKER_CLOSE_TIMEOUT_MS = 1000;
+
+/** A lifecycle wait that hit its deadline: names what it waited for and where each vCPU was. */
+export class VcpuTimeoutError extends Error {
+  override readonly name = "VcpuTimeoutError";
+  constructor(
+    readonly operation: string,
+    readonly timeoutMs: number,
+    readonly stuck: ReadonlyArray<{ vcpu: number; epoch: number; ack: number; runState: string }>,
+    outcome: string,
+  ) {
+    const who = stuck.map((s) => `vCPU ${s.vcpu} ${s.runState} (acked epoch ${s.ack}, wanted ${s.epoch})`).join(", ");
+    super(`${operation} timed out after ${timeoutMs} ms waiting for ${who}; ${outcome}`);
+  }
+}
+
+interface VcpuSlot {
+  readonly index: number;
+  readonly fd: VcpuFd;
+  readonly runAddr: number;
+  readonly runPage: Uint8Array;
+  readonly control: ControlBlock;
+  worker?: Worker;
+  outcome?: Promise<VcpuOutcome>;
+}
+
+/** Everything a vCPU worker needs besides its own slot. */
+export interface CpuManagerEnv {
+  vm: VmFd;
+  runSize: number;
+  memory: GuestMemory;
+  devices: DeviceSpec[];
+  /** Guest requests (power off, reset), delivered on the VMM thread. */
+  onRequest(message: Extract<VcpuWorkerMessage, { type: "request" }>): void;
+  /** A vCPU's loop ended (killed or crashed), delivered on the VMM thread. */
+  onOutcome(vcpu: number, outcome: VcpuOutcome): void;
+}
+
+/** vCPU slots, their workers and the pause protocol's VMM side. */
+export class CpuManager {
+  private readonly slots: VcpuSlot[] = [];
+  /** The epoch of the latest request; every pause, resume or kill takes a new one (inv 6). */
+  private epoch = 0;
+  private closed = false;
+
+  constructor(private readonly env: CpuManagerEnv) {}
+
+  /** KVM_CREATE_VCPU, map its kvm_run page, and let the caller set registers before any worker runs. */
+  create(index: number, configure: (vcpu: VcpuFd) => void): void {
+    const fd = new VcpuFd(this.env.vm.createVcpu(index));
+    const addr = libc.mmap(0, this.env.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd.fd, 0);
+    if (BigInt(addr) === MAP_FAILED) throw new KvmError("mmap of kvm_run", errno());
+    const runAddr = Number(addr);
+    const control = new ControlBlock();
+    // A vCPU created while paused parks at its first checkpoint.
+    control.updateCmd(() => packCmd(this.epoch, 0));
+    this.slots[index] = {
+      index,
+      fd,
+      runAddr,
+      runPage: new Uint8Array(toArrayBuffer(runAddr, 0, this.env.runSize)),
+      control,
+    };
+    configure(fd);
+  }
+
+  get count(): number {
+    return this.slots.filter(Boolean).length;
+  }
+
+  /** Starts vCPU `index`'s worker; it begins with a checkpoint, so a pending PAUSE parks it at once. */
+  start(index: number): void {
+    const slot = this.slots[index];
+    if (!slot || slot.worker) return;
+    const worker = new Worker(new URL("../vcpu/worker.ts", import.meta.url).href, { smol: true } as WorkerOptions);
+    slot.worker = worker;
+    slot.outcome = new Promise<VcpuOutcome>((resolve) => {
+      worker.onmessage = (event: MessageEvent<VcpuWorkerMessage>) => {
+        const m = event.data;
+        if (m.type === "request") this.env.onRequest(m);
+        else {
+          resolve(m.outcome);
+          this.env.onOutcome(m.vcpu, m.outcome);
+        }
+      };
+      worker.onerror = (event) => {
+        const outcome: VcpuOutcome = {
+          kind: "crashed",
+          report: { vcpu: index, summary: `vCPU ${index} worker error: ${event.message}`, registers: [] },
+        };
+        slot.control.acknowledge(EXITED, epochOf(slot.control.cmd));
+        resolve(outcome);
+        this.env.onOutcome(index, outcome);
+      };
+    });
+    const init: VcpuWorkerInit = {
+      index,
+      vcpuFd: slot.fd.fd,
+      vmFd: this.env.vm.fd,
+      runAddr: slot.runAddr,
+      runSize: this.env.runSize,
+      control: slot.control.buffer,
+      memory: this.env.memory.descriptors,
+      devices: this.env.devices,
+    };
+    worker.postMessage(init);
+  }
+
+  /** Slots whose worker runs and has not exited: the ones a request must be acknowledged by. */
+  private active(): VcpuSlot[] {
+    return this.slots.filter((s) => s?.worker && s.control.runState !== EXITED);
+  }
+
+  /** Sets `flags` (and clears `clear`) under a new epoch on every active vCPU, and kicks each. */
+  private request(set: number, clear: number, slots: VcpuSlot[], doKick: boolean): number {
+    this.epoch = nextEpoch(this.epoch);
+    const e = this.epoch;
+    for (const s of slots) {
+      s.control.updateCmd((old) => packCmd(e, ((old & FLAG_MASK) | set) & ~clear));
+      if (doKick) kick(s.runPage, s.control.threadId);
+    }
+    return e;
+  }
+
+  /** Resolves true when the vCPU acknowledged `epoch` in one of `states`, false at the deadline. */
+  private async awaitAck(s: VcpuSlot, epoch: number, states: readonly number[], deadline: number): Promise<boolean> {
+    for (;;) {
+      const ack = Atomics.load(s.control.words, ACK);
+      const state = s.control.runState;
+      if (state === EXITED || (epochReached(ack, epoch) && states.includes(state))) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      const r = Atomics.waitAsync(s.control.words, ACK, ack, left);
+      if (r.async) await r.value;
+    }
+  }
+
+  private async awaitAll(slots: VcpuSlot[], epoch: number, states: readonly number[], timeoutMs: number) {
+    const deadline = performance.now() + timeoutMs;
+    const done = await Promise.all(slots.map((s) => this.awaitAck(s, epoch, states, deadline)));
+    return slots
+      .filter((_, i) => !done[i])
+      .map((s) => ({
+        vcpu: s.index,
+        epoch,
+        ack: s.control.ack,
+        runState: RUNSTATE_NAMES[s.control.runState] ?? "?",
+      }));
+  }
+
+  /**
+   * Parks every active vCPU. Resolves when all acknowledged the new epoch as PARKED or EXITED. On the
+   * deadline, un-parks the ones that did park and throws VcpuTimeoutError (inv 9).
+   */
+  async pause(timeoutMs: number): Promise<void> {
+    const slots = this.active();
+    const epoch = this.request(PAUSE, 0, slots, true);
+    const stuck = await this.awaitAll(slots, epoch, [PARKED], timeoutMs);
+    if (stuck.length === 0) return;
+    const parked = slots.filter((s) => s.control.runState === PARKED);
+    const back = this.request(0, PAUSE, this.active(), false);
+    const notBack = await this.awaitAll(parked, back, [RUNNING], timeoutMs);
+    throw new VcpuTimeoutError(
+      "pause",
+      timeoutMs,
+      stuck,
+      notBack.length === 0 ? "rolled back: every vCPU is running" : `rollback also stuck on ${notBack.length} vCPU(s)`,
+    );
+  }
+
+  /** Un-parks every vCPU; resolves when each acknowledged the new epoch as RUNNING (or EXITED). */
+  async resume(timeoutMs: number): Promise<void> {
+    const slots = this.active();
+    const epoch = this.request(0, PAUSE, slots, false);
+    const stuck = await this.awaitAll(slots, epoch, [RUNNING], timeoutMs);
+    if (stuck.length) throw new VcpuTimeoutError("resume", timeoutMs, stuck, "some vCPUs are still parked");
+  }
+
+  /** KILL every vCPU and wait for them to exit; then ends the workers. Returns vCPUs that did not exit. */
+  async kill(timeoutMs: number): Promise<number[]> {
+    const slots = this.active();
+    const epoch = this.request(KILL, 0, slots, true);
+    const stuck = await this.awaitAll(slots, epoch, [EXITED], timeoutMs);
+    const started = this.slots.filter((s) => s?.worker);
+    await Promise.all(
+      started.map(async (s) => {
+        if (stuck.some((x) => x.vcpu === s.index)) return;
+        const closed = new Promise<void>((resolve) => s.worker!.addEventListener("close", () => resolve()));
+        // The outcome message comes right before the worker goes idle.
+        await within(s.outcome!, WORKER_CLOSE_TIMEOUT_MS);
+        s.worker!.terminate();
+        await within(closed, WORKER_CLOSE_TIMEOUT_MS);
+      }),
+    );
+    return stuck.map((s) => s.vcpu);
+  }
+
+  /** Unmaps run pages and closes vCPU fds. Only after `kill` returned no stuck vCPUs. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.slots) {
+      if (!s) continue;
+      libc.munmap(s.runAddr, this.env.runSize);
+      s.fd.close();
+    }
+  }
+
+  counters(): VcpuCounters[] {
+    return this.slots.filter(Boolean).map((s) => s.control.counters());
+  }
+
+  /** RUNSTATE of every vCPU, by index. */
+  runStates(): string[] {
+    return this.slots.filter(Boolean).map((s) => s.control.runStateName);
+  }
+}

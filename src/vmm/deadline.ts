@@ -1,0 +1,26 @@
+/** Bounded waits for the VMM thread: every wait names what it waited for when the bound is hit (inv 14). */
+
+/** A wait that ran out of time; `what` says what was awaited. */
+export class DeadlineError extends Error {
+  override readonly name = "DeadlineError";
+  constructor(
+    readonly what: string,
+    readonly timeoutMs: number,
+    detail = "",
+  ) {
+    super(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? `: ${detail}` : ""}`);
+  }
+}
+
+/** Resolves with the promise's value, or `undefined` once `ms` passed; the timer never outlives it. */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

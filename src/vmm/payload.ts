@@ -1,0 +1,65 @@
+/**
+ * Decides what to boot: the built-in demo, or the configured file in its format. Format detection
+ * reads magic numbers only; a file that is neither format gets a clear error naming the path.
+ */
+import { readFileSync } from "node:fs";
+import { RAW_MAX_SIZE } from "../arch/x86_64/raw-payload.ts";
+import { demoGuestImage } from "../demo/demo-guest.ts";
+
+/** A payload that cannot be booted: names the file and why. */
+export class PayloadError extends Error {
+  override readonly name = "PayloadError";
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`payload.kernel = ${JSON.stringify(path)}: ${reason}`);
+  }
+}
+
+export type Payload = { format: "raw"; image: Uint8Array; source: string };
+
+/** "HdrS" at 0x202 marks a Linux bzImage setup header (Documentation/arch/x86/boot.rst). */
+const BZIMAGE_MAGIC_OFFSET = 0x202;
+const BZIMAGE_MAGIC = 0x5372_6448;
+const ELF_MAGIC = 0x464c_457f;
+
+function detect(image: Uint8Array): "bzimage" | "elf" | undefined {
+  const v = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  if (image.length >= 4 && v.getUint32(0, true) === ELF_MAGIC) return "elf";
+  if (image.length >= BZIMAGE_MAGIC_OFFSET + 4 && v.getUint32(BZIMAGE_MAGIC_OFFSET, true) === BZIMAGE_MAGIC) {
+    return "bzimage";
+  }
+  return undefined;
+}
+
+/** Reads and classifies the configured payload (or returns the demo when none is configured). */
+export function resolvePayload(kernel: string | undefined, format: "auto" | "bzimage" | "elf" | "raw"): Payload {
+  if (kernel === undefined) return { format: "raw", image: demoGuestImage(), source: "built-in demo" };
+  let image: Uint8Array;
+  try {
+    image = readFileSync(kernel);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new PayloadError(kernel, code === "ENOENT" ? `file not found: ${kernel}` : (e as Error).message);
+  }
+  const found = detect(image);
+  const wanted = format === "auto" ? found : format;
+  if (wanted === undefined) {
+    throw new PayloadError(
+      kernel,
+      'neither a bzImage (no "HdrS" at 0x202) nor an ELF vmlinux; for a flat binary set payload.format = "raw"',
+    );
+  }
+  if (wanted === "raw") {
+    if (image.length === 0) throw new PayloadError(kernel, "the raw image is empty");
+    if (image.length > RAW_MAX_SIZE) {
+      throw new PayloadError(kernel, `the raw image is ${image.length} bytes; at most ${RAW_MAX_SIZE} fit below 0x9f000`);
+    }
+    return { format: "raw", image, source: kernel };
+  }
+  if (format !== "auto" && found !== wanted) {
+    throw new PayloadError(kernel, `payload.format is "${format}" but the file is ${found ? `a ${found}` : "neither format"}`);
+  }
+  throw new PayloadError(kernel, `booting a ${wanted} is not implemented yet (bunvmm boots raw images for now)`);
+}

@@ -1,0 +1,254 @@
+/**
+ * parseConfig()'s file checks and loadConfigFile(), against real files in a temporary directory.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { MIB } from "../../src/config/limits.ts";
+import { loadConfigFile, parseConfig } from "../../src/config/index.ts";
+import { catchConfigError, rejectedConfigError } from "./_catch-config-error.ts";
+
+let dir = "";
+const at = (...parts: string[]) => join(dir, ...parts);
+const isRoot = process.getuid?.() === 0;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "bunvmm-config-"));
+  mkdirSync(at("boot"));
+  mkdirSync(at("logs"));
+  mkdirSync(at("vms", "a"), { recursive: true });
+  writeFileSync(at("boot", "bzImage"), "kernel");
+  writeFileSync(at("boot", "initrd.img"), "initramfs");
+  writeFileSync(at("vms", "a", "guest.bin"), "raw");
+  writeFileSync(at("plain-file"), "");
+  writeFileSync(at("unreadable"), "");
+  chmodSync(at("unreadable"), 0o000);
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("parseConfig() file paths", () => {
+  test("parseConfig() makes relative paths absolute against baseDir", () => {
+    const config = parseConfig(
+      {
+        payload: { kernel: "boot/bzImage", initramfs: "./boot/initrd.img" },
+        serial: { mode: "file", file: "logs/serial.log" },
+        api: { socket: "api.sock" },
+      },
+      { baseDir: dir },
+    );
+    expect(config.payload).toStrictEqual({
+      kernel: at("boot", "bzImage"),
+      initramfs: at("boot", "initrd.img"),
+      cmdline: "",
+      format: "auto",
+    });
+    expect(config.serial).toStrictEqual({ mode: "file", file: at("logs", "serial.log") });
+    expect(config.api).toStrictEqual({ socket: at("api.sock") });
+  });
+
+  test("parseConfig() keeps absolute paths", () => {
+    const kernel = at("boot", "bzImage");
+    expect(parseConfig({ payload: { kernel } }, { baseDir: "/nonexistent" }).payload.kernel).toBe(kernel);
+  });
+
+  test("parseConfig() takes relative paths from process.cwd() by default", () => {
+    const kernel = relative(process.cwd(), at("boot", "bzImage"));
+    expect(parseConfig({ payload: { kernel } }).payload.kernel).toBe(at("boot", "bzImage"));
+  });
+
+  test("parseConfig() does not create the serial file", () => {
+    parseConfig({ serial: { mode: "file", file: "logs/new.log" } }, { baseDir: dir });
+    expect(existsSync(at("logs", "new.log"))).toBe(false);
+  });
+
+  test("parseConfig() accepts an existing serial file", () => {
+    writeFileSync(at("logs", "old.log"), "");
+    expect(parseConfig({ serial: { mode: "file", file: "logs/old.log" } }, { baseDir: dir }).serial.file).toBe(at("logs", "old.log"));
+  });
+
+  test.each([
+    {
+      name: "a missing kernel",
+      input: { payload: { kernel: "x.bin" } },
+      key: "payload.kernel",
+      message: () => `payload.kernel = "x.bin": file not found: ${at("x.bin")}`,
+    },
+    {
+      name: "a kernel under a file",
+      input: { payload: { kernel: "plain-file/x.bin" } },
+      key: "payload.kernel",
+      message: () => `payload.kernel = "plain-file/x.bin": file not found: ${at("plain-file", "x.bin")}`,
+    },
+    {
+      name: "a kernel that is a directory",
+      input: { payload: { kernel: "boot" } },
+      key: "payload.kernel",
+      message: () => `payload.kernel = "boot": not a regular file: ${at("boot")}`,
+    },
+    {
+      name: "a missing initramfs",
+      input: { payload: { kernel: "boot/bzImage", initramfs: "boot/initrd" } },
+      key: "payload.initramfs",
+      message: () => `payload.initramfs = "boot/initrd": file not found: ${at("boot", "initrd")}`,
+    },
+    {
+      name: "a serial file in a missing directory",
+      input: { serial: { mode: "file", file: "nolog/serial.log" } },
+      key: "serial.file",
+      message: () => `serial.file = "nolog/serial.log": directory not found: ${at("nolog")}`,
+    },
+    {
+      name: "a serial file under a file",
+      input: { serial: { mode: "file", file: "plain-file/serial.log" } },
+      key: "serial.file",
+      message: () => `serial.file = "plain-file/serial.log": not a directory: ${at("plain-file")}`,
+    },
+    {
+      name: "a serial file that is a directory",
+      input: { serial: { mode: "file", file: "logs" } },
+      key: "serial.file",
+      message: () => `serial.file = "logs": is a directory: ${at("logs")}`,
+    },
+    {
+      name: "a socket in a missing directory",
+      input: { api: { socket: "run/api.sock" } },
+      key: "api.socket",
+      message: () => `api.socket = "run/api.sock": directory not found: ${at("run")}`,
+    },
+    {
+      name: "a socket path too long for sun_path",
+      input: { api: { socket: `${"s".repeat(120)}.sock` } },
+      key: "api.socket",
+      message: () => {
+        const abs = at(`${"s".repeat(120)}.sock`);
+        return `api.socket = "${"s".repeat(58)}…: too long for a Unix socket (${Buffer.byteLength(abs)} bytes, at most 107): ${abs}`;
+      },
+    },
+  ])("parseConfig() rejects $name", ({ input, key, message }) => {
+    const error = catchConfigError(() => parseConfig(input, { baseDir: dir }));
+    expect(error.message).toBe(message());
+    expect(error.key).toBe(key);
+  });
+
+  test.skipIf(isRoot)("parseConfig() rejects a kernel it may not read (skipped as root, who may)", () => {
+    const error = catchConfigError(() => parseConfig({ payload: { kernel: "unreadable" } }, { baseDir: dir }));
+    expect(error.message).toBe(`payload.kernel = "unreadable": permission denied: ${at("unreadable")}`);
+  });
+
+  test("parseConfig() lists every unusable path", () => {
+    const error = catchConfigError(() =>
+      parseConfig({ payload: { kernel: "k", initramfs: "i" }, api: { socket: "run/s" } }, { baseDir: dir, source: "vm.toml" }),
+    );
+    expect(error.issues.map((issue) => issue.key)).toEqual(["payload.kernel", "payload.initramfs", "api.socket"]);
+    expect(error.expected).toBe("a readable regular file");
+    expect(error.value).toBe("k");
+    expect(error.source).toBe("vm.toml");
+  });
+});
+
+describe("loadConfigFile", () => {
+  const write = (name: string, text: string) => {
+    writeFileSync(at(name), text);
+    return at(name);
+  };
+
+  test("loadConfigFile() reads a full config, taking paths from the file's directory", async () => {
+    const path = at("vms", "a", "vm.toml");
+    writeFileSync(
+      path,
+      [
+        "# a raw test guest",
+        "[cpus]",
+        "boot_vcpus = 2",
+        "max_vcpus = 4",
+        "",
+        "[memory]",
+        'size = "64M"',
+        "",
+        "[payload]",
+        'kernel = "guest.bin"',
+        'format = "raw"',
+        'cmdline = "console=ttyS0"',
+        "",
+        "[serial]",
+        'mode = "File"',
+        'file = "../../logs/a.log"',
+        "",
+        "[api]",
+        'socket = "/tmp/bunvmm-a.sock"',
+      ].join("\n"),
+    );
+    expect(await loadConfigFile(path)).toStrictEqual({
+      cpus: { boot_vcpus: 2, max_vcpus: 4 },
+      memory: { size: 64 * MIB },
+      payload: { kernel: at("vms", "a", "guest.bin"), cmdline: "console=ttyS0", format: "raw" },
+      serial: { mode: "file", file: at("logs", "a.log") },
+      api: { socket: "/tmp/bunvmm-a.sock" },
+    });
+  });
+
+  test("loadConfigFile() takes a path relative to the working directory", async () => {
+    const path = write("inline.toml", 'cpus = { boot_vcpus = 3 }\nmemory.size = 1073741824\n');
+    const config = await loadConfigFile(relative(process.cwd(), path));
+    expect(config.cpus).toEqual({ boot_vcpus: 3, max_vcpus: 3 });
+    expect(config.memory.size).toBe(1024 * MIB);
+  });
+
+  test("loadConfigFile() gives the defaults for an empty file", async () => {
+    expect((await loadConfigFile(write("empty.toml", ""))).memory.size).toBe(512 * MIB);
+  });
+
+  test("loadConfigFile() names the file on a validation error", async () => {
+    const path = write("bad.toml", "[cpus]\nboot_vcpus = 0\n");
+    const error = await rejectedConfigError(loadConfigFile(path));
+    expect(error.message).toBe("cpus.boot_vcpus = 0: expected an integer from 1 to 255");
+    expect(error.source).toBe(path);
+  });
+
+  test.each([
+    { name: "an array of tables", toml: "[[cpus]]\nboot_vcpus = 2\n", message: 'cpus = [{"boot_vcpus":2}]: expected a table' },
+    { name: "a datetime", toml: "[cpus]\nboot_vcpus = 1979-05-27T07:32:00Z\n", message: 'cpus.boot_vcpus = "1979-05-27T07:32:00Z": expected an integer from 1 to 255' },
+    { name: "a float", toml: "[cpus]\nboot_vcpus = 2.5\n", message: "cpus.boot_vcpus = 2.5: expected an integer from 1 to 255" },
+    { name: "inf", toml: "[memory]\nsize = inf\n", message: 'memory.size = inf: expected a size like "512M", "1G" or a number of bytes' },
+    { name: "a misspelt key", toml: "[serial]\nmdoe = 'off'\n", message: 'serial.mdoe: unknown key (did you mean "mode"?)' },
+    { name: "a dotted key", toml: "cpus.boot_vcpus.x = 1\n", message: "cpus.boot_vcpus = {\"x\":1}: expected an integer from 1 to 255" },
+  ])("loadConfigFile() rejects $name", async ({ toml, message }) => {
+    const error = await rejectedConfigError(loadConfigFile(write("case.toml", toml)));
+    expect(error.message).toBe(message);
+  });
+
+  test.each([
+    { name: "a missing value", toml: "[cpus]\nboot_vcpus = 2\nmax_vcpus =\n", detail: "Missing value after '='; values must be on the same line (line 3)" },
+    { name: "a missing value at the end", toml: "[cpus]\nboot_vcpus =", detail: "Missing value after '=' (line 2)" },
+    { name: "a table defined twice", toml: "[cpus]\nboot_vcpus = 2\n\n[memory]\n\n[cpus]\nmax_vcpus = 4\n", detail: "Cannot redefine table 'cpus' (line 6)" },
+    { name: "an unterminated string", toml: '[payload]\ncmdline = "quiet\n', detail: "Unterminated string; newlines must be escaped in basic strings (line 2)" },
+  ])("loadConfigFile() reports $name as a TOML syntax error with its line", async ({ toml, detail }) => {
+    const path = write("syntax.toml", toml);
+    const error = await rejectedConfigError(loadConfigFile(path));
+    expect(error.message).toBe(`${path}: TOML syntax error: ${detail}`);
+    expect(error.key).toBe("");
+    expect(error.source).toBe(path);
+  });
+
+  test("loadConfigFile() reports a missing file with its absolute path", async () => {
+    const path = relative(process.cwd(), at("missing.toml"));
+    const error = await rejectedConfigError(loadConfigFile(path));
+    expect(error.message).toBe(`config file not found: ${at("missing.toml")}`);
+    expect(error.key).toBe("");
+    expect(error.value).toBe(at("missing.toml"));
+  });
+
+  test("loadConfigFile() reports a directory", async () => {
+    const error = await rejectedConfigError(loadConfigFile(at("boot")));
+    expect(error.message).toBe(`config file is not a regular file: ${at("boot")}`);
+  });
+
+  test.skipIf(isRoot)("loadConfigFile() reports a file it may not read (skipped as root, who may)", async () => {
+    const error = await rejectedConfigError(loadConfigFile(at("unreadable")));
+    expect(error.message).toBe(`config file not readable (permission denied): ${at("unreadable")}`);
+  });
+});

@@ -1,0 +1,181 @@
+/**
+ * The schema through parseConfig(): defaults, accepted spellings, and the exact message for every kind of
+ * schema violation. File checks and TOML files are in load.test.ts.
+ */
+import { describe, expect, test } from "bun:test";
+import { CMDLINE_MAX, GIB, MIB } from "../../src/config/limits.ts";
+import { type VmConfig, parseConfig } from "../../src/config/index.ts";
+import { catchConfigError } from "./_catch-config-error.ts";
+
+const DEFAULTS: VmConfig = {
+  cpus: { boot_vcpus: 1, max_vcpus: 1 },
+  memory: { size: 512 * MIB },
+  payload: { cmdline: "", format: "auto" },
+  serial: { mode: "tty" },
+  api: {},
+};
+
+const VCPUS = "expected an integer from 1 to 255";
+const TABLE = "expected a table";
+const PATH = "expected a path";
+const SIZE_FORMAT = 'expected a size like "512M", "1G" or a number of bytes';
+const CMDLINE = `expected a string of at most ${CMDLINE_MAX} bytes`;
+const MODES = 'expected one of "tty", "file", "off"';
+const FORMATS = 'expected one of "auto", "bzimage", "elf", "raw"';
+const TOP_KEYS = 'one of "cpus", "memory", "payload", "serial", "api"';
+/** The key a message is about: what stands before ` = value` or `:` (`config` is the top level, key ""). */
+const keyNamedIn = (message: string) => {
+  const subject = /^(.*?)(?: = |: )/.exec(message)?.[1] ?? message;
+  return subject === "config" ? "" : subject;
+};
+
+describe("parseConfig() defaults", () => {
+  test("parseConfig({}) gives the defaults, with no keys set to undefined", () => {
+    expect(parseConfig({})).toStrictEqual(DEFAULTS);
+  });
+
+  const withCpus = (boot_vcpus: number, max_vcpus: number): VmConfig => ({ ...DEFAULTS, cpus: { boot_vcpus, max_vcpus } });
+  test.each<[string, unknown, VmConfig]>([
+    ["empty tables", { cpus: {}, memory: {}, payload: {}, serial: {}, api: {} }, DEFAULTS],
+    ["boot_vcpus alone, which sets max_vcpus", { cpus: { boot_vcpus: 4 } }, withCpus(4, 4)],
+    ["max_vcpus alone, with one boot vCPU", { cpus: { max_vcpus: 8 } }, withCpus(1, 8)],
+    ["both vCPU counts", { cpus: { boot_vcpus: 2, max_vcpus: 8 } }, withCpus(2, 8)],
+    ["the most vCPUs", { cpus: { boot_vcpus: 255 } }, withCpus(255, 255)],
+    ["a memory size string", { memory: { size: "1G" } }, { ...DEFAULTS, memory: { size: GIB } }],
+    ["a memory size in bytes", { memory: { size: 64 * MIB } }, { ...DEFAULTS, memory: { size: 64 * MIB } }],
+    ["a serial mode in any case", { serial: { mode: "Tty" } }, DEFAULTS],
+    ["serial off", { serial: { mode: "OFF" } }, { ...DEFAULTS, serial: { mode: "off" } }],
+    [
+      "cmdline and format without a kernel",
+      { payload: { cmdline: "console=ttyS0", format: "raw" } },
+      { ...DEFAULTS, payload: { cmdline: "console=ttyS0", format: "raw" } },
+    ],
+    [
+      "a cmdline of the longest length",
+      { payload: { cmdline: "x".repeat(CMDLINE_MAX) } },
+      { ...DEFAULTS, payload: { cmdline: "x".repeat(CMDLINE_MAX), format: "auto" } },
+    ],
+  ])("parseConfig() accepts %s", (_name, input, expected) => {
+    expect(parseConfig(input)).toStrictEqual(expected);
+  });
+
+  test.each(["auto", "bzimage", "elf", "raw"] as const)("parseConfig() accepts payload.format = %p", (format) => {
+    expect(parseConfig({ payload: { format } }).payload.format).toBe(format);
+  });
+});
+
+describe("parseConfig() errors", () => {
+  test.each<[string, unknown, string]>([
+    // The whole config is not a table
+    ["a number as the config", 3, `config = 3: ${TABLE}`],
+    ["null as the config", null, `config = null: ${TABLE}`],
+    ["an array as the config", [], `config = []: ${TABLE}`],
+    ["a Map as the config", new Map(), `config = {}: ${TABLE}`],
+    // A table given as something else
+    ["a scalar table", { cpus: 3 }, `cpus = 3: ${TABLE}`],
+    ["a string table", { memory: "1G" }, `memory = "1G": ${TABLE}`],
+    ["an array of tables", { cpus: [{ boot_vcpus: 2 }] }, `cpus = [{"boot_vcpus":2}]: ${TABLE}`],
+    ["a null table", { serial: null }, `serial = null: ${TABLE}`],
+    ["a Date as a table", { api: new Date(0) }, `api = "1970-01-01T00:00:00.000Z": ${TABLE}`],
+    // Unknown keys, with and without a suggestion
+    ["a misspelt table", { cpu: {} }, 'cpu: unknown key (did you mean "cpus"?)'],
+    ["a swapped-letter table", { memroy: {} }, 'memroy: unknown key (did you mean "memory"?)'],
+    ["an unknown table", { vm: {} }, `vm: unknown key (expected ${TOP_KEYS})`],
+    ["a misspelt key", { cpus: { boot_vcpu: 2 } }, 'cpus.boot_vcpu: unknown key (did you mean "boot_vcpus"?)'],
+    ["a key in the wrong case", { cpus: { Boot_Vcpus: 2 } },
+      'cpus.Boot_Vcpus: unknown key (did you mean "boot_vcpus"?)'],
+    ["an unknown key", { cpus: { vcpus: 2 } }, 'cpus.vcpus: unknown key (expected one of "boot_vcpus", "max_vcpus")'],
+    ["a nested table", { cpus: { topology: {} } },
+      'cpus.topology: unknown key (expected one of "boot_vcpus", "max_vcpus")'],
+    ["a quoted key", { cpus: { "boot.vcpus": 2 } }, 'cpus."boot.vcpus": unknown key (did you mean "boot_vcpus"?)'],
+    ["a misspelt memory key", { memory: { sise: "1G" } }, 'memory.sise: unknown key (did you mean "size"?)'],
+    ["a misspelt payload key", { payload: { kernal: "k" } }, 'payload.kernal: unknown key (did you mean "kernel"?)'],
+    ["a misspelt serial key", { serial: { mdoe: "file" } }, 'serial.mdoe: unknown key (did you mean "mode"?)'],
+    ["a misspelt api key", { api: { sock: "s" } }, 'api.sock: unknown key (did you mean "socket"?)'],
+    // cpus
+    ["zero boot vCPUs", { cpus: { boot_vcpus: 0 } }, `cpus.boot_vcpus = 0: ${VCPUS}`],
+    ["too many boot vCPUs", { cpus: { boot_vcpus: 256 } }, `cpus.boot_vcpus = 256: ${VCPUS}`],
+    ["fractional boot vCPUs", { cpus: { boot_vcpus: 1.5 } }, `cpus.boot_vcpus = 1.5: ${VCPUS}`],
+    ["boot vCPUs as a string", { cpus: { boot_vcpus: "2" } }, `cpus.boot_vcpus = "2": ${VCPUS}`],
+    ["boot vCPUs as a boolean", { cpus: { boot_vcpus: true } }, `cpus.boot_vcpus = true: ${VCPUS}`],
+    ["infinite boot vCPUs", { cpus: { boot_vcpus: Infinity } }, `cpus.boot_vcpus = inf: ${VCPUS}`],
+    ["negative max vCPUs", { cpus: { max_vcpus: -1 } }, `cpus.max_vcpus = -1: ${VCPUS}`],
+    ["too many max vCPUs", { cpus: { max_vcpus: 300 } }, `cpus.max_vcpus = 300: ${VCPUS}`],
+    ["max vCPUs below boot vCPUs", { cpus: { boot_vcpus: 2, max_vcpus: 1 } },
+      "cpus.max_vcpus = 1: expected an integer from cpus.boot_vcpus (2) to 255"],
+    // memory
+    ["a size with a bad suffix", { memory: { size: "512X" } }, `memory.size = "512X": ${SIZE_FORMAT}`],
+    ["a size as a boolean", { memory: { size: true } }, `memory.size = true: ${SIZE_FORMAT}`],
+    ["a size not in pages", { memory: { size: 5000 } }, "memory.size = 5000: expected a multiple of 4096 bytes"],
+    ["a size too small", { memory: { size: "512K" } }, 'memory.size = "512K": expected a size from 1 MiB to 64 GiB'],
+    ["a size too large", { memory: { size: "100G" } }, 'memory.size = "100G": expected a size from 1 MiB to 64 GiB'],
+    // payload
+    ["a kernel path as a number", { payload: { kernel: 3 } }, `payload.kernel = 3: ${PATH}`],
+    ["an empty kernel path", { payload: { kernel: "" } }, `payload.kernel = "": ${PATH}`],
+    ["a kernel path with NUL", { payload: { kernel: "a\0b" } }, `payload.kernel = "a\\u0000b": ${PATH}`],
+    ["an initramfs without a kernel", { payload: { initramfs: "initrd.img" } },
+      'payload.initramfs = "initrd.img": expected a kernel to go with it (payload.kernel)'],
+    ["a cmdline as a list", { payload: { cmdline: ["quiet"] } }, `payload.cmdline = ["quiet"]: ${CMDLINE}`],
+    ["a cmdline one byte too long", { payload: { cmdline: "x".repeat(CMDLINE_MAX + 1) } },
+      `payload.cmdline = "${"x".repeat(58)}…: ${CMDLINE}`],
+    ["a cmdline too long in UTF-8 bytes", { payload: { cmdline: "é".repeat(1024) } },
+      `payload.cmdline = "${"é".repeat(58)}…: ${CMDLINE}`],
+    ["a cmdline with NUL", { payload: { cmdline: "quiet\0" } },
+      'payload.cmdline = "quiet\\u0000": expected a string without NUL characters'],
+    ["an unknown format", { payload: { format: "pe" } }, `payload.format = "pe": ${FORMATS}`],
+    ["a format in upper case", { payload: { format: "ELF" } }, `payload.format = "ELF": ${FORMATS}`],
+    ["a format as a number", { payload: { format: 1 } }, `payload.format = 1: ${FORMATS}`],
+    // serial
+    ["an unknown serial mode", { serial: { mode: "pty" } }, `serial.mode = "pty": ${MODES}`],
+    ["an unknown serial mode, mixed case", { serial: { mode: "Pty" } }, `serial.mode = "Pty": ${MODES}`],
+    ["a serial mode as a boolean", { serial: { mode: false } }, `serial.mode = false: ${MODES}`],
+    ["file mode without a file", { serial: { mode: "file" } },
+      'serial.file: expected a path when serial.mode is "file"'],
+    ["a file with the default mode", { serial: { file: "serial.log" } },
+      'serial.file = "serial.log": expected serial.mode = "file" to go with it'],
+    ["a file with mode off", { serial: { mode: "off", file: "serial.log" } },
+      'serial.file = "serial.log": expected serial.mode = "file" to go with it'],
+    ["a serial file as a number", { serial: { mode: "file", file: 1 } }, `serial.file = 1: ${PATH}`],
+    // api
+    ["a socket as a number", { api: { socket: 3 } }, `api.socket = 3: ${PATH}`],
+    ["an empty socket path", { api: { socket: "" } }, `api.socket = "": ${PATH}`],
+  ])("parseConfig() rejects %s", (_name, input, message) => {
+    const error = catchConfigError(() => parseConfig(input));
+    expect(error.message).toBe(message);
+    expect(error.key).toBe(keyNamedIn(message));
+  });
+
+  test("parseConfig() keeps the value and what was expected as fields", () => {
+    const error = catchConfigError(() => parseConfig({ cpus: { boot_vcpus: "2" } }));
+    expect(error.value).toBe("2");
+    expect(error.expected).toBe("an integer from 1 to 255");
+    expect(error.issues).toHaveLength(1);
+  });
+
+  test("parseConfig() gives the list of keys as `expected` for an unknown key", () => {
+    const error = catchConfigError(() => parseConfig({ cpus: { boot_vcpu: 2 } }));
+    expect(error.value).toBe(2);
+    expect(error.expected).toBe('one of "boot_vcpus", "max_vcpus"');
+  });
+
+  test("parseConfig() reports the first problem and lists all of them in `issues`", () => {
+    const error = catchConfigError(() => parseConfig({ cpus: { boot_vcpus: 0 }, memory: { size: "x" }, serial: { mode: "pty" } }));
+    expect(error.message).toBe(`cpus.boot_vcpus = 0: ${VCPUS}`);
+    expect(error.issues.map((issue) => issue.key)).toEqual(["cpus.boot_vcpus", "memory.size", "serial.mode"]);
+  });
+
+  test("parseConfig() reports an unknown key before the complaints it may have caused", () => {
+    const error = catchConfigError(() => parseConfig({ cpus: { boot_vcpus: 0 }, serail: { mode: "file" } }));
+    expect(error.message).toBe('serail: unknown key (did you mean "serial"?)');
+    expect(error.issues.map((issue) => issue.key)).toEqual(["serail", "cpus.boot_vcpus"]);
+  });
+
+  test("parseConfig() complains once per key", () => {
+    // 0.5 is both fractional and below the minimum; the user needs to hear it once.
+    expect(catchConfigError(() => parseConfig({ cpus: { boot_vcpus: 0.5 } })).issues).toHaveLength(1);
+  });
+
+  test("parseConfig() keeps the source on the error", () => {
+    expect(catchConfigError(() => parseConfig({ cpus: 3 }, { source: "vm.toml" })).source).toBe("vm.toml");
+  });
+});

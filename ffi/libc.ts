@@ -27,6 +27,8 @@ const lib = dlopen("libc.so.6", {
   sigtimedwait: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   eventfd: { args: [FFIType.u32, FFIType.i32], returns: FFIType.i32 },
   getpid: { args: [], returns: FFIType.i32 },
+  sigaction: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  dlsym: { args: [FFIType.u64, FFIType.cstring], returns: FFIType.u64 },
   gettid: { args: [], returns: FFIType.i32 },
 });
 
@@ -55,6 +57,11 @@ export const SIG_UNBLOCK = 1;
 /** sizeof(sigset_t) in glibc (1024 bits); the kernel's own sigset is 8 bytes. */
 export const GLIBC_SIGSET_BYTES = 128;
 export const KERNEL_SIGSET_BYTES = 8;
+
+/** dlsym(RTLD_DEFAULT, ...): search the global symbol scope. */
+export const RTLD_DEFAULT = 0;
+/** sigaction(2) flags (<signal.h>, x86_64). */
+export const SA_RESTART = 0x1000_0000;
 
 /** A NUL-terminated copy of `s` whose address can be handed to libc. */
 export function cString(s: string): Uint8Array {

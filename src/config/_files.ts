@@ -49,7 +49,9 @@ function checkCreatablePath(key: string, given: string, abs: string): ConfigIssu
   if ("problem" in dirStats) return issueAt(key, given, CREATABLE_PATH, `${dirStats.problem}: ${dir}`);
   if (!dirStats.isDirectory()) return issueAt(key, given, CREATABLE_PATH, `not a directory: ${dir}`);
   const target = stat(abs, "file");
-  if (!("problem" in target) && target.isDirectory()) return issueAt(key, given, CREATABLE_PATH, `is a directory: ${abs}`);
+  if (!("problem" in target) && target.isDirectory()) {
+    return issueAt(key, given, CREATABLE_PATH, `is a directory: ${abs}`);
+  }
   try {
     if ("problem" in target) accessSync(dir, constants.W_OK | constants.X_OK);
     else accessSync(abs, constants.W_OK);
@@ -64,7 +66,8 @@ function checkSocketPath(key: string, given: string, abs: string): ConfigIssue |
   const length = Buffer.byteLength(abs);
   if (length > SOCKET_PATH_MAX) {
     const expected = `a path of at most ${SOCKET_PATH_MAX} bytes (the Unix socket limit)`;
-    return issueAt(key, given, expected, `too long for a Unix socket (${length} bytes, at most ${SOCKET_PATH_MAX}): ${abs}`);
+    const problem = `too long for a Unix socket (${length} bytes, at most ${SOCKET_PATH_MAX}): ${abs}`;
+    return issueAt(key, given, expected, problem);
   }
   return checkCreatablePath(key, given, abs);
 }

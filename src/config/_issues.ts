@@ -30,7 +30,10 @@ function toConfigIssue(issue: v.BaseIssue<unknown>): ConfigIssue {
  * The ConfigError for a failed parse. Unknown keys come first: a misspelt key is usually the cause of the
  * other complaints (a typo in `mode` makes `serial.file` look misplaced).
  */
-export function configErrorFromIssues(issues: readonly [v.BaseIssue<unknown>, ...v.BaseIssue<unknown>[]], source?: string): ConfigError {
+export function configErrorFromIssues(
+  issues: readonly [v.BaseIssue<unknown>, ...v.BaseIssue<unknown>[]],
+  source?: string,
+): ConfigError {
   const ordered = [...issues].sort((a, b) => Number(isUnknownKey(b)) - Number(isUnknownKey(a))); // stable
   const [first = issues[0], ...rest] = ordered;
   return new ConfigError([toConfigIssue(first), ...rest.map(toConfigIssue)], source);

@@ -32,7 +32,8 @@ export function formatValue(value: unknown): string {
     } catch {
       json = undefined; // circular, or a BigInt inside
     }
-    text = json ?? (typeof value === "object" || typeof value === "function" ? Object.prototype.toString.call(value) : String(value));
+    const isObject = typeof value === "object" || typeof value === "function";
+    text = json ?? (isObject ? Object.prototype.toString.call(value) : String(value));
   }
   return text.length > VALUE_PREVIEW_MAX ? `${text.slice(0, VALUE_PREVIEW_MAX - 1)}…` : text;
 }

@@ -13,9 +13,9 @@ function describeBytes(bytes: number): string {
   return bytes % GIB === 0 ? `${bytes / GIB} GiB` : bytes % MIB === 0 ? `${bytes / MIB} MiB` : `${bytes} bytes`;
 }
 
-export const MEMORY_SIZE_FORMAT = `a size like "512M", "1G" or a number of bytes`;
-export const MEMORY_SIZE_MULTIPLE = `a multiple of ${MEMORY_SIZE_ALIGN} bytes`;
-export const MEMORY_SIZE_RANGE = `a size from ${describeBytes(MEMORY_SIZE_MIN)} to ${describeBytes(MEMORY_SIZE_MAX)}`;
+const MEMORY_SIZE_FORMAT = `a size like "512M", "1G" or a number of bytes`;
+const MEMORY_SIZE_MULTIPLE = `a multiple of ${MEMORY_SIZE_ALIGN} bytes`;
+const MEMORY_SIZE_RANGE = `a size from ${describeBytes(MEMORY_SIZE_MIN)} to ${describeBytes(MEMORY_SIZE_MAX)}`;
 
 /** Size in bytes, or what was expected instead: the non-throwing core that the schema and parseMemorySize share. */
 export function checkMemorySize(value: unknown): { bytes: number } | { expected: string } {

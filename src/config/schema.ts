@@ -99,17 +99,28 @@ const payload = v.pipe(
 
 const serialEntries = {
   // Any case, like cloud-hypervisor's "Tty"; stored lower case.
-  mode: v.optional(v.pipe(v.string(oneOf(SERIAL_MODES)), v.toLowerCase(), v.picklist(SERIAL_MODES, oneOf(SERIAL_MODES))), "tty"),
+  mode: v.optional(
+    v.pipe(v.string(oneOf(SERIAL_MODES)), v.toLowerCase(), v.picklist(SERIAL_MODES, oneOf(SERIAL_MODES))),
+    "tty",
+  ),
   file: v.optional(path),
 };
 const serial = v.pipe(
   table(serialEntries),
   v.forward(
-    v.partialCheck([["mode"], ["file"]], (s) => s.mode !== "file" || s.file !== undefined, `a path when serial.mode is "file"`),
+    v.partialCheck(
+      [["mode"], ["file"]],
+      (s) => s.mode !== "file" || s.file !== undefined,
+      `a path when serial.mode is "file"`,
+    ),
     ["file"],
   ),
   v.forward(
-    v.partialCheck([["mode"], ["file"]], (s) => s.mode === "file" || s.file === undefined, `serial.mode = "file" to go with it`),
+    v.partialCheck(
+      [["mode"], ["file"]],
+      (s) => s.mode === "file" || s.file === undefined,
+      `serial.mode = "file" to go with it`,
+    ),
     ["file"],
   ),
 );

@@ -7,9 +7,23 @@
  * Lost-kick windows, both closed: a kick that lands after the worker's checkpoint but before KVM_RUN
  * finds immediate_exit = 1 (KVM_RUN returns at once); a signal that lands outside KVM_RUN stays
  * pending (blocked) and makes the next KVM_RUN return at once. Checked by model/pause.pml.
+ *
+ * One more hazard: Bun's garbage collector suspends threads with SIGPWR and waits inside that handler
+ * with its own signal mask, under which a kick would be delivered; with the default action (terminate)
+ * that killed the process. `installKickHandler` gives the signal a do-nothing handler for the whole
+ * process, so such a delivery is harmless; immediate_exit still guarantees the next KVM_RUN returns.
  */
 import { ptr } from "bun:ffi";
-import { GLIBC_SIGSET_BYTES, KERNEL_SIGSET_BYTES, SIG_BLOCK, libc } from "../../ffi/libc.ts";
+import {
+  GLIBC_SIGSET_BYTES,
+  KERNEL_SIGSET_BYTES,
+  RTLD_DEFAULT,
+  SA_RESTART,
+  SIG_BLOCK,
+  errno,
+  libc,
+} from "../../ffi/libc.ts";
+import { SIGACTION_LAYOUT } from "../../ffi/libc-structs.ts";
 import { KVM_RUN_LAYOUT } from "../../ffi/kvm-structs.ts";
 import type { VcpuFd } from "../kvm/vcpu-fd.ts";
 import { KvmError } from "../kvm/kvm-error.ts";
@@ -22,6 +36,26 @@ function sigsetWith(signal: number): Uint8Array {
   const set = new Uint8Array(GLIBC_SIGSET_BYTES);
   set[(signal - 1) >> 3]! |= 1 << ((signal - 1) & 7);
   return set;
+}
+
+let handlerInstalled = false;
+
+/**
+ * Makes a kick delivered outside KVM_RUN harmless (see above): the handler is libc's `abs`, a function
+ * that takes the signal number as its int argument and touches nothing. Once per process, from the
+ * VMM thread, before any vCPU worker starts.
+ */
+export function installKickHandler(): void {
+  if (handlerInstalled) return;
+  const noop = libc.dlsym(RTLD_DEFAULT, Buffer.from("abs\0"));
+  if (noop === 0n || noop === 0) throw new Error("dlsym(abs) found no symbol");
+  const act = new Uint8Array(SIGACTION_LAYOUT.size);
+  const v = new DataView(act.buffer);
+  v.setBigUint64(SIGACTION_LAYOUT.fields.sa_handler.offset, BigInt(noop), true);
+  act.fill(0xff, SIGACTION_LAYOUT.fields.sa_mask.offset, SIGACTION_LAYOUT.fields.sa_mask.offset + SIGACTION_LAYOUT.fields.sa_mask.size);
+  v.setInt32(SIGACTION_LAYOUT.fields.sa_flags.offset, SA_RESTART, true);
+  if (libc.sigaction(KICK_SIGNAL, ptr(act), null) !== 0) throw new KvmError("sigaction", errno());
+  handlerInstalled = true;
 }
 
 /** Worker side: one per vCPU thread. */

@@ -30,10 +30,18 @@ import {
   nextEpoch,
   packCmd,
 } from "../vcpu/control-block.ts";
-import { kick } from "../vcpu/kick.ts";
+import { installKickHandler, kick } from "../vcpu/kick.ts";
 import type { VcpuOutcome } from "../vcpu/run-loop.ts";
 import type { VcpuWorkerInit, VcpuWorkerMessage } from "../vcpu/worker.ts";
 import { within } from "./deadline.ts";
+
+/**
+ * The vCPU worker's entry point. In a `bun build --compile` binary, entry points live in an embedded
+ * file system rooted at the entry points' common folder (src/), and are named relative to it.
+ */
+const VCPU_WORKER_URL = import.meta.url.includes("/$bunfs/")
+  ? "./vcpu/worker.ts"
+  : new URL("../vcpu/worker.ts", import.meta.url).href;
 
 /** How long a worker may take to finish after it reported EXITED before we stop waiting for it. */
 const WORKER_CLOSE_TIMEOUT_MS = 1000;
@@ -81,7 +89,9 @@ export class CpuManager {
   private epoch = 0;
   private closed = false;
 
-  constructor(private readonly env: CpuManagerEnv) {}
+  constructor(private readonly env: CpuManagerEnv) {
+    installKickHandler();
+  }
 
   /** KVM_CREATE_VCPU, map its kvm_run page, and let the caller set registers before any worker runs. */
   create(index: number, configure: (vcpu: VcpuFd) => void): void {
@@ -110,7 +120,7 @@ export class CpuManager {
   start(index: number): void {
     const slot = this.slots[index];
     if (!slot || slot.worker) return;
-    const worker = new Worker(new URL("../vcpu/worker.ts", import.meta.url).href, { smol: true } as WorkerOptions);
+    const worker = new Worker(VCPU_WORKER_URL, { smol: true } as WorkerOptions);
     slot.worker = worker;
     slot.outcome = new Promise<VcpuOutcome>((resolve) => {
       worker.onmessage = (event: MessageEvent<VcpuWorkerMessage>) => {

@@ -60,6 +60,16 @@ describe("parseConfig() file paths", () => {
     expect(parseConfig({ payload: { kernel } }).payload.kernel).toBe(at("boot", "bzImage"));
   });
 
+  test("parseConfig() accepts its own output unchanged, so a VmConfig can be passed back in", () => {
+    const input = {
+      payload: { kernel: "boot/bzImage" },
+      serial: { mode: "File", file: "logs/x.log" },
+      memory: { size: "1G" },
+    };
+    const config = parseConfig(input, { baseDir: dir });
+    expect(parseConfig(config, { baseDir: "/" })).toStrictEqual(config);
+  });
+
   test("parseConfig() does not create the serial file", () => {
     parseConfig({ serial: { mode: "file", file: "logs/new.log" } }, { baseDir: dir });
     expect(existsSync(at("logs", "new.log"))).toBe(false);
@@ -67,7 +77,8 @@ describe("parseConfig() file paths", () => {
 
   test("parseConfig() accepts an existing serial file", () => {
     writeFileSync(at("logs", "old.log"), "");
-    expect(parseConfig({ serial: { mode: "file", file: "logs/old.log" } }, { baseDir: dir }).serial.file).toBe(at("logs", "old.log"));
+    const config = parseConfig({ serial: { mode: "file", file: "logs/old.log" } }, { baseDir: dir });
+    expect(config.serial.file).toBe(at("logs", "old.log"));
   });
 
   test.each([
@@ -125,7 +136,8 @@ describe("parseConfig() file paths", () => {
       key: "api.socket",
       message: () => {
         const abs = at(`${"s".repeat(120)}.sock`);
-        return `api.socket = "${"s".repeat(58)}…: too long for a Unix socket (${Buffer.byteLength(abs)} bytes, at most 107): ${abs}`;
+        const length = Buffer.byteLength(abs);
+        return `api.socket = "${"s".repeat(58)}…: too long for a Unix socket (${length} bytes, at most 107): ${abs}`;
       },
     },
   ])("parseConfig() rejects $name", ({ input, key, message }) => {
@@ -140,9 +152,8 @@ describe("parseConfig() file paths", () => {
   });
 
   test("parseConfig() lists every unusable path", () => {
-    const error = catchConfigError(() =>
-      parseConfig({ payload: { kernel: "k", initramfs: "i" }, api: { socket: "run/s" } }, { baseDir: dir, source: "vm.toml" }),
-    );
+    const input = { payload: { kernel: "k", initramfs: "i" }, api: { socket: "run/s" } };
+    const error = catchConfigError(() => parseConfig(input, { baseDir: dir, source: "vm.toml" }));
     expect(error.issues.map((issue) => issue.key)).toEqual(["payload.kernel", "payload.initramfs", "api.socket"]);
     expect(error.expected).toBe("a readable regular file");
     expect(error.value).toBe("k");
@@ -209,24 +220,37 @@ describe("loadConfigFile", () => {
     expect(error.source).toBe(path);
   });
 
+  const VCPUS = "expected an integer from 1 to 255";
   test.each([
-    { name: "an array of tables", toml: "[[cpus]]\nboot_vcpus = 2\n", message: 'cpus = [{"boot_vcpus":2}]: expected a table' },
-    { name: "a datetime", toml: "[cpus]\nboot_vcpus = 1979-05-27T07:32:00Z\n", message: 'cpus.boot_vcpus = "1979-05-27T07:32:00Z": expected an integer from 1 to 255' },
-    { name: "a float", toml: "[cpus]\nboot_vcpus = 2.5\n", message: "cpus.boot_vcpus = 2.5: expected an integer from 1 to 255" },
-    { name: "inf", toml: "[memory]\nsize = inf\n", message: 'memory.size = inf: expected a size like "512M", "1G" or a number of bytes' },
-    { name: "a misspelt key", toml: "[serial]\nmdoe = 'off'\n", message: 'serial.mdoe: unknown key (did you mean "mode"?)' },
-    { name: "a dotted key", toml: "cpus.boot_vcpus.x = 1\n", message: "cpus.boot_vcpus = {\"x\":1}: expected an integer from 1 to 255" },
-  ])("loadConfigFile() rejects $name", async ({ toml, message }) => {
+    ["an array of tables", "[[cpus]]\nboot_vcpus = 2\n", 'cpus = [{"boot_vcpus":2}]: expected a table'],
+    ["a datetime", "[cpus]\nboot_vcpus = 1979-05-27T07:32:00Z\n", `cpus.boot_vcpus = "1979-05-27T07:32:00Z": ${VCPUS}`],
+    ["a float", "[cpus]\nboot_vcpus = 2.5\n", `cpus.boot_vcpus = 2.5: ${VCPUS}`],
+    ["inf", "[memory]\nsize = inf\n", 'memory.size = inf: expected a size like "512M", "1G" or a number of bytes'],
+    ["a misspelt key", "[serial]\nmdoe = 'off'\n", 'serial.mdoe: unknown key (did you mean "mode"?)'],
+    ["a dotted key", "cpus.boot_vcpus.x = 1\n", `cpus.boot_vcpus = {"x":1}: ${VCPUS}`],
+  ] as const)("loadConfigFile() rejects %s", async (_name, toml, message) => {
     const error = await rejectedConfigError(loadConfigFile(write("case.toml", toml)));
     expect(error.message).toBe(message);
   });
 
   test.each([
-    { name: "a missing value", toml: "[cpus]\nboot_vcpus = 2\nmax_vcpus =\n", detail: "Missing value after '='; values must be on the same line (line 3)" },
-    { name: "a missing value at the end", toml: "[cpus]\nboot_vcpus =", detail: "Missing value after '=' (line 2)" },
-    { name: "a table defined twice", toml: "[cpus]\nboot_vcpus = 2\n\n[memory]\n\n[cpus]\nmax_vcpus = 4\n", detail: "Cannot redefine table 'cpus' (line 6)" },
-    { name: "an unterminated string", toml: '[payload]\ncmdline = "quiet\n', detail: "Unterminated string; newlines must be escaped in basic strings (line 2)" },
-  ])("loadConfigFile() reports $name as a TOML syntax error with its line", async ({ toml, detail }) => {
+    [
+      "a missing value",
+      "[cpus]\nboot_vcpus = 2\nmax_vcpus =\n",
+      "Missing value after '='; values must be on the same line (line 3)",
+    ],
+    ["a missing value at the end", "[cpus]\nboot_vcpus =", "Missing value after '=' (line 2)"],
+    [
+      "a table defined twice",
+      "[cpus]\nboot_vcpus = 2\n\n[memory]\n\n[cpus]\nmax_vcpus = 4\n",
+      "Cannot redefine table 'cpus' (line 6)",
+    ],
+    [
+      "an unterminated string",
+      '[payload]\ncmdline = "quiet\n',
+      "Unterminated string; newlines must be escaped in basic strings (line 2)",
+    ],
+  ] as const)("loadConfigFile() reports %s as a TOML syntax error with its line", async (_name, toml, detail) => {
     const path = write("syntax.toml", toml);
     const error = await rejectedConfigError(loadConfigFile(path));
     expect(error.message).toBe(`${path}: TOML syntax error: ${detail}`);

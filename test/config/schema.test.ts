@@ -34,7 +34,10 @@ describe("parseConfig() defaults", () => {
     expect(parseConfig({})).toStrictEqual(DEFAULTS);
   });
 
-  const withCpus = (boot_vcpus: number, max_vcpus: number): VmConfig => ({ ...DEFAULTS, cpus: { boot_vcpus, max_vcpus } });
+  const withCpus = (boot_vcpus: number, max_vcpus: number): VmConfig => ({
+    ...DEFAULTS,
+    cpus: { boot_vcpus, max_vcpus },
+  });
   test.each<[string, unknown, VmConfig]>([
     ["empty tables", { cpus: {}, memory: {}, payload: {}, serial: {}, api: {} }, DEFAULTS],
     ["boot_vcpus alone, which sets max_vcpus", { cpus: { boot_vcpus: 4 } }, withCpus(4, 4)],
@@ -159,7 +162,8 @@ describe("parseConfig() errors", () => {
   });
 
   test("parseConfig() reports the first problem and lists all of them in `issues`", () => {
-    const error = catchConfigError(() => parseConfig({ cpus: { boot_vcpus: 0 }, memory: { size: "x" }, serial: { mode: "pty" } }));
+    const input = { cpus: { boot_vcpus: 0 }, memory: { size: "x" }, serial: { mode: "pty" } };
+    const error = catchConfigError(() => parseConfig(input));
     expect(error.message).toBe(`cpus.boot_vcpus = 0: ${VCPUS}`);
     expect(error.issues.map((issue) => issue.key)).toEqual(["cpus.boot_vcpus", "memory.size", "serial.mode"]);
   });

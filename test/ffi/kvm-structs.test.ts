@@ -9,6 +9,8 @@ import { join } from "node:path";
 import { ALL_LAYOUTS, CHECKED_CONSTANTS } from "../../ffi/kvm-structs.ts";
 import { IOCTL_NUMBERS } from "../../ffi/ioctl-numbers.ts";
 import { ERRNO } from "../../ffi/errno-names.ts";
+import { SIGACTION_LAYOUT } from "../../ffi/libc-structs.ts";
+import { SA_RESTART, SIG_BLOCK, SIG_UNBLOCK } from "../../ffi/libc.ts";
 
 function generateC(): { source: string; expected: Map<string, number> } {
   const lines: string[] = [];
@@ -17,7 +19,7 @@ function generateC(): { source: string; expected: Map<string, number> } {
     lines.push(`  printf("%s %llu\\n", "${key}", (unsigned long long)(${expr}));`);
     expected.set(key, value);
   };
-  for (const layout of ALL_LAYOUTS) {
+  for (const layout of [...ALL_LAYOUTS, SIGACTION_LAYOUT]) {
     const s = `struct ${layout.cName}`;
     print(`sizeof(${layout.cName})`, `sizeof(${s})`, layout.size);
     for (const [path, field] of Object.entries(layout.fields)) {
@@ -28,8 +30,11 @@ function generateC(): { source: string; expected: Map<string, number> } {
   for (const [name, value] of Object.entries(IOCTL_NUMBERS)) print(name, name, value);
   for (const [name, value] of Object.entries(CHECKED_CONSTANTS)) print(name, name, value);
   for (const [name, [value]] of Object.entries(ERRNO)) print(name, name, value);
+  for (const [name, value] of Object.entries({ SA_RESTART, SIG_BLOCK, SIG_UNBLOCK })) print(name, name, value);
   const source = [
+    "#define _GNU_SOURCE",
     "#include <stdio.h>",
+    "#include <signal.h>",
     "#include <stddef.h>",
     "#include <errno.h>",
     "#include <linux/kvm.h>",
@@ -42,7 +47,7 @@ function generateC(): { source: string; expected: Map<string, number> } {
 }
 
 describe("ffi layouts", () => {
-  test("every struct size, field offset, ioctl number and constant matches <linux/kvm.h>", () => {
+  test("every struct size, field offset, ioctl number and constant matches <linux/kvm.h> and <signal.h>", () => {
     const { source, expected } = generateC();
     const dir = mkdtempSync(join(tmpdir(), "bunvmm-structs-"));
     writeFileSync(join(dir, "kvm-structs.c"), source);

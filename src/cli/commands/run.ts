@@ -1,0 +1,36 @@
+/** `bunvmm run [CONFIG]`: boots a VM (the built-in demo without CONFIG) and exits when it stops. */
+import { defineCommand } from "citty";
+import { Vm } from "../../vmm/vm.ts";
+import { EXIT_GUEST_CRASH, EXIT_OK } from "../errors.ts";
+import { type LogLevelName, createLogger } from "../log.ts";
+import { sharedArgs } from "./shared-args.ts";
+
+export const runCommand = defineCommand({
+  meta: { name: "run", description: "Boot a VM from a TOML config (no config: the built-in demo)" },
+  args: {
+    config: { type: "positional", required: false, description: "Path to the VM's TOML file" },
+    ...sharedArgs,
+  },
+  async run({ args }) {
+    const log = createLogger(args["log-level"] as LogLevelName);
+    const vm = await Vm.create(args.config, { logger: log, stdin: process.stdin.isTTY === true });
+    const onSignal = (signal: string) => {
+      log.info(`${signal}: shutting the VM down`);
+      void vm.shutdown();
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    await vm.boot();
+    const exit = await vm.exited;
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    if (exit.reason === "crash") {
+      log.error(exit.detail);
+      for (const line of exit.crash?.registers ?? []) log.info(`  ${line}`);
+      process.exitCode = EXIT_GUEST_CRASH;
+      return;
+    }
+    log.info(`the VM stopped: ${exit.reason} (${exit.detail})`);
+    process.exitCode = EXIT_OK;
+  },
+});

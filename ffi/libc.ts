@@ -69,7 +69,7 @@ export function cString(s: string): Uint8Array {
 }
 
 /** Address of a typed array's bytes, for an FFI argument. */
-export function addressOf(view: ArrayBufferView): number {
+export function addressOf(view: Parameters<typeof ptr>[0]): number {
   return ptr(view);
 }
 

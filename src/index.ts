@@ -11,5 +11,6 @@ export { HostError } from "./vmm/builder.ts";
 export { PayloadError } from "./vmm/payload.ts";
 export { KvmError } from "./kvm/kvm-error.ts";
 export { ConfigError, type VmConfig, loadConfigFile, parseConfig } from "./config/index.ts";
+export { GuestMemory, GuestMemoryError } from "./memory/guest-memory.ts";
 export type { CrashReport } from "./vcpu/crash-report.ts";
 export type { VcpuCounters } from "./vcpu/control-block.ts";

@@ -8,7 +8,7 @@ export const END_MARKER = "\x03"; // loop guests' last serial byte, before power
 export interface ChildOptions {
   /** Kill the child (SIGKILL) if it is still running after this long. */
   deadlineMs: number;
-  /** Idle guests: once the start marker is seen, sample VmRSS until it settles, then kill. */
+  /** Idle guests: once the start marker is seen, sample VmRSS until it settles, then stop the child. */
   sampleRss?: boolean;
 }
 
@@ -28,6 +28,7 @@ export interface ChildResult {
 }
 
 const STDOUT_GRACE_MS = 200; // keep reading the pipes this long after the exit
+const TERM_GRACE_MS = 2000; // after sampling: SIGTERM, then SIGKILL this much later
 const RSS_POLL_MS = 50;
 const RSS_MIN_SETTLE_MS = 300; // always wait at least this long after the marker
 const RSS_MAX_SETTLE_MS = 3000; // and never longer than this
@@ -105,7 +106,8 @@ export async function runChild(cmd: string[], opts: ChildOptions): Promise<Child
       if (opts.sampleRss) {
         rssDone = settledRss(proc.pid, () => exited).then((kib) => {
           rssKiB = kib;
-          proc.kill("SIGKILL");
+          proc.kill("SIGTERM");
+          setTimeout(() => exited || proc.kill("SIGKILL"), TERM_GRACE_MS).unref();
         });
       }
     }

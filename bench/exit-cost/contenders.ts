@@ -1,5 +1,5 @@
 // The VMMs under test and how to start each one on a given guest image.
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Flavour } from "./build.ts";
 
@@ -105,4 +105,15 @@ function qemuLabel(exe: string): string {
   const r = Bun.spawnSync([exe, "--version"], { stdout: "pipe", timeout: 10_000 });
   const m = /version (\d+\.\d+)/.exec(r.stdout.toString());
   return m ? `QEMU ${m[1]} microvm` : "QEMU microvm";
+}
+
+/** A remark when dist/bunvmm is older than a source file it was built from. */
+export function binStale(): string | null {
+  if (!existsSync(BIN)) return null;
+  const built = statSync(BIN).mtimeMs;
+  const newer = ["src", "devices", "ffi"].filter((d) => existsSync(join(REPO, d))).flatMap((dir) =>
+    readdirSync(join(REPO, dir), { recursive: true, encoding: "utf8" })
+      .map((f) => join(dir, f))
+      .filter((f) => f.endsWith(".ts") && statSync(join(REPO, f)).mtimeMs > built));
+  return newer.length ? `dist/bunvmm is older than ${newer.length} source file(s) (e.g. ${newer[0]}); \`npm run build\` rebuilds it` : null;
 }

@@ -1,7 +1,7 @@
 // bench/exit-cost: the cost of one guest exit (PIO and MMIO), start-up time and
 // RSS, for bunvmm next to a minimal C VMM (the floor) and QEMU microvm.
 //
-//   bun bench/exit-cost/run.ts [--reps=3] [--iterations=100000]
+//   bun bench/exit-cost/run.ts [--reps=5] [--iterations=100000]
 //
 // Progress goes to stderr; stdout gets the table and, as its last line, one
 // JSON object with the figures.
@@ -10,17 +10,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildFloor, buildGuest, haveTool, type Flavour, type GuestName } from "./build.ts";
 import { END_MARKER, START_MARKER, runChild, type ChildResult } from "./child.ts";
-import { bunvmm, bunvmmBin, floor, qemu, type Contender, type ContenderKey } from "./contenders.ts";
+import { binStale, bunvmm, bunvmmBin, floor, qemu, type Contender, type ContenderKey } from "./contenders.ts";
 
 const arg = (name: string, dflt: number): number => {
   const a = Bun.argv.find((s) => s.startsWith(`--${name}=`));
   const v = a ? Number(a.slice(name.length + 3)) : dflt;
   return Number.isFinite(v) && v > 0 ? Math.floor(v) : dflt;
 };
-const REPS = arg("reps", 3);
+const REPS = arg("reps", 5);
 const ITERATIONS = arg("iterations", 100_000);
-const LOOP_DEADLINE_MS = 30_000;
-const IDLE_DEADLINE_MS = 20_000;
+const LOOP_DEADLINE_MS = 20_000; // per run; 100000 exits take ~1 s here
+const IDLE_DEADLINE_MS = 10_000; // per run, start-up and RSS sampling included
 const SMP_VCPUS = 8;
 
 type Metric = "pio" | "mmio" | "startup1" | "startup8" | "rss1" | "rss8";
@@ -65,56 +65,81 @@ async function run(c: Contender, image: string, vcpus: number, idle: boolean): P
   return r;
 }
 
-/**
- * µs per exit: median over REPS of (end marker − start marker, as seen on
- * stdout) with N iterations, minus the same with 0 iterations, divided by N.
- */
-async function loopCost(c: Contender, guest: GuestName, image: (f: Flavour, g: GuestName, n: number) => string):
-  Promise<number> {
-  const spans: Record<number, number[]> = { 0: [], [ITERATIONS]: [] };
-  const selfTimed: number[] = [];
-  for (let rep = 0; rep < REPS; rep++) {
-    for (const n of [0, ITERATIONS]) {
-      const r = await run(c, image(c.flavour, guest, n), 1, false);
-      spans[n]!.push(r.endMs! - r.startMs!);
-      const m = /= ([\d.]+) us\/exit/.exec(r.stderr);
-      if (c.key === "floor" && n === ITERATIONS && m) selfTimed.push(Number(m[1]));
-    }
-  }
-  if (selfTimed.length) remarks.push(`C floor ${guest}: self-timed (clock_gettime around its KVM_RUN loop) ${median(selfTimed).toFixed(2)} µs/exit`);
-  return ((median(spans[ITERATIONS]!) - median(spans[0]!)) * 1000) / ITERATIONS;
+type ImageFn = (f: Flavour, g: GuestName, n: number) => string;
+
+/** One figure (or two) of one contender, measured REPS times, interleaved with everyone else's. */
+interface Task {
+  c: Contender;
+  what: string;
+  metrics: Metric[];
+  /** One repetition: a sample per metric. */
+  once: () => Promise<number[]>;
+  samples: number[][];
+  error?: string;
 }
 
-async function measure(c: Contender, image: (f: Flavour, g: GuestName, n: number) => string): Promise<Row> {
-  const row = Object.fromEntries(METRICS.map((m) => [m, { error: "" }])) as Row;
-  const attempt = async (metrics: Metric[], f: () => Promise<number[]>) => {
-    try {
-      const values = await f();
-      metrics.forEach((m, i) => (row[m] = { value: values[i]! }));
-    } catch (e) {
-      const error = e instanceof RunFailed ? e.message : String(e);
-      for (const m of metrics) row[m] = { error };
-    }
+/**
+ * One repetition of a loop figure, µs per exit: (end marker − start marker, as
+ * seen on stdout) with N iterations, minus the same with 0 iterations, over N.
+ */
+function loopTask(c: Contender, guest: "pio" | "mmio", image: ImageFn, selfTimed: number[]): Task {
+  const once = async () => {
+    const span = async (n: number) => {
+      const r = await run(c, image(c.flavour, guest, n), 1, false);
+      const m = /= ([\d.]+) us\/exit/.exec(r.stderr);
+      if (c.key === "floor" && n > 0 && m) selfTimed.push(Number(m[1]));
+      return r.endMs! - r.startMs!;
+    };
+    const zero = await span(0);
+    return [((await span(ITERATIONS)) - zero) * 1000 / ITERATIONS];
   };
-  for (const guest of ["pio", "mmio"] as const) {
-    progress(`${c.label}: ${guest} loop, ${REPS} × (0 and ${ITERATIONS} iterations)`);
-    await attempt([guest], async () => [await loopCost(c, guest, image)]);
-  }
-  for (const vcpus of [1, SMP_VCPUS]) {
-    progress(`${c.label}: idle guest with ${vcpus} vCPU(s), ${REPS} runs`);
-    const metrics: Metric[] = vcpus === 1 ? ["startup1", "rss1"] : ["startup8", "rss8"];
-    await attempt(metrics, async () => {
-      const startup: number[] = [];
-      const rss: number[] = [];
-      for (let rep = 0; rep < REPS; rep++) {
-        const r = await run(c, image(c.flavour, "idle", 0), vcpus, true);
-        startup.push(r.startMs!);
-        rss.push(r.rssKiB! / 1024);
+  return { c, what: `${guest} loop`, metrics: [guest], once, samples: [] };
+}
+
+/** One repetition of the idle guest: [start-up ms, RSS MiB]. */
+function idleTask(c: Contender, vcpus: number, image: ImageFn): Task {
+  const once = async () => {
+    const r = await run(c, image(c.flavour, "idle", 0), vcpus, true);
+    return [r.startMs!, r.rssKiB! / 1024];
+  };
+  const metrics: Metric[] = vcpus === 1 ? ["startup1", "rss1"] : ["startup8", "rss8"];
+  return { c, what: `idle, ${vcpus} vCPU(s)`, metrics, once, samples: [] };
+}
+
+/**
+ * Runs every task REPS times, round-robin (so a burst of load on the host
+ * hits all contenders alike), and reduces each to its median.
+ */
+async function measure(contenders: Contender[], image: ImageFn): Promise<Map<ContenderKey, Row>> {
+  const selfTimed = { pio: [] as number[], mmio: [] as number[] };
+  const tasks = contenders.flatMap((c) => [
+    loopTask(c, "pio", image, selfTimed.pio),
+    loopTask(c, "mmio", image, selfTimed.mmio),
+    idleTask(c, 1, image),
+    idleTask(c, SMP_VCPUS, image),
+  ]);
+  for (let rep = 1; rep <= REPS; rep++) {
+    for (const t of tasks.filter((t) => !t.error)) {
+      progress(`${rep}/${REPS} ${t.c.label}: ${t.what}`);
+      try {
+        t.samples.push(await t.once());
+      } catch (e) {
+        t.error = e instanceof RunFailed ? e.message : String(e);
       }
-      return [median(startup), median(rss)];
-    });
+    }
   }
-  return row;
+  for (const [guest, xs] of Object.entries(selfTimed)) {
+    if (xs.length) remarks.push(`C floor ${guest}: self-timed (clock_gettime around its KVM_RUN loop) ${median(xs).toFixed(2)} µs/exit`);
+  }
+  const rows = new Map<ContenderKey, Row>();
+  for (const t of tasks) {
+    const row = rows.get(t.c.key) ?? ({} as Row);
+    t.metrics.forEach((m, i) => {
+      row[m] = t.error ? { error: t.error } : { value: median(t.samples.map((s) => s[i]!)) };
+    });
+    rows.set(t.c.key, row);
+  }
+  return rows;
 }
 
 // ---- output ----
@@ -150,20 +175,20 @@ function table(contenders: Contender[], rows: Map<ContenderKey, Row>): string {
 }
 
 const FOOTNOTE = `
-(${SMP_VCPUS}) = ${SMP_VCPUS} vCPUs configured, otherwise 1. (×) = figure / C floor's.
+(${SMP_VCPUS}) = ${SMP_VCPUS} vCPUs configured, otherwise 1. (×) = figure / C floor's. Every figure is a
+  median of ${REPS}; the contenders take turns, one repetition at a time.
 µs/exit: each loop guest writes a start-marker byte to the serial port, runs N iterations
   of \`outb %al,(0xf00)\` (PIO) or \`movl %eax,0xd0000000\` (MMIO) with a dec/jnz, writes an
   end-marker byte and powers off. The harness timestamps both markers as they reach the
-  VMM's stdout, takes the median of ${REPS} runs for N=${ITERATIONS} and for N=0, and divides the
-  difference by N: spawn, VM set-up and teardown are outside the span, and what is left
-  (pipe latency, the two marker exits) cancels between N and 0, alike for every contender.
-  A figure includes the guest's dec/jnz, which this machine's nested KVM emulates
-  (≈0.8 µs per iteration here), the same for everyone.
-start-up: process spawn → the idle guest's first serial byte on stdout (median of ${REPS}).
+  VMM's stdout; one sample = (span with N=${ITERATIONS} − span with N=0) / N. Spawn, VM set-up
+  and teardown lie outside the span; what is left (pipe latency, the marker exits) cancels
+  between N and 0, alike for every contender. The guest's dec/jnz is included: this
+  machine's nested KVM emulates it (≈0.8 µs per iteration here), the same for everyone.
+start-up: process spawn → the idle guest's first serial byte on stdout.
 RSS: VmRSS of the VMM process while the idle guest sits in hlt (interrupts off), sampled after
-  the first serial byte once it is stable (≥0.3 s, ≤3 s); median of ${REPS}; nothing subtracted.
-  Guest RAM (64 MiB) is untouched beyond the image pages (and, for QEMU, its firmware).
-  With ${SMP_VCPUS} vCPUs only vCPU 0 runs; the others wait for INIT/SIPI.
+  the first serial byte once it is stable (≥0.3 s, ≤3 s); nothing subtracted. Guest RAM
+  (64 MiB) is untouched beyond the image pages (and, for QEMU, its firmware). With ${SMP_VCPUS}
+  vCPUs only vCPU 0 runs; the others wait for INIT/SIPI.
 QEMU boots the same code as a PVH ELF (-M microvm -kernel) and powers off via isa-debug-exit.`;
 
 function figures(rows: Map<ContenderKey, Row>) {
@@ -216,11 +241,10 @@ async function main(): Promise<number> {
       return images.get(key)!;
     };
     const contenders = [floor(haveTool("gcc") ? buildFloor(dir) : null), bunvmm(), bunvmmBin(), qemu()];
-    const rows = new Map<ContenderKey, Row>();
-    for (const c of contenders) {
-      if (c.unavailable) progress(`${c.label}: skipped (${c.unavailable})`);
-      else rows.set(c.key, await measure(c, image));
-    }
+    for (const c of contenders) if (c.unavailable) progress(`${c.label}: skipped (${c.unavailable})`);
+    const stale = binStale();
+    if (stale) remarks.push(stale);
+    const rows = await measure(contenders.filter((c) => !c.unavailable), image);
     progress(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     for (const f of failures) process.stderr.write(`failed: ${f}\n`);
     console.log(table(contenders, rows));

@@ -10,9 +10,11 @@ import { createLogger } from "./log.ts";
 import { runCommand } from "./commands/run.ts";
 import { validateCommand } from "./commands/validate.ts";
 
-const subCommands: Record<string, CommandDef> = { run: runCommand, validate: validateCommand };
+// citty's CommandDef is invariant in its args; commands differ in theirs.
+type AnyCommand = CommandDef<any>;
+const subCommands: Record<string, AnyCommand> = { run: runCommand, validate: validateCommand };
 
-export const main = defineCommand({
+export const main: AnyCommand = defineCommand({
   meta: { name: "bunvmm", version: packageJson.version, description: "A KVM virtual machine monitor on Bun" },
   subCommands,
 });

@@ -4,11 +4,11 @@
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { RAW_LOAD_ADDRESS } from "../arch/x86_64/layout.ts";
 
-/** Where `.include "platform.inc"` is found. */
-export const GUEST_INCLUDE_DIR = resolve(import.meta.dir, "../../test/guests");
+/** Where `.include "platform.inc"` and "smp.inc" are found (guests in test/guests use them too). */
+export const GUEST_INCLUDE_DIR = import.meta.dir;
 
 /** An assembler or linker failure, with its output. */
 export class AssembleError extends Error {

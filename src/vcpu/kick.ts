@@ -48,7 +48,7 @@ let handlerInstalled = false;
 export function installKickHandler(): void {
   if (handlerInstalled) return;
   const noop = libc.dlsym(RTLD_DEFAULT, Buffer.from("abs\0"));
-  if (noop === 0n || noop === 0) throw new Error("dlsym(abs) found no symbol");
+  if (BigInt(noop) === 0n) throw new Error("dlsym(abs) found no symbol");
   const act = new Uint8Array(SIGACTION_LAYOUT.size);
   const v = new DataView(act.buffer);
   v.setBigUint64(SIGACTION_LAYOUT.fields.sa_handler.offset, BigInt(noop), true);

@@ -14,7 +14,7 @@ export class DeadlineError extends Error {
 
 /** Resolves with the promise's value, or `undefined` once `ms` passed; the timer never outlives it. */
 export async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: Timer | undefined;
   const timeout = new Promise<undefined>((resolve) => {
     timer = setTimeout(resolve, ms);
   });

@@ -13,6 +13,7 @@ import type { CrashReport } from "../vcpu/crash-report.ts";
 import type { VcpuCounters } from "../vcpu/control-block.ts";
 import { type Machine, buildMachine, closeMachine } from "./builder.ts";
 import { SerialConsole, type SerialSink } from "./serial-console.ts";
+import type { GuestMemory } from "../memory/guest-memory.ts";
 
 export type VmState = "Created" | "Running" | "Paused" | "Shutdown";
 
@@ -120,6 +121,11 @@ export class Vm implements AsyncDisposable {
 
   get state(): VmState {
     return this._state;
+  }
+
+  /** Guest RAM, bounds-checked; valid until the VM has stopped. */
+  get memory(): GuestMemory {
+    return this.machine.memory;
   }
 
   /** Runs `op` after every operation queued before it (inv 11). */

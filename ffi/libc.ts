@@ -30,6 +30,7 @@ const lib = dlopen("libc.so.6", {
   sigaction: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   dlsym: { args: [FFIType.u64, FFIType.cstring], returns: FFIType.u64 },
   gettid: { args: [], returns: FFIType.i32 },
+  sched_yield: { args: [], returns: FFIType.i32 },
 });
 
 export const libc = lib.symbols;

@@ -23,6 +23,7 @@ import {
 } from "../../ffi/kvm-structs.ts";
 import { EAGAIN, EINTR, describeErrno } from "../../ffi/errno-names.ts";
 import type { VcpuFd } from "../kvm/vcpu-fd.ts";
+import { libc } from "../../ffi/libc.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
 import { type AccessSize, allOnes } from "../../devices/bus.ts";
 import type { Buses } from "../../devices/device-spec.ts";
@@ -133,11 +134,26 @@ export class VcpuRunner {
         if (!(c & PAUSE)) break;
         this.control.acknowledge(PARKED, epochOf(c)); // a newer pause epoch while parked
       }
+      this.resumed(c);
+      return true;
     }
     if (c & KICK) c = this.control.updateCmd((old) => old & ~KICK);
     this.control.acknowledge(RUNNING, epochOf(c));
     this.seenCmd = c;
     return true;
+  }
+
+  /**
+   * Acknowledges a resume, then gives up the CPU once before entering the guest. A resume wakes every
+   * vCPU at once; on a host with fewer cores than busy vCPUs a woken vCPU otherwise waits behind one
+   * that already spins in the guest until that one's time slice ends (4 ms ticks here), and resume
+   * waits for it. Measured on 2 cores, 2 spinning threads: unpark p50 4 ms without, 0.02 ms with.
+   */
+  private resumed(c: number): void {
+    if (c & KICK) c = this.control.updateCmd((old) => old & ~KICK);
+    this.control.acknowledge(RUNNING, epochOf(c));
+    this.seenCmd = c;
+    libc.sched_yield();
   }
 
   private exit(c: number): false {

@@ -2,10 +2,13 @@
 import { describeErrno, errnoName } from "../../ffi/errno-names.ts";
 import { errno as currentErrno } from "../../ffi/libc.ts";
 
-/** Hints for the failures a user can fix themselves, keyed "CALL:ERRNO_NAME" or ":ERRNO_NAME". */
+/**
+ * Hints for failures a user can fix themselves, keyed "CALL:ERRNO_NAME" (CALL is the first word,
+ * so "open /dev/kvm" is "open") or ":ERRNO_NAME" for any call.
+ */
 const HINTS: Readonly<Record<string, string>> = {
-  "open /dev/kvm:EACCES": "can you open /dev/kvm? (run as root or join the kvm group)",
-  "open /dev/kvm:ENOENT": "is KVM enabled? (load kvm_intel or kvm_amd)",
+  "open:EACCES": "can you open /dev/kvm? (run as root or join the kvm group)",
+  "open:ENOENT": "is KVM enabled? (load kvm_intel or kvm_amd)",
   "KVM_CREATE_VM:EACCES": "can you open /dev/kvm?",
   "KVM_CREATE_VCPU:EINVAL": "is the vCPU id above the host's KVM_CAP_MAX_VCPUS?",
   ":ENOMEM": "the host is out of memory",
@@ -19,7 +22,7 @@ export class KvmError extends Error {
     readonly errno: number,
   ) {
     const symbol = errnoName(errno) ?? "";
-    const hint = HINTS[`${call}:${symbol}`] ?? HINTS[`:${symbol}`];
+    const hint = HINTS[`${call.split(" ")[0]}:${symbol}`] ?? HINTS[`:${symbol}`];
     super(`${call}: ${describeErrno(errno)}${hint ? `: ${hint}` : ""}`);
   }
 }

@@ -1,0 +1,37 @@
+/**
+ * `bun build --compile` makes one executable that passes the same smoke test as the source tree: the
+ * demo from every vCPU (Workers inside the binary), a clear error, and --version.
+ */
+import { beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BUN, REPO, runCli } from "../helpers/cli.ts";
+import packageJson from "../../package.json" with { type: "json" };
+
+const outDir = mkdtempSync(join(tmpdir(), "bunvmm-binary-"));
+const binary = join(outDir, "bunvmm");
+
+describe("compiled binary", () => {
+  beforeAll(() => {
+    const build = Bun.spawnSync(
+      [BUN, "build", "--compile", "src/cli/main.ts", "src/vcpu/worker.ts", "--outfile", binary],
+      { cwd: REPO, stderr: "pipe" },
+    );
+    if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);
+  });
+
+  test("runs the demo from another directory: every vCPU greets, exit 0", async () => {
+    const r = await runCli([binary, "run"], { cwd: outDir });
+    expect(r.exitCode).toBe(0);
+    for (const id of [0, 1, 2, 3]) expect(r.stdout).toContain(`hello from the vCPU with APIC id ${id}\n`);
+    expect(r.stdout).toContain("all 4 vCPUs said hello; powering off");
+  });
+
+  test("prints its version and one-line errors like the source tree", async () => {
+    expect((await runCli([binary, "--version"], { cwd: outDir })).stdout.trim()).toBe(packageJson.version);
+    const r = await runCli([binary, "run", "missing.toml"], { cwd: outDir });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.trim()).toBe(`[error] [bunvmm] config file not found: ${join(outDir, "missing.toml")}`);
+  });
+});

@@ -1,0 +1,32 @@
+/** Runs the bunvmm CLI (from source, or a built binary) as a user would, with a deadline. */
+import { join } from "node:path";
+
+export const REPO = join(import.meta.dir, "..", "..");
+export const BUN = join(REPO, "node_modules", ".bin", "bun");
+export const SOURCE_CLI = [BUN, join(REPO, "src", "cli", "main.ts")];
+
+export interface CliResult {
+  exitCode: number | null;
+  signal: Bun.Subprocess["signalCode"];
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `argv` to completion or kills it at the deadline (then exitCode is null and signal is set). */
+export async function runCli(
+  argv: string[],
+  opts: { timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {},
+): Promise<CliResult> {
+  const proc = Bun.spawn(argv, {
+    cwd: opts.cwd ?? REPO,
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+    env: { ...process.env, ...opts.env },
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 60_000); // deadline
+  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  await proc.exited;
+  clearTimeout(timer);
+  return { exitCode: proc.exitCode, signal: proc.signalCode, stdout, stderr };
+}

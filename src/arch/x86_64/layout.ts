@@ -35,3 +35,15 @@ export function ramRanges(size: number): { gpa: number; size: number }[] {
     { gpa: HIGH_RAM_START, size: size - MMIO_HOLE_START },
   ];
 }
+
+/** ACPI CPU hotplug controller: 12-byte MMIO register block (devices/cpu-hotplug-controller.ts). */
+export const CPU_HOTPLUG_BASE = 0xfe00_0000;
+/** ACPI Generic Event Device: notification register (devices/acpi-ged.ts). */
+export const GED_BASE = 0xfe00_1000;
+/** The GSI the GED raises (an ISA line no other device uses: edge-triggered, active high). */
+export const GED_GSI = 5;
+
+/** ACPI tables live in guest RAM in the BIOS area, reserved in e820; the RSDP where legacy scans look. */
+export const ACPI_TABLES_START = 0x000e_0000;
+export const ACPI_TABLES_END = 0x0010_0000;
+export const RSDP_ADDRESS = ACPI_TABLES_START;

@@ -168,6 +168,35 @@ export class Vm implements AsyncDisposable {
     return this.serialise(() => this.stop({ reason: "shutdown", detail: "shutdown requested" }));
   }
 
+  /**
+   * Hot-plugs or hot-unplugs vCPUs until `desiredVcpus` are present (cloud-hypervisor's vm.resize).
+   * Refused while a removal is pending, below 1 or above max_vcpus.
+   */
+  resize(desiredVcpus: number): Promise<void> {
+    return this.serialise(async () => {
+      throw new LifecycleError(`resize to ${desiredVcpus} vCPUs (not implemented yet)`, this._state);
+    });
+  }
+
+  /** Restarts the guest from its payload in the same VM (cloud-hypervisor's vm.reboot). */
+  reboot(): Promise<void> {
+    return this.serialise(async () => {
+      throw new LifecycleError("reboot (not implemented yet)", this._state);
+    });
+  }
+
+  /** Presses the ACPI power button: a guest with ACPI shuts itself down (vm.power-button). */
+  powerButton(): Promise<void> {
+    return this.serialise(async () => {
+      throw new LifecycleError("press the power button (not implemented yet)", this._state);
+    });
+  }
+
+  /** cloud-hypervisor's vm.info shape: the config (VmConfig names), the state and the RAM size. */
+  info(): { config: VmConfig; state: VmState; memory_actual_size: number } {
+    return { config: this.config, state: this._state, memory_actual_size: this.config.memory.size };
+  }
+
   counters(): VmCounters {
     return {
       vcpus: this.machine.cpus.counters(),

@@ -10,6 +10,8 @@ import { ByteQueue } from "./byte-queue.ts";
 import { SERIAL_8250_SIZE, Serial8250 } from "./serial-8250.ts";
 import { I8042, I8042_COMMAND, I8042_COMMAND_PORT, I8042_DATA, I8042_DATA_PORT } from "./i8042.ts";
 import { ACPI_POWER_SIZE, AcpiPower } from "./acpi-power.ts";
+import { CPU_HOTPLUG_SIZE, CpuHotplugController, type EjectSink } from "./cpu-hotplug-controller.ts";
+import { AcpiGed, GED_SIZE } from "./acpi-ged.ts";
 
 export type DeviceSpec =
   | {
@@ -24,12 +26,16 @@ export type DeviceSpec =
       rx: SharedArrayBuffer;
     }
   | { kind: "i8042"; name: string; state: SharedArrayBuffer }
-  | { kind: "acpi-power"; name: string; port: number };
+  | { kind: "acpi-power"; name: string; port: number }
+  | { kind: "cpu-hotplug"; name: string; base: number; state: SharedArrayBuffer }
+  | { kind: "acpi-ged"; name: string; base: number; state: SharedArrayBuffer };
 
 /** What a worker lends its devices. */
 export interface DeviceContext {
   irqLine(gsi: number): IrqLine;
   request: VmRequestSink;
+  /** Marks a CPU killed and asks the VMM to reap it; returns at once. */
+  eject: EjectSink;
 }
 
 /** One worker's view of the machine's buses. */
@@ -58,6 +64,12 @@ export function attachDevices(specs: readonly DeviceSpec[], ctx: DeviceContext):
       }
       case "acpi-power":
         pio.insert(spec.port, ACPI_POWER_SIZE, new AcpiPower(ctx.request), spec.name);
+        break;
+      case "cpu-hotplug":
+        mmio.insert(spec.base, CPU_HOTPLUG_SIZE, new CpuHotplugController(spec.state, ctx.eject), spec.name);
+        break;
+      case "acpi-ged":
+        mmio.insert(spec.base, GED_SIZE, new AcpiGed(spec.state), spec.name);
         break;
     }
   }

@@ -45,7 +45,9 @@
 #ifndef K
 #define K         6      /* lifecycle operations (pause, resume, resize) before the final shutdown */
 #endif
+#ifndef MBOX_CAP
 #define MBOX_CAP  2      /* reap requests the mailbox holds; more is a property violation */
+#endif
 
 /* CMD word */
 #define PAUSE      1
@@ -156,129 +158,153 @@ inline post_reap(t) {
 /* vCPU worker (src/vcpu/run-loop.ts); the eject handler is devices/cpu-hotplug-controller.ts             */
 /* ------------------------------------------------------------------------------------------------------ */
 
+/*
+ * The checkpoint: read CMD once and act on that value. It runs at the end of the step that leads to it
+ * (the worker's start, KVM_RUN's EINTR, an exit handled, a wake-up), i.e. without an interleaving point
+ * before the read. A CMD change before the read is seen by it; one after it is seen through
+ * immediate_exit / the signal (the kicker writes CMD first) or wakes the park wait. The worker's own
+ * writes after the read (RUNSTATE, ACK, clearing KICK) are only ever waited for by the VMM, so doing them
+ * at the read gives the VMM nothing new. What stays a separate step is the window that matters: CMD is
+ * read, then (interleaving point) KVM_RUN is entered.
+ */
+inline checkpoint() {
+  c = CMD[v];
+  if
+  :: (c & KILL) -> goto die                        /* KILL dominates PAUSE (inv 4) */
+  :: (c & PAUSE) && !(c & KILL) ->
+       /* Finish a half-done I/O: KVM_RUN with immediate_exit = 1 returns EINTR before any guest
+          instruction; clear immediate_exit and consume a pending signal; then park. */
+       IMMEDIATE_EXIT[v] = 1;
+       assert(RUNSTATE[v] != PARKED);
+       IMMEDIATE_EXIT[v] = 0;
+       SIGPENDING[v] = 0;
+       RUNSTATE[v] = PARKED;
+       ACK[v] = EP(c);
+       goto parked
+  :: !(c & (PAUSE | KILL)) ->
+#ifdef FIX_ACK_RUNNING
+       if
+       :: RUNSTATE[v] != RUNNING || ACK[v] < EP(c) ->
+            RUNSTATE[v] = RUNNING;
+            ACK[v] = EP(c)
+       :: else
+       fi;
+#endif
+       if
+       :: (c & KICK) -> CMD[v] = c - KICK          /* clear KICK by CAS (a failed CAS reads CMD again) */
+       :: else
+       fi
+  fi
+}
+
 proctype vcpu(byte v) {
   byte c;        /* CMD as read at the checkpoint */
   byte sel;      /* eject: the CPU the guest selected */
   byte seen;     /* eject: CMD[sel] as the handler read it */
 
-checkpoint:
-  c = CMD[v];
-  if
-  :: (c & KILL) -> goto die                        /* KILL dominates PAUSE (inv 4) */
-  :: else
-  fi;
-  if
-  :: (c & PAUSE) ->
-       /* Finish a half-done I/O: KVM_RUN with immediate_exit = 1 returns EINTR before any guest
-          instruction; clear immediate_exit, consume a pending signal; then RUNSTATE = PARKED. */
-       atomic {
-         IMMEDIATE_EXIT[v] = 1;
-         assert(RUNSTATE[v] != PARKED);
-         IMMEDIATE_EXIT[v] = 0;
-         SIGPENDING[v] = 0;
-         RUNSTATE[v] = PARKED
-       }
-       ACK[v] = EP(c);
-       do
-       :: atomic { CMD[v] != c -> c = CMD[v] }     /* Atomics.wait(CMD, c) returns; load CMD */
-          if
-          :: (c & KILL) -> goto die
-          :: !(c & PAUSE) -> break
-          :: else -> ACK[v] = EP(c)                /* still paused: acknowledge the newer epoch */
-          fi
-       od;
-       RUNSTATE[v] = RUNNING;
-       ACK[v] = EP(c)
-  :: else
-#ifdef FIX_ACK_RUNNING
-       -> if
-          :: RUNSTATE[v] != RUNNING || ACK[v] < EP(c) ->
-               RUNSTATE[v] = RUNNING;
-               ACK[v] = EP(c)
-          :: else
-          fi
-#endif
-  fi;
-  if
-  :: (c & KICK) ->                                 /* clear KICK by CAS; if CMD moved, read it again */
-       atomic {
-         if
-         :: CMD[v] == c -> CMD[v] = c - KICK
-         :: else -> goto checkpoint
-         fi
-       }
-  :: else
-  fi;
+  atomic { checkpoint() }
+  goto kvm_run;
+
+parked:
+  do
+  :: atomic {
+       CMD[v] != c ->                              /* Atomics.wait(CMD, c) returns; load CMD */
+       c = CMD[v];
+       if
+       :: (c & KILL) -> goto die
+       :: (c & PAUSE) && !(c & KILL) -> ACK[v] = EP(c)    /* still paused: acknowledge the newer epoch */
+       :: !(c & (PAUSE | KILL)) ->
+            RUNSTATE[v] = RUNNING;
+            ACK[v] = EP(c);
+            if
+            :: (c & KICK) -> CMD[v] = c - KICK
+            :: else
+            fi;
+            goto kvm_run
+       fi
+     }
+  od;
 
   /* KVM_RUN. Entry, the guest running and the exit it takes are one step: a kick that lands while the
-     guest runs is the same as one that lands just before this step (EINTR), or just after it (seen at
-     the next entry). Only a halted guest waits for the signal. */
+     guest runs is the same as one that lands just before this step (EINTR) or just after it (seen at the
+     checkpoint, or at the next entry). Only a halted guest waits for the signal. */
+kvm_run:
   atomic {
     assert(RUNSTATE[v] != PARKED);                 /* property: no guest entry while acknowledged PARKED */
     if
     :: IMMEDIATE_EXIT[v] || SIGPENDING[v] ->       /* EINTR; clear immediate_exit; sigtimedwait(0) */
          IMMEDIATE_EXIT[v] = 0;
          SIGPENDING[v] = 0;
-         goto checkpoint
+         checkpoint()
     :: else ->
          assert(vmstate != VM_PAUSED || busy);     /* property: no guest code runs while the VM is Paused */
          if
          :: goto halted                            /* HLT, or a guest spinning: only a signal ends it */
-         :: goto checkpoint                        /* any other exit, handled in the worker, never waiting */
+         :: checkpoint()                           /* any other exit, handled in the worker, never waiting */
 #ifdef BROKEN_8092
          :: goto controller                        /* read/write of the hotplug status register */
 #endif
-         :: sel = 1; goto eject                    /* eject the selected CPU (CPU 0 is ignored: an exit) */
-         :: sel = 2; goto eject
+         :: sel = 1; seen = CMD[1]; goto eject     /* eject the selected CPU */
+         :: sel = 2; seen = CMD[2]; goto eject
          fi
     fi
   }
+  goto kvm_run;
 
 halted:
   atomic {
     SIGPENDING[v] ->
     IMMEDIATE_EXIT[v] = 0;
     SIGPENDING[v] = 0;
-    goto checkpoint
+    checkpoint()
   }
+  goto kvm_run;
 
 #ifdef BROKEN_8092
 controller:
   LOCK_STATES(v);
-  UNLOCK_STATES();
-  goto checkpoint;
+  atomic { UNLOCK_STATES(); checkpoint() }
+  goto kvm_run;
 #endif
 
-eject:                                             /* honoured only for a CPU the VMM marked, never CPU 0 */
+  /* Eject of CPU sel (a write to the hotplug status register). Honoured only for a CPU the VMM marked,
+     never CPU 0 (the guest's CPU-0 eject is an exit like any other). The handler never waits. */
+eject:
+#ifdef BROKEN_8092
   LOCK_STATES(v);
+#endif
 #ifdef FIX_EJECT_ONCE
-retry:
-  seen = CMD[sel];
+  /* seen = CMD[sel] was read in the exit step; then check PENDING_REMOVAL[sel]; then CAS on `seen`. */
   if
+  :: atomic {
+       !PENDING_REMOVAL[sel] || (seen & KILL) ->   /* not marked, or already being killed: ignore */
+       UNLOCK_STATES(); seen = 0; sel = 0;
+       checkpoint()
+     }
+     goto kvm_run
   :: PENDING_REMOVAL[sel] && !(seen & KILL) ->
        atomic {
          if
-         :: CMD[sel] == seen -> CMD[sel] = seen | KILL   /* CAS + notify */
-         :: else -> goto retry
+         :: CMD[sel] == seen -> CMD[sel] = seen | KILL       /* CAS + notify */
+         :: else -> seen = CMD[sel]; goto eject              /* CMD moved: read it again, check again */
          fi
        }
-       kick(sel);
-       post_reap(sel)
-  :: else                                          /* not marked, or already being killed */
   fi;
-  seen = 0;
 #else
   if
+  :: atomic { !PENDING_REMOVAL[sel] -> UNLOCK_STATES(); seen = 0; sel = 0; checkpoint() }
+     goto kvm_run
   :: PENDING_REMOVAL[sel] ->
-       CMD[sel] = CMD[sel] | KILL;                 /* Atomics.or + notify */
-       kick(sel);
-       post_reap(sel)
-  :: else
+       CMD[sel] = CMD[sel] | KILL                 /* Atomics.or + notify */
   fi;
 #endif
-  UNLOCK_STATES();
-  sel = 0;
-  goto checkpoint;
+  kick(sel);
+  atomic {
+    post_reap(sel);
+    UNLOCK_STATES(); seen = 0; sel = 0;
+    checkpoint()
+  }
+  goto kvm_run;
 
 die:
 #ifdef FIX_EXIT_LAST

@@ -3,7 +3,7 @@
  * console, pause/resume it, and let `await using` tear it down. The CLI is a thin layer over this.
  * @module
  */
-export { Vm, DEMO_CONFIG, LifecycleError, type VmCounters, type VmExit, type VmExitReason, type VmOptions, type VmState } from "./vmm/vm.ts";
+export { Vm, DEMO_CONFIG, LifecycleError, ResizeError, type VmCounters, type VmExit, type VmExitReason, type VmOptions, type VmState } from "./vmm/vm.ts";
 export { SerialConsole, type SerialSink } from "./vmm/serial-console.ts";
 export { DeadlineError } from "./vmm/deadline.ts";
 export { VcpuTimeoutError } from "./vmm/cpu-manager.ts";

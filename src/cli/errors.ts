@@ -7,7 +7,7 @@ import { KvmError } from "../kvm/kvm-error.ts";
 import { GuestMemoryError } from "../memory/guest-memory.ts";
 import { HostError } from "../vmm/builder.ts";
 import { PayloadError } from "../vmm/payload.ts";
-import { LifecycleError } from "../vmm/vm.ts";
+import { LifecycleError, ResizeError } from "../vmm/vm.ts";
 import { VcpuTimeoutError } from "../vmm/cpu-manager.ts";
 import { DeadlineError } from "../vmm/deadline.ts";
 
@@ -25,6 +25,7 @@ const USER_ERRORS = [
   HostError,
   PayloadError,
   LifecycleError,
+  ResizeError,
   VcpuTimeoutError,
   DeadlineError,
 ] as const;

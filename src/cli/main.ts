@@ -7,12 +7,13 @@ import { type CommandDef, defineCommand, runCommand as runCitty, showUsage } fro
 import packageJson from "../../package.json" with { type: "json" };
 import { EXIT_ERROR, isUserError } from "./errors.ts";
 import { createLogger } from "./log.ts";
+import { remoteCommand } from "./commands/remote.ts";
 import { runCommand } from "./commands/run.ts";
 import { validateCommand } from "./commands/validate.ts";
 
 // citty's CommandDef is invariant in its args; commands differ in theirs.
 type AnyCommand = CommandDef<any>;
-const subCommands: Record<string, AnyCommand> = { run: runCommand, validate: validateCommand };
+const subCommands: Record<string, AnyCommand> = { run: runCommand, validate: validateCommand, remote: remoteCommand };
 
 export const main: AnyCommand = defineCommand({
   meta: { name: "bunvmm", version: packageJson.version, description: "A KVM virtual machine monitor on Bun" },

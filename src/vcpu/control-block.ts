@@ -104,6 +104,17 @@ export class ControlBlock {
     }
   }
 
+  /**
+   * VMM only, before a (new) worker starts on this block: CMD as given, STARTING, ACK at CMD's epoch.
+   * The block is not shared with a running vCPU at that moment.
+   */
+  reset(cmd: number): void {
+    Atomics.store(this.words, RUNSTATE, STARTING);
+    Atomics.store(this.words, ACK, epochOf(cmd));
+    Atomics.store(this.words, CMD, cmd);
+    Atomics.notify(this.words, CMD);
+  }
+
   /** This vCPU's acknowledgement: RUNSTATE first, then ACK, then wake the waiters on ACK. */
   acknowledge(state: number, epoch: number): void {
     Atomics.store(this.words, RUNSTATE, state);

@@ -12,7 +12,7 @@ import { GuestMemory, type RegionDescriptor } from "../memory/guest-memory.ts";
 import { type DeviceSpec, attachDevices } from "../../devices/device-spec.ts";
 import { KvmIrqLine } from "../../devices/irq-line.ts";
 import type { VmRequest } from "../../devices/vm-request.ts";
-import { ControlBlock, EXITED, epochOf } from "./control-block.ts";
+import { ControlBlock, EXITED, KILL, epochOf } from "./control-block.ts";
 import { KickReceiver } from "./kick.ts";
 import { type VcpuOutcome, VcpuRunner } from "./run-loop.ts";
 
@@ -23,7 +23,8 @@ export interface VcpuWorkerInit {
   vmFd: number;
   runAddr: number;
   runSize: number;
-  control: SharedArrayBuffer;
+  /** Control blocks of every possible vCPU; this one's is `controls[index]`. */
+  controls: SharedArrayBuffer[];
   memory: RegionDescriptor[];
   devices: DeviceSpec[];
 }
@@ -31,6 +32,8 @@ export interface VcpuWorkerInit {
 /** Messages a vCPU worker posts. */
 export type VcpuWorkerMessage =
   | { type: "request"; vcpu: number; request: VmRequest; source: string }
+  /** The guest ejected `vcpu` (already KILLed by the device): the VMM reaps it. */
+  | { type: "eject"; vcpu: number; by: number }
   | { type: "outcome"; vcpu: number; outcome: VcpuOutcome };
 
 declare const self: Worker;
@@ -40,7 +43,7 @@ function post(message: VcpuWorkerMessage): void {
 }
 
 function start(init: VcpuWorkerInit): void {
-  const control = new ControlBlock(init.control);
+  const control = new ControlBlock(init.controls[init.index]);
   let outcome: VcpuOutcome;
   try {
     const vcpu = new VcpuFd(init.vcpuFd);
@@ -54,7 +57,14 @@ function start(init: VcpuWorkerInit): void {
       posted.add(r);
       post({ type: "request", vcpu: init.index, request: r, source });
     };
-    const buses = attachDevices(init.devices, { irqLine: (gsi) => new KvmIrqLine(vm, gsi), request });
+    // inv 5: an eject marks the victim and posts; this vCPU never waits for it.
+    const eject = (cpu: number) => {
+      const victim = init.controls[cpu];
+      if (!victim) return;
+      new ControlBlock(victim).updateCmd((old) => old | KILL);
+      post({ type: "eject", vcpu: cpu, by: init.index });
+    };
+    const buses = attachDevices(init.devices, { irqLine: (gsi) => new KvmIrqLine(vm, gsi), request, eject });
     const kicks = new KickReceiver(vcpu);
     control.threadId = kicks.threadId();
     outcome = new VcpuRunner(init.index, vcpu, runPage, control, buses, kicks, memory, request).run();

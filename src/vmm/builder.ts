@@ -7,6 +7,7 @@ import { KvmError } from "../kvm/kvm-error.ts";
 import { VmFd } from "../kvm/vm-fd.ts";
 import { EINTR } from "../../ffi/errno-names.ts";
 import {
+  KVM_MP_STATE_UNINITIALIZED,
   KVM_CAP_IMMEDIATE_EXIT,
   KVM_CAP_IRQCHIP,
   KVM_CAP_MAX_VCPUS,
@@ -24,6 +25,9 @@ import type { VmConfig } from "../config/index.ts";
 import { DeviceManager } from "./device-manager.ts";
 import { CpuManager, type CpuManagerEnv } from "./cpu-manager.ts";
 import { resolvePayload } from "./payload.ts";
+import type { VcpuFd } from "../kvm/vcpu-fd.ts";
+import type { ByteQueue } from "../../devices/byte-queue.ts";
+import { CPU_ENABLED } from "../../devices/cpu-hotplug-controller.ts";
 
 /** KVM_CREATE_VM can fail with EINTR when a signal lands during its set-up (QEMU retries it too). */
 const CREATE_VM_ATTEMPTS = 5;
@@ -41,7 +45,7 @@ export class HostError extends Error {
   override readonly name = "HostError";
 }
 
-/** The pieces of a built machine; `close` releases them in reverse order. */
+/** The pieces of a built machine; `closeMachine` releases them. */
 export interface Machine {
   kvm: Kvm;
   vm: VmFd;
@@ -50,6 +54,11 @@ export interface Machine {
   cpus: CpuManager;
   /** What is booted, for logs. */
   payloadSource: string;
+  /**
+   * Sets up an application processor (boot or hot-added) to wait for INIT/SIPI from the guest.
+   * `fresh` is false for a slot reused after an eject.
+   */
+  configureAp(vcpu: VcpuFd, index: number, fresh: boolean): void;
 }
 
 function createVm(kvm: Kvm): VmFd {
@@ -65,7 +74,8 @@ function createVm(kvm: Kvm): VmFd {
 /** Builds everything up to (not including) starting the vCPU workers. */
 export function buildMachine(
   config: VmConfig,
-  events: Pick<CpuManagerEnv, "onRequest" | "onOutcome">,
+  events: Pick<CpuManagerEnv, "onRequest" | "onOutcome" | "onReaped">,
+  serial: { tx: ByteQueue; rx: ByteQueue },
   log: (stage: string) => void,
 ): Machine {
   const payload = resolvePayload(config.payload.kernel, config.payload.format);
@@ -100,19 +110,29 @@ export function buildMachine(
     loadRawImage(memory, payload.image);
     log(`loaded ${payload.source} (${payload.image.length} bytes, ${payload.format})`);
 
-    const devices = new DeviceManager();
-    const cpus = new CpuManager({ vm, runSize, memory, devices: devices.specs, ...events });
-    for (let i = 0; i < config.cpus.boot_vcpus; i++) {
-      cpus.create(i, (vcpu) => {
-        vcpu.setCpuid2(cpuidForVcpu(supportedCpuid, i));
-        vcpu.setFpu(FPU_FCW_RESET, MXCSR_RESET);
-        if (i !== 0) return; // APs wait for INIT/SIPI from the guest
-        vcpu.setSregs(flatProtectedModeSregs(vcpu.getSregs()));
-        vcpu.setRegs(rawEntryRegs(config.cpus.boot_vcpus, config.cpus.max_vcpus, config.memory.size));
-      });
-    }
+    const devices = new DeviceManager(vm, config.cpus.max_vcpus, serial);
+    const cpus = new CpuManager({ vm, runSize, memory, devices: devices.specs, ...events }, config.cpus.max_vcpus);
+    const configureAp = (vcpu: VcpuFd, index: number, fresh: boolean) => {
+      // KVM refuses to change CPUID once a vCPU has run (Linux >= 5.16); a reused slot keeps its own.
+      if (fresh) vcpu.setCpuid2(cpuidForVcpu(supportedCpuid, index));
+      vcpu.setFpu(FPU_FCW_RESET, MXCSR_RESET);
+      vcpu.setMpState(KVM_MP_STATE_UNINITIALIZED); // a reused slot forgets it ever ran
+      // KVM_SET_LAPIC makes KVM rebuild its APIC-id routing map now. Without it a vCPU created while
+      // the VM runs may be missing from the map until its own first KVM_RUN, and an INIT/SIPI the
+      // guest sends it before then is dropped (seen: the 2nd of two CPUs hot-added together never
+      // started, 5 runs in 8; 0 in 8 with this call).
+      vcpu.setLapic(vcpu.getLapic());
+    };
+    cpus.prepare(0, (vcpu) => {
+      vcpu.setCpuid2(cpuidForVcpu(supportedCpuid, 0));
+      vcpu.setFpu(FPU_FCW_RESET, MXCSR_RESET);
+      vcpu.setSregs(flatProtectedModeSregs(vcpu.getSregs()));
+      vcpu.setRegs(rawEntryRegs(config.cpus.boot_vcpus, config.cpus.max_vcpus, config.memory.size));
+    });
+    for (let i = 1; i < config.cpus.boot_vcpus; i++) cpus.prepare(i, (vcpu, fresh) => configureAp(vcpu, i, fresh));
+    for (let i = 0; i < config.cpus.boot_vcpus; i++) devices.hotplug.setStatus(i, CPU_ENABLED);
     log(`created ${config.cpus.boot_vcpus} vCPU(s) (max ${config.cpus.max_vcpus})`);
-    return { kvm, vm, memory, devices, cpus, payloadSource: payload.source };
+    return { kvm, vm, memory, devices, cpus, payloadSource: payload.source, configureAp };
   } catch (e) {
     for (const f of cleanup.reverse()) f();
     throw e;

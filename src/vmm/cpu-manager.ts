@@ -62,12 +62,13 @@ export class VcpuTimeoutError extends Error {
 
 interface VcpuSlot {
   readonly index: number;
-  readonly fd: VcpuFd;
-  readonly runAddr: number;
-  readonly runPage: Uint8Array;
+  /** Allocated for every possible vCPU up front, so any vCPU's device handler can KILL any other. */
   readonly control: ControlBlock;
+  /** Created on first use and never destroyed (KVM cannot destroy a vCPU); reused after an eject. */
+  kvm?: { fd: VcpuFd; runAddr: number; runPage: Uint8Array };
   worker?: Worker;
   outcome?: Promise<VcpuOutcome>;
+  reaping?: Promise<void>;
 }
 
 /** Everything a vCPU worker needs besides its own slot. */
@@ -80,52 +81,78 @@ export interface CpuManagerEnv {
   onRequest(message: Extract<VcpuWorkerMessage, { type: "request" }>): void;
   /** A vCPU's loop ended (killed or crashed), delivered on the VMM thread. */
   onOutcome(vcpu: number, outcome: VcpuOutcome): void;
+  /** An ejected vCPU's worker is gone; the hotplug bookkeeping may be cleared (PENDING last). */
+  onReaped(vcpu: number): void;
 }
 
 /** vCPU slots, their workers and the pause protocol's VMM side. */
 export class CpuManager {
-  private readonly slots: VcpuSlot[] = [];
+  private readonly slots: VcpuSlot[];
   /** The epoch of the latest request; every pause, resume or kill takes a new one (inv 6). */
   private epoch = 0;
+  /** Whether the last completed request parked the vCPUs: a vCPU started now parks at once. */
+  private paused = false;
   private closed = false;
 
-  constructor(private readonly env: CpuManagerEnv) {
+  constructor(
+    private readonly env: CpuManagerEnv,
+    readonly maxVcpus: number,
+  ) {
     installKickHandler();
+    this.slots = Array.from({ length: maxVcpus }, (_, index) => ({ index, control: new ControlBlock() }));
   }
 
-  /** KVM_CREATE_VCPU, map its kvm_run page, and let the caller set registers before any worker runs. */
-  create(index: number, configure: (vcpu: VcpuFd) => void): void {
-    const fd = new VcpuFd(this.env.vm.createVcpu(index));
-    const addr = libc.mmap(0, this.env.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd.fd, 0);
-    if (BigInt(addr) === MAP_FAILED) throw new KvmError("mmap of kvm_run", errno());
-    const runAddr = Number(addr);
-    const control = new ControlBlock();
-    // A vCPU created while paused parks at its first checkpoint.
-    control.updateCmd(() => packCmd(this.epoch, 0));
-    this.slots[index] = {
-      index,
-      fd,
-      runAddr,
-      runPage: new Uint8Array(toArrayBuffer(runAddr, 0, this.env.runSize)),
-      control,
-    };
-    configure(fd);
+  private slot(index: number): VcpuSlot {
+    const s = this.slots[index];
+    if (!s) throw new RangeError(`vCPU ${index} is beyond max_vcpus ${this.maxVcpus}`);
+    return s;
   }
 
-  get count(): number {
-    return this.slots.filter(Boolean).length;
+  /** True once KVM_CREATE_VCPU ran for `index` (it then exists until the VM is closed). */
+  isCreated(index: number): boolean {
+    return this.slot(index).kvm !== undefined;
   }
 
-  /** Starts vCPU `index`'s worker; it begins with a checkpoint, so a pending PAUSE parks it at once. */
+  /** True while `index` has a worker that has not been reaped. */
+  hasWorker(index: number): boolean {
+    return this.slot(index).worker !== undefined;
+  }
+
+  /**
+   * KVM_CREATE_VCPU (first time only), map its kvm_run page, and let the caller set registers before
+   * any worker runs it. For a reused slot only `configure` runs, told `fresh = false`.
+   */
+  prepare(index: number, configure: (vcpu: VcpuFd, fresh: boolean) => void): void {
+    const s = this.slot(index);
+    if (s.worker) throw new Error(`vCPU ${index} still has a worker`);
+    const fresh = !s.kvm;
+    if (!s.kvm) {
+      const fd = new VcpuFd(this.env.vm.createVcpu(index));
+      const addr = libc.mmap(0, this.env.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd.fd, 0);
+      if (BigInt(addr) === MAP_FAILED) throw new KvmError("mmap of kvm_run", errno());
+      const runAddr = Number(addr);
+      s.kvm = { fd, runAddr, runPage: new Uint8Array(toArrayBuffer(runAddr, 0, this.env.runSize)) };
+    }
+    configure(s.kvm.fd, fresh);
+  }
+
+  /**
+   * Starts vCPU `index`'s worker. Its control block starts fresh under the current epoch (inv 6: a
+   * reused slot carries no stale acknowledgement), with PAUSE set when the VM is paused, so the new
+   * vCPU parks at its first checkpoint.
+   */
   start(index: number): void {
-    const slot = this.slots[index];
-    if (!slot || slot.worker) return;
+    const s = this.slot(index);
+    if (!s.kvm) throw new Error(`vCPU ${index} was never created`);
+    if (s.worker) return;
+    s.control.reset(packCmd(this.epoch, this.paused ? PAUSE : 0));
     const worker = new Worker(VCPU_WORKER_URL, { smol: true } as WorkerOptions);
-    slot.worker = worker;
-    slot.outcome = new Promise<VcpuOutcome>((resolve) => {
+    s.worker = worker;
+    s.outcome = new Promise<VcpuOutcome>((resolve) => {
       worker.onmessage = (event: MessageEvent<VcpuWorkerMessage>) => {
         const m = event.data;
         if (m.type === "request") this.env.onRequest(m);
+        else if (m.type === "eject") void this.reap(m.vcpu);
         else {
           resolve(m.outcome);
           this.env.onOutcome(m.vcpu, m.outcome);
@@ -136,27 +163,59 @@ export class CpuManager {
           kind: "crashed",
           report: { vcpu: index, summary: `vCPU ${index} worker error: ${event.message}`, registers: [] },
         };
-        slot.control.acknowledge(EXITED, epochOf(slot.control.cmd));
+        s.control.acknowledge(EXITED, epochOf(s.control.cmd));
         resolve(outcome);
         this.env.onOutcome(index, outcome);
       };
     });
     const init: VcpuWorkerInit = {
       index,
-      vcpuFd: slot.fd.fd,
+      vcpuFd: s.kvm.fd.fd,
       vmFd: this.env.vm.fd,
-      runAddr: slot.runAddr,
+      runAddr: s.kvm.runAddr,
       runSize: this.env.runSize,
-      control: slot.control.buffer,
+      controls: this.slots.map((x) => x.control.buffer),
       memory: this.env.memory.descriptors,
       devices: this.env.devices,
     };
     worker.postMessage(init);
   }
 
+  /**
+   * After a guest eject: the device already set KILL on the victim (from the ejecting vCPU, which
+   * did not wait, inv 5). Kick it out of KVM_RUN, wait (bounded) for it to exit, end its worker, and
+   * only then let the caller clear the hotplug bits. Idempotent; runs outside the lifecycle queue,
+   * and resize is refused until it finished (the caller clears PENDING_REMOVAL last, inv 10).
+   */
+  reap(index: number): Promise<void> {
+    const s = this.slot(index);
+    if (s.reaping) return s.reaping;
+    s.reaping = (async () => {
+      if (s.kvm) kick(s.kvm.runPage, s.control.threadId);
+      const stuck = await this.awaitAll([s], epochOf(s.control.cmd), [EXITED], WORKER_CLOSE_TIMEOUT_MS);
+      if (stuck.length === 0) await this.endWorker(s);
+      s.reaping = undefined;
+      if (stuck.length === 0) this.env.onReaped(index);
+    })();
+    return s.reaping;
+  }
+
+  private async endWorker(s: VcpuSlot): Promise<void> {
+    const worker = s.worker;
+    if (!worker) return;
+    const closed = new Promise<void>((resolve) => worker.addEventListener("close", () => resolve()));
+    // The outcome message comes right before the worker goes idle.
+    await within(s.outcome!, WORKER_CLOSE_TIMEOUT_MS);
+    worker.terminate();
+    await within(closed, WORKER_CLOSE_TIMEOUT_MS);
+    s.control.threadId = 0n; // that thread is gone: never signal it again
+    s.worker = undefined;
+    s.outcome = undefined;
+  }
+
   /** Slots whose worker runs and has not exited: the ones a request must be acknowledged by. */
   private active(): VcpuSlot[] {
-    return this.slots.filter((s) => s?.worker && s.control.runState !== EXITED);
+    return this.slots.filter((s) => s.worker && s.control.runState !== EXITED);
   }
 
   /** Sets `flags` (and clears `clear`) under a new epoch on every active vCPU, and kicks each. */
@@ -165,7 +224,7 @@ export class CpuManager {
     const e = this.epoch;
     for (const s of slots) {
       s.control.updateCmd((old) => packCmd(e, ((old & FLAG_MASK) | set) & ~clear));
-      if (doKick) kick(s.runPage, s.control.threadId);
+      if (doKick && s.kvm) kick(s.kvm.runPage, s.control.threadId);
     }
     return e;
   }
@@ -204,7 +263,10 @@ export class CpuManager {
     const slots = this.active();
     const epoch = this.request(PAUSE, 0, slots, true);
     const stuck = await this.awaitAll(slots, epoch, [PARKED], timeoutMs);
-    if (stuck.length === 0) return;
+    if (stuck.length === 0) {
+      this.paused = true;
+      return;
+    }
     const parked = slots.filter((s) => s.control.runState === PARKED);
     const back = this.request(0, PAUSE, this.active(), false);
     const notBack = await this.awaitAll(parked, back, [RUNNING], timeoutMs);
@@ -220,6 +282,7 @@ export class CpuManager {
   async resume(timeoutMs: number): Promise<void> {
     const slots = this.active();
     const epoch = this.request(0, PAUSE, slots, false);
+    this.paused = false;
     const stuck = await this.awaitAll(slots, epoch, [RUNNING], timeoutMs);
     if (stuck.length) throw new VcpuTimeoutError("resume", timeoutMs, stuck, "some vCPUs are still parked");
   }
@@ -229,17 +292,8 @@ export class CpuManager {
     const slots = this.active();
     const epoch = this.request(KILL, 0, slots, true);
     const stuck = await this.awaitAll(slots, epoch, [EXITED], timeoutMs);
-    const started = this.slots.filter((s) => s?.worker);
-    await Promise.all(
-      started.map(async (s) => {
-        if (stuck.some((x) => x.vcpu === s.index)) return;
-        const closed = new Promise<void>((resolve) => s.worker!.addEventListener("close", () => resolve()));
-        // The outcome message comes right before the worker goes idle.
-        await within(s.outcome!, WORKER_CLOSE_TIMEOUT_MS);
-        s.worker!.terminate();
-        await within(closed, WORKER_CLOSE_TIMEOUT_MS);
-      }),
-    );
+    const ending = this.slots.filter((s) => s.worker && !stuck.some((x) => x.vcpu === s.index));
+    await Promise.all(ending.map((s) => this.endWorker(s)));
     return stuck.map((s) => s.vcpu);
   }
 
@@ -248,18 +302,19 @@ export class CpuManager {
     if (this.closed) return;
     this.closed = true;
     for (const s of this.slots) {
-      if (!s) continue;
-      libc.munmap(s.runAddr, this.env.runSize);
-      s.fd.close();
+      if (!s.kvm) continue;
+      libc.munmap(s.kvm.runAddr, this.env.runSize);
+      s.kvm.fd.close();
     }
   }
 
+  /** Counters of every vCPU ever created, by index. */
   counters(): VcpuCounters[] {
-    return this.slots.filter(Boolean).map((s) => s.control.counters());
+    return this.slots.filter((s) => s.kvm).map((s) => s.control.counters());
   }
 
-  /** RUNSTATE of every vCPU, by index. */
+  /** RUNSTATE of every vCPU ever created, by index. */
   runStates(): string[] {
-    return this.slots.filter(Boolean).map((s) => s.control.runStateName);
+    return this.slots.filter((s) => s.kvm).map((s) => s.control.runStateName);
   }
 }

@@ -1,28 +1,32 @@
 /**
  * Describes the machine's devices (device specs with their shared state) and keeps the VMM thread's
- * ends of them: the serial queues. Workers build the buses from `specs` (devices/device-spec.ts).
+ * handles on them: the CPU hotplug bookkeeping and the GED. Workers build the buses from `specs`
+ * (devices/device-spec.ts). The serial queues belong to the Vm, so console output survives reboots.
  */
 import type { DeviceSpec } from "../../devices/device-spec.ts";
-import { ByteQueue, createByteQueueBuffer } from "../../devices/byte-queue.ts";
+import type { ByteQueue } from "../../devices/byte-queue.ts";
 import { createSerial8250State } from "../../devices/serial-8250.ts";
 import { createI8042State } from "../../devices/i8042.ts";
 import { ACPI_POWER_PORT } from "../../devices/acpi-power.ts";
-import { COM1_GSI, COM1_PORT } from "../arch/x86_64/layout.ts";
+import { CpuHotplugState, createCpuHotplugState } from "../../devices/cpu-hotplug-controller.ts";
+import { GedState, createGedState } from "../../devices/acpi-ged.ts";
+import { KvmIrqLine } from "../../devices/irq-line.ts";
+import type { VmFd } from "../kvm/vm-fd.ts";
+import { COM1_GSI, COM1_PORT, CPU_HOTPLUG_BASE, GED_BASE, GED_GSI } from "../arch/x86_64/layout.ts";
 
-/** Serial input the guest has not read yet; small like a terminal's line buffer. */
-const SERIAL_RX_CAPACITY = 1 << 12;
-
-/** The legacy platform: COM1, i8042, ACPI power registers. */
+/** The platform: COM1, i8042, ACPI power registers, CPU hotplug controller, GED. */
 export class DeviceManager {
   readonly specs: DeviceSpec[];
-  /** Bytes the guest wrote to COM1. */
-  readonly serialTx: ByteQueue;
-  /** Bytes for the guest to read from COM1. */
-  readonly serialRx: ByteQueue;
+  /** VMM-side view of the hotplug registers' state (inv 10: VMM-owned and guest-visible bits). */
+  readonly hotplug: CpuHotplugState;
+  /** Raises GED events (CPU hotplug, power button) towards the guest. */
+  readonly ged: GedState;
 
-  constructor() {
-    this.serialTx = new ByteQueue(createByteQueueBuffer());
-    this.serialRx = new ByteQueue(createByteQueueBuffer(SERIAL_RX_CAPACITY));
+  constructor(vm: VmFd, maxVcpus: number, serial: { tx: ByteQueue; rx: ByteQueue }) {
+    const hotplugState = createCpuHotplugState(maxVcpus);
+    const gedState = createGedState();
+    this.hotplug = new CpuHotplugState(hotplugState);
+    this.ged = new GedState(gedState, new KvmIrqLine(vm, GED_GSI));
     this.specs = [
       {
         kind: "serial-8250",
@@ -30,11 +34,13 @@ export class DeviceManager {
         port: COM1_PORT,
         gsi: COM1_GSI,
         state: createSerial8250State(),
-        tx: this.serialTx.buffer,
-        rx: this.serialRx.buffer,
+        tx: serial.tx.buffer,
+        rx: serial.rx.buffer,
       },
       { kind: "i8042", name: "i8042", state: createI8042State() },
       { kind: "acpi-power", name: "acpi-power", port: ACPI_POWER_PORT },
+      { kind: "cpu-hotplug", name: "cpu-hotplug", base: CPU_HOTPLUG_BASE, state: hotplugState },
+      { kind: "acpi-ged", name: "ged", base: GED_BASE, state: gedState },
     ];
   }
 }

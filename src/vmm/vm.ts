@@ -5,24 +5,29 @@
  *
  * Threads: VMM thread only; nothing here blocks (inv 2). Waits on vCPUs are CpuManager's, bounded by
  * `timeoutMs` (inv 14). The API state always matches the vCPUs: a pause that times out is rolled back
- * and the state stays Running (inv 9).
+ * and the state stays Running (inv 9). Reaping an ejected vCPU runs beside the queue, not in it, and
+ * resize is refused until it is done (inv 10).
  */
 import { type ConsolaInstance, consola } from "consola";
 import { type VmConfig, loadConfigFile, parseConfig } from "../config/index.ts";
 import type { CrashReport } from "../vcpu/crash-report.ts";
 import type { VcpuCounters } from "../vcpu/control-block.ts";
+import type { GuestMemory } from "../memory/guest-memory.ts";
+import { ByteQueue, createByteQueueBuffer } from "../../devices/byte-queue.ts";
+import { CPU_ENABLED, CPU_INSERTING, CPU_REMOVING } from "../../devices/cpu-hotplug-controller.ts";
+import { GedEvent } from "../../devices/acpi-ged.ts";
+import type { VmRequest } from "../../devices/vm-request.ts";
 import { type Machine, buildMachine, closeMachine } from "./builder.ts";
 import { SerialConsole, type SerialSink } from "./serial-console.ts";
-import type { GuestMemory } from "../memory/guest-memory.ts";
 
 export type VmState = "Created" | "Running" | "Paused" | "Shutdown";
 
 /** Why a VM stopped. */
-export type VmExitReason = "poweroff" | "reset" | "shutdown" | "crash";
+export type VmExitReason = "poweroff" | "shutdown" | "crash";
 
 export interface VmExit {
   reason: VmExitReason;
-  /** Who asked, in words ("ACPI sleep control S5", "shutdown()", a crash summary). */
+  /** Who asked, in words ("ACPI sleep control S5", "shutdown requested", a crash summary). */
   detail: string;
   crash?: CrashReport;
 }
@@ -40,6 +45,8 @@ export interface VmOptions {
 export interface VmCounters {
   vcpus: VcpuCounters[];
   serial: { bytes_out: number; bytes_dropped: number };
+  hotplug: { ignored_accesses: number; refused_ejects: number };
+  vm: { reboots: number };
 }
 
 /** An operation the current state refuses ("cannot pause: the VM is Paused"). */
@@ -53,35 +60,49 @@ export class LifecycleError extends Error {
   }
 }
 
+/** A resize the hotplug rules refuse: out of range, or a removal still pending (inv 10). */
+export class ResizeError extends Error {
+  override readonly name = "ResizeError";
+}
+
 const DEFAULT_TIMEOUT_MS = 1000;
+/** Serial input the guest has not read yet; small like a terminal's line buffer. */
+const SERIAL_RX_CAPACITY = 1 << 12;
 
 /** The built-in demo: four vCPUs greet and the VM powers off. */
 export const DEMO_CONFIG = { cpus: { boot_vcpus: 4, max_vcpus: 4 }, memory: { size: "32M" } } as const;
 
-/** A virtual machine: create it from a config, boot it, pause/resume it, and dispose of it. */
+/** A virtual machine: create it from a config, boot it, pause/resume/resize it, and dispose of it. */
 export class Vm implements AsyncDisposable {
   private _state: VmState = "Created";
   private ops: Promise<unknown> = Promise.resolve();
   private resolveExit!: (exit: VmExit) => void;
   private stdinListener: ((data: Buffer) => void) | undefined;
+  private machine: Machine;
+  private _reboots = 0;
   /** Resolves once, when the VM has stopped and released its host resources (or leaked stuck ones). */
   readonly exited: Promise<VmExit>;
   /** Guest serial output (text, stream, waitFor) and input (write). */
   readonly serial: SerialConsole;
+  private readonly serialQueues: { tx: ByteQueue; rx: ByteQueue };
   private readonly log: ConsolaInstance;
   private readonly timeoutMs: number;
 
   private constructor(
+    /** The config in force; `cpus.boot_vcpus` follows resizes, as cloud-hypervisor's vm.info does. */
     readonly config: VmConfig,
-    private readonly machine: Machine,
     options: VmOptions,
-    log: ConsolaInstance,
   ) {
-    this.log = log;
+    this.log = options.logger ?? consola.withTag("bunvmm");
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.exited = new Promise((resolve) => {
       this.resolveExit = resolve;
     });
+    this.serialQueues = {
+      tx: new ByteQueue(createByteQueueBuffer()),
+      rx: new ByteQueue(createByteQueueBuffer(SERIAL_RX_CAPACITY)),
+    };
+    this.machine = this.build();
     const sink: SerialSink =
       options.serial ??
       (config.serial.mode === "tty"
@@ -89,7 +110,7 @@ export class Vm implements AsyncDisposable {
         : config.serial.mode === "file"
           ? { kind: "file", path: config.serial.file! }
           : { kind: "none" });
-    this.serial = new SerialConsole(machine.devices.serialTx, machine.devices.serialRx, sink);
+    this.serial = new SerialConsole(this.serialQueues.tx, this.serialQueues.rx, sink);
     if (options.stdin) {
       this.stdinListener = (data) => void this.serial.write(data);
       process.stdin.on("data", this.stdinListener);
@@ -101,31 +122,37 @@ export class Vm implements AsyncDisposable {
    * (the built-in demo). @throws {ConfigError} {PayloadError} {KvmError} {HostError} with one-line messages.
    */
   static async create(config?: string | object, options: VmOptions = {}): Promise<Vm> {
-    const log = options.logger ?? consola.withTag("bunvmm");
-    const resolved =
-      typeof config === "string" ? await loadConfigFile(config) : parseConfig(config ?? DEMO_CONFIG);
-    let vm: Vm | undefined;
-    const machine = buildMachine(
-      resolved,
+    const resolved = typeof config === "string" ? await loadConfigFile(config) : parseConfig(config ?? DEMO_CONFIG);
+    return new Vm(structuredClone(resolved), options);
+  }
+
+  private build(): Machine {
+    return buildMachine(
+      this.config,
       {
-        onRequest: (m) => vm?.guestRequest(m.request, `${m.source} (vCPU ${m.vcpu})`),
+        onRequest: (m) => this.guestRequest(m.request, `${m.source} (vCPU ${m.vcpu})`),
         onOutcome: (_vcpu, outcome) => {
-          if (outcome.kind === "crashed") vm?.guestCrashed(outcome.report);
+          if (outcome.kind === "crashed") this.guestCrashed(outcome.report);
         },
+        onReaped: (vcpu) => this.reaped(vcpu),
       },
-      (stage) => log.debug(stage),
+      this.serialQueues,
+      (stage) => this.log.debug(stage),
     );
-    vm = new Vm(resolved, machine, options, log);
-    return vm;
   }
 
   get state(): VmState {
     return this._state;
   }
 
-  /** Guest RAM, bounds-checked; valid until the VM has stopped. */
+  /** Guest RAM, bounds-checked; valid until the VM stops or reboots. */
   get memory(): GuestMemory {
     return this.machine.memory;
+  }
+
+  /** How many times the VM restarted (guest reset or reboot()). */
+  get reboots(): number {
+    return this._reboots;
   }
 
   /** Runs `op` after every operation queued before it (inv 11). */
@@ -135,11 +162,15 @@ export class Vm implements AsyncDisposable {
     return next;
   }
 
+  private startBootVcpus(): void {
+    for (let i = 0; i < this.config.cpus.boot_vcpus; i++) this.machine.cpus.start(i);
+  }
+
   /** Starts every boot vCPU's worker. Created -> Running. */
   boot(): Promise<void> {
     return this.serialise(async () => {
       if (this._state !== "Created") throw new LifecycleError("boot", this._state);
-      for (let i = 0; i < this.config.cpus.boot_vcpus; i++) this.machine.cpus.start(i);
+      this.startBootVcpus();
       this._state = "Running";
       this.log.info(`booting ${this.machine.payloadSource} on ${this.config.cpus.boot_vcpus} vCPU(s)`);
     });
@@ -163,55 +194,122 @@ export class Vm implements AsyncDisposable {
     });
   }
 
+  /**
+   * Hot-plugs or hot-unplugs vCPUs until `desiredVcpus` are present (cloud-hypervisor's vm.resize).
+   * Adding starts workers at once (parked if the VM is paused) and marks them inserting; removing
+   * marks CPUs removing and pending-removal: the guest ejects them when it has taken them offline.
+   * Either way the guest hears of it through the GED. Refused while a removal is pending, below 1 or
+   * above max_vcpus (inv 10).
+   */
+  resize(desiredVcpus: number): Promise<void> {
+    return this.serialise(async () => {
+      if (this._state !== "Running" && this._state !== "Paused") throw new LifecycleError("resize", this._state);
+      const max = this.config.cpus.max_vcpus;
+      if (!Number.isInteger(desiredVcpus) || desiredVcpus < 1 || desiredVcpus > max) {
+        throw new ResizeError(`desired_vcpus = ${desiredVcpus}: expected an integer from 1 to max_vcpus (${max})`);
+      }
+      const { hotplug, ged } = this.machine.devices;
+      for (let cpu = 0; cpu < max; cpu++) {
+        if (hotplug.pendingRemoval(cpu)) {
+          throw new ResizeError(`cannot resize while vCPU ${cpu} is being removed; the guest has not ejected it yet`);
+        }
+      }
+      const present = this.config.cpus.boot_vcpus;
+      if (desiredVcpus === present) return;
+      const { cpus, configureAp } = this.machine;
+      for (let cpu = present; cpu < desiredVcpus; cpu++) {
+        cpus.prepare(cpu, (vcpu, fresh) => configureAp(vcpu, cpu, fresh));
+        cpus.start(cpu);
+        hotplug.setStatus(cpu, CPU_ENABLED | CPU_INSERTING);
+      }
+      for (let cpu = desiredVcpus; cpu < present; cpu++) {
+        hotplug.setPendingRemoval(cpu, true); // VMM-owned first: only it makes an eject honoured
+        hotplug.setStatus(cpu, CPU_REMOVING);
+      }
+      this.config.cpus.boot_vcpus = desiredVcpus;
+      ged.raise(GedEvent.CpuHotplug);
+      this.log.debug(`resize: ${present} -> ${desiredVcpus} vCPUs`);
+    });
+  }
+
+  /** The ejected vCPU's worker is gone: clear its guest-visible bits, then PENDING_REMOVAL last. */
+  private reaped(cpu: number): void {
+    const { hotplug } = this.machine.devices;
+    hotplug.clearStatus(cpu, CPU_ENABLED | CPU_INSERTING | CPU_REMOVING);
+    hotplug.setPendingRemoval(cpu, false);
+    this.log.debug(`vCPU ${cpu} ejected by the guest and reaped`);
+  }
+
+  /** Restarts the guest from its payload in a fresh KVM VM (cloud-hypervisor's vm.reboot). */
+  reboot(): Promise<void> {
+    return this.serialise(async () => {
+      if (this._state !== "Running" && this._state !== "Paused") throw new LifecycleError("reboot", this._state);
+      await this.restart();
+    });
+  }
+
+  private async restart(): Promise<void> {
+    const stuck = await this.machine.cpus.kill(this.timeoutMs);
+    if (stuck.length > 0) {
+      await this.stop({ reason: "crash", detail: `reboot failed: vCPU(s) ${stuck.join(", ")} did not stop` });
+      return;
+    }
+    closeMachine(this.machine);
+    this.machine = this.build();
+    this.startBootVcpus();
+    this._state = "Running";
+    this._reboots++;
+    this.log.info(`rebooted (${this._reboots})`);
+  }
+
+  /** Presses the ACPI power button (GED event): a guest with ACPI shuts itself down. */
+  powerButton(): Promise<void> {
+    return this.serialise(async () => {
+      if (this._state !== "Running") throw new LifecycleError("press the power button", this._state);
+      this.machine.devices.ged.raise(GedEvent.PowerButton);
+    });
+  }
+
   /** Stops the VM from any state and releases everything; resolves with how it ended. Idempotent. */
   shutdown(): Promise<VmExit> {
     return this.serialise(() => this.stop({ reason: "shutdown", detail: "shutdown requested" }));
   }
 
-  /**
-   * Hot-plugs or hot-unplugs vCPUs until `desiredVcpus` are present (cloud-hypervisor's vm.resize).
-   * Refused while a removal is pending, below 1 or above max_vcpus.
-   */
-  resize(desiredVcpus: number): Promise<void> {
-    return this.serialise(async () => {
-      throw new LifecycleError(`resize to ${desiredVcpus} vCPUs (not implemented yet)`, this._state);
-    });
-  }
-
-  /** Restarts the guest from its payload in the same VM (cloud-hypervisor's vm.reboot). */
-  reboot(): Promise<void> {
-    return this.serialise(async () => {
-      throw new LifecycleError("reboot (not implemented yet)", this._state);
-    });
-  }
-
-  /** Presses the ACPI power button: a guest with ACPI shuts itself down (vm.power-button). */
-  powerButton(): Promise<void> {
-    return this.serialise(async () => {
-      throw new LifecycleError("press the power button (not implemented yet)", this._state);
-    });
-  }
-
   /** cloud-hypervisor's vm.info shape: the config (VmConfig names), the state and the RAM size. */
   info(): { config: VmConfig; state: VmState; memory_actual_size: number } {
-    return { config: this.config, state: this._state, memory_actual_size: this.config.memory.size };
+    return { config: structuredClone(this.config), state: this._state, memory_actual_size: this.config.memory.size };
   }
 
   counters(): VmCounters {
+    const { hotplug } = this.machine.devices;
     return {
       vcpus: this.machine.cpus.counters(),
       serial: { bytes_out: this.serial.bytesOut, bytes_dropped: this.serial.bytesDropped },
+      hotplug: { ignored_accesses: hotplug.ignoredAccesses, refused_ejects: hotplug.refusedEjects },
+      vm: { reboots: this._reboots },
     };
   }
 
-  /** RUNSTATE of each vCPU ("RUNNING", "PARKED", ...), for diagnostics and tests. */
+  /** RUNSTATE of each vCPU ever created ("RUNNING", "PARKED", ...), for diagnostics and tests. */
   vcpuStates(): string[] {
     return this.machine.cpus.runStates();
   }
 
-  private guestRequest(request: "poweroff" | "reset", source: string): void {
+  /** Guest-visible hotplug status bits of each possible CPU (CPEN/CINS/CRMV), for tests. */
+  hotplugStatus(): number[] {
+    const { hotplug } = this.machine.devices;
+    return Array.from({ length: this.config.cpus.max_vcpus }, (_, cpu) => hotplug.status(cpu));
+  }
+
+  /** Power off stops the VM; reset reboots it, as on cloud-hypervisor. */
+  private guestRequest(request: VmRequest, source: string): void {
     this.log.debug(`guest asked for ${request} via ${source}`);
-    void this.serialise(() => this.stop({ reason: request, detail: source }));
+    if (request === "poweroff") void this.serialise(() => this.stop({ reason: "poweroff", detail: source }));
+    else {
+      void this.serialise(async () => {
+        if (this._state === "Running" || this._state === "Paused") await this.restart();
+      });
+    }
   }
 
   private guestCrashed(report: CrashReport): void {

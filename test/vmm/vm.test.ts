@@ -53,18 +53,6 @@ describe("Vm", () => {
     expect(exit.detail).toContain("bytes d9 ee"); // fldz
   });
 
-  test.each([
-    ["i8042 command 0xfe", {}],
-    ["ACPI reset register", { ACPI: 1 }],
-  ])("a guest reset through the %s stops the VM with reason reset", async (source, defines) => {
-    await using vm = await Vm.create(rawGuestConfig("reset", { defines }), QUIET);
-    await vm.boot();
-    const exit = await vm.exited;
-    expect(exit.reason).toBe("reset");
-    expect(exit.detail).toContain(source);
-    expect(vm.serial.text).toBe("resetting\n");
-  });
-
   test("serial.write() reaches the guest's receiver", async () => {
     await using vm = await Vm.create(rawGuestConfig("echo"), QUIET);
     await vm.boot();

@@ -47,3 +47,30 @@ export const GED_GSI = 5;
 export const ACPI_TABLES_START = 0x000e_0000;
 export const ACPI_TABLES_END = 0x0010_0000;
 export const RSDP_ADDRESS = ACPI_TABLES_START;
+
+/**
+ * Linux boots (docs/boot-protocols.md). Fixed structures below 640 KiB, used only when a bzImage or a
+ * PVH vmlinux boots (the raw format's 0x7000 stack and 0x8000/0x9000 data never coexist with them).
+ */
+/** End of conventional memory: the e820 table's first RAM range is [0, LOW_RAM_END). */
+export const LOW_RAM_END = 0xa_0000;
+/** Kernels, initramfs and everything else the guest owns sit at or above 1 MiB. */
+export const HIGH_MEMORY_START = 0x10_0000;
+/** The boot GDT (4 descriptors: null, null, __BOOT_CS, __BOOT_DS) of the 64-bit bzImage entry. */
+export const BOOT_GDT_ADDRESS = 0x500;
+/** PVH: struct hvm_start_info (56 bytes), its one module entry (32 bytes), its memory map (≤ 128 × 24). */
+export const PVH_START_INFO_ADDRESS = 0x6000;
+export const PVH_MODLIST_ADDRESS = 0x6040;
+export const PVH_MEMMAP_ADDRESS = 0x6080;
+/** bzImage: struct boot_params, the "zero page" (4 KiB); RSI points here at entry. */
+export const ZERO_PAGE_ADDRESS = 0x7000;
+/** Identity page tables of the 64-bit entry: PML4, PDPT, then four page directories (2 MiB pages). */
+export const BOOT_PML4_ADDRESS = 0x9000;
+export const BOOT_PDPT_ADDRESS = 0xa000;
+export const BOOT_PD_ADDRESS = 0xb000;
+export const BOOT_PAGE_TABLES_END = 0xf000;
+/** The kernel command line with its NUL, for both protocols; the region holds up to 64 KiB. */
+export const CMDLINE_ADDRESS = 0x2_0000;
+export const CMDLINE_REGION_SIZE = 0x1_0000;
+/** Where a bzImage loads when its header gives no pref_address (Linux's CONFIG_PHYSICAL_START default). */
+export const DEFAULT_KERNEL_LOAD_ADDRESS = 0x100_0000;

@@ -1,6 +1,7 @@
 /** `bunvmm run [CONFIG]`: boots a VM (the built-in demo without CONFIG) and exits when it stops. */
 import { defineCommand } from "citty";
 import { Vm } from "../../vmm/vm.ts";
+import { startApiServer } from "../../api/server.ts";
 import { EXIT_GUEST_CRASH, EXIT_OK } from "../errors.ts";
 import { type LogLevelName, createLogger } from "../log.ts";
 import { sharedArgs } from "./shared-args.ts";
@@ -9,19 +10,30 @@ export const runCommand = defineCommand({
   meta: { name: "run", description: "Boot a VM from a TOML config (no config: the built-in demo)" },
   args: {
     config: { type: "positional", required: false, description: "Path to the VM's TOML file" },
+    "api-socket": { type: "string", valueHint: "PATH", description: "Serve the REST API on this Unix socket (overrides [api] socket)" },
     ...sharedArgs,
   },
   async run({ args }) {
     const log = createLogger(args["log-level"] as LogLevelName);
     const vm = await Vm.create(args.config, { logger: log, stdin: process.stdin.isTTY === true });
+    const socket = args["api-socket"] ?? vm.config.api.socket;
+    const api =
+      socket === undefined
+        ? undefined
+        : await startApiServer(vm, { socket, logger: log }).catch(async (e: unknown) => {
+            await vm.shutdown();
+            throw e;
+          });
     const onSignal = (signal: string) => {
       log.info(`${signal}: shutting the VM down`);
       void vm.shutdown();
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
-    await vm.boot();
-    const exit = await vm.exited;
+    const exit = await vm
+      .boot()
+      .then(() => vm.exited)
+      .finally(() => api?.close()); // the socket goes whichever way the VM ends (signals included)
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     if (exit.reason === "crash") {

@@ -1,0 +1,20 @@
+/**
+ * The `vmm.*` endpoints: ping, and shutdown (the VM, then the API server itself; in `bunvmm run` the
+ * process then exits 0).
+ * @module
+ */
+import { jsonResponse } from "../api-error.ts";
+import { vmmPing } from "../wire.ts";
+import { type Route, noContent } from "./route.ts";
+
+export const vmmRoutes: Readonly<Record<string, Route>> = {
+  "vmm.ping": { method: "GET", handle: () => jsonResponse(200, vmmPing()) },
+  "vmm.shutdown": {
+    method: "PUT",
+    async handle({ vm, closeServer }) {
+      await vm.shutdown();
+      closeServer(); // graceful: this answer is sent before the socket goes away
+      return noContent();
+    },
+  },
+};

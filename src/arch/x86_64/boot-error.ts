@@ -1,0 +1,23 @@
+/**
+ * Why a kernel cannot be booted: a bad or unsupported image, or one that does not fit the VM. `reason`
+ * is one sentence without the file's name, so the builder can wrap it in its own error (PayloadError
+ * names the path: `payload.kernel = "…": <reason>`).
+ */
+export class LinuxBootError extends Error {
+  override readonly name = "LinuxBootError";
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+/** `0x1000000`: addresses in messages. */
+export function hex(n: number): string {
+  return `0x${n.toString(16)}`;
+}
+
+const MIB = 1 << 20;
+
+/** The RAM size that covers `[0, end)`, in whole MiB, for "give the VM at least N MiB". */
+export function mibToCover(end: number): number {
+  return Math.ceil(end / MIB);
+}

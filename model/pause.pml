@@ -321,38 +321,44 @@ die:
 /* VMM thread, lifecycle task (src/vmm/cpu-manager.ts): one operation at a time (inv 11)                  */
 /* ------------------------------------------------------------------------------------------------------ */
 
-/* write the resume epoch into every active CMD (CAS loop + notify); no kick: parked workers wait on CMD */
-inline unpause_all() {
-  epoch++;
-  for (v : 0 .. N - 1) {
-    if
-    :: ACTIVE[v] -> atomic { CMD[v] = PACK(epoch, FLAGS(CMD[v]) & ~PAUSE) }
-    :: else
-    fi
-  }
-  v = 0
+/* The VMM's writes to one vCPU. ACTIVE[x] cannot change during a synchronous section of the lifecycle
+   task (only the mailbox task clears it, and it waits for the event loop), so testing it is part of the
+   first write. Each CMD update is a CAS loop (or Atomics.or) followed by Atomics.notify. */
+inline request_pause(x) {                          /* CMD = (epoch, flags | PAUSE); notify; kick */
+  if
+  :: atomic { ACTIVE[x] -> CMD[x] = PACK(epoch, FLAGS(CMD[x]) | PAUSE) }
+     kick(x)
+  :: !ACTIVE[x]
+  fi
+}
+inline request_unpause(x) {                        /* CMD = (epoch, flags & ~PAUSE); notify (no kick) */
+  if
+  :: atomic { ACTIVE[x] -> CMD[x] = PACK(epoch, FLAGS(CMD[x]) & ~PAUSE) }
+  :: !ACTIVE[x]
+  fi
+}
+inline request_kill(x) {                           /* CMD |= KILL; notify; kick */
+  if
+  :: atomic { ACTIVE[x] -> CMD[x] = CMD[x] | KILL }
+     kick(x)
+  :: !ACTIVE[x]
+  fi
 }
 
 proctype vmm() {
   byte ops;      /* operations done so far */
-  byte v;
+  byte v;        /* resize: the slot */
 
   do
   :: atomic {                                     /* pause() */
        ops < K && vmstate == VM_RUNNING && loop == LOOP_FREE ->
-       ops++; loop = LOOP_LIFECYCLE; busy = 1; pausing = 1
+       ops++; loop = LOOP_LIFECYCLE; busy = 1; pausing = 1;
+       epoch++
      }
+#ifdef BROKEN_8092
      LOCK_STATES(N);                              /* #8092: held over set PAUSE, kick and the wait */
-     epoch++;
-     for (v : 0 .. N - 1) {
-       if
-       :: ACTIVE[v] ->
-            atomic { CMD[v] = PACK(epoch, FLAGS(CMD[v]) | PAUSE) }   /* CAS loop + notify */
-            kick(v)
-       :: else
-       fi
-     }
-     v = 0;
+#endif
+     request_pause(0); request_pause(1); request_pause(2);
      loop = LOOP_FREE;                            /* await; the mailbox is served meanwhile (inv 2) */
      if
      :: atomic {
@@ -365,9 +371,9 @@ proctype vmm() {
           assert(!ACTIVE[2] || RUNSTATE[2] == PARKED || RUNSTATE[2] == EXITED);
           pausing = 0; busy = 0
         }
-     :: PAUSE_DEADLINE ->                         /* roll back, report the vCPU, epoch and state */
-          atomic { loop == LOOP_FREE -> loop = LOOP_LIFECYCLE }
-          unpause_all();
+     :: PAUSE_DEADLINE ->                         /* roll back (resume), report the vCPU, epoch and state */
+          atomic { loop == LOOP_FREE -> loop = LOOP_LIFECYCLE; epoch++ }
+          request_unpause(0); request_unpause(1); request_unpause(2);
           loop = LOOP_FREE;
           if
           :: atomic { loop == LOOP_FREE && ALL_RUNNING(epoch) -> pausing = 0; busy = 0 }
@@ -377,9 +383,10 @@ proctype vmm() {
 
   :: atomic {                                     /* resume() */
        ops < K && vmstate == VM_PAUSED && loop == LOOP_FREE ->
-       ops++; loop = LOOP_LIFECYCLE; busy = 1
+       ops++; loop = LOOP_LIFECYCLE; busy = 1;
+       epoch++
      }
-     unpause_all();
+     request_unpause(0); request_unpause(1); request_unpause(2);
      loop = LOOP_FREE;
      if
      :: atomic {
@@ -428,15 +435,7 @@ proctype vmm() {
   od;
 
   /* shutdown(): KILL every active vCPU, kick it, await EXITED */
-  for (v : 0 .. N - 1) {
-    if
-    :: ACTIVE[v] ->
-         atomic { CMD[v] = CMD[v] | KILL }        /* Atomics.or + notify */
-         kick(v)
-    :: else
-    fi
-  }
-  v = 0;
+  request_kill(0); request_kill(1); request_kill(2);
   loop = LOOP_FREE;
   if
   :: atomic { loop == LOOP_FREE && ALL_EXITED -> vmstate = VM_SHUTDOWN; busy = 0 }

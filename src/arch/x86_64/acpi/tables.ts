@@ -1,0 +1,75 @@
+/**
+ * All of bunvmm's ACPI tables, laid out at their guest-physical addresses in [ACPI_TABLES_START,
+ * ACPI_TABLES_END): the RSDP at RSDP_ADDRESS, then DSDT, FADT, MADT and XSDT, each pointer being the
+ * address where the pointed-to table lands. The builder copies `blob` to ACPI_TABLES_START.
+ * @module
+ */
+import { ACPI_TABLES_END, ACPI_TABLES_START, RSDP_ADDRESS } from "../layout.ts";
+import { AcpiError } from "./acpi-error.ts";
+import { DSDT_SIGNATURE, buildDsdt } from "./dsdt.ts";
+import { FADT_SIGNATURE, buildFadt } from "./fadt.ts";
+import { MADT_SIGNATURE, buildMadt } from "./madt.ts";
+import { RSDP, buildRsdp } from "./rsdp.ts";
+import { type VcpuCounts, checkVcpuCounts } from "./vcpu-counts.ts";
+import { XSDT_SIGNATURE, buildXsdt } from "./xsdt.ts";
+
+/** The key of the RSDP in AcpiTables.tables (it has no 4-character signature). */
+export const RSDP_KEY = "RSDP";
+/** Tables start on 16-byte boundaries (the RSDP must, for the legacy scan; the rest for tidiness). */
+export const TABLE_ALIGNMENT = 16;
+
+/** The tables and where they go. */
+export interface AcpiTables {
+  /** Each table's bytes by signature ("RSDP", "XSDT", "FACP", "APIC", "DSDT"), in blob order. */
+  readonly tables: ReadonlyMap<string, Uint8Array>;
+  /** Each table's guest-physical address, by the same keys. */
+  readonly addresses: ReadonlyMap<string, number>;
+  /** Everything, to be copied at ACPI_TABLES_START (gaps are zero). */
+  readonly blob: Uint8Array;
+  /** Where the RSDP is: for boot_params.acpi_rsdp_addr. */
+  readonly rsdpAddress: number;
+}
+
+const alignUp = (value: number, alignment: number): number => Math.ceil(value / alignment) * alignment;
+const hex = (value: number): string => `0x${value.toString(16)}`;
+
+/** Builds every table for these vCPU counts; throws AcpiError if the counts are invalid or the tables don't fit. */
+export function buildAcpiTables(counts: VcpuCounts): AcpiTables {
+  checkVcpuCounts(counts);
+  if (RSDP_ADDRESS < ACPI_TABLES_START || RSDP_ADDRESS % TABLE_ALIGNMENT !== 0) {
+    throw new AcpiError("RSDP_ADDRESS", hex(RSDP_ADDRESS), `must be ${TABLE_ALIGNMENT}-byte aligned, at or above ACPI_TABLES_START`);
+  }
+  const tables = new Map<string, Uint8Array>();
+  const addresses = new Map<string, number>();
+  let next = RSDP_ADDRESS + RSDP.SIZE;
+  const place = (key: string, bytes: Uint8Array): number => {
+    const address = alignUp(next, TABLE_ALIGNMENT);
+    tables.set(key, bytes);
+    addresses.set(key, address);
+    next = address + bytes.length;
+    return address;
+  };
+
+  const dsdt = place(DSDT_SIGNATURE, buildDsdt(counts.maxVcpus));
+  const fadt = place(FADT_SIGNATURE, buildFadt({ dsdt }));
+  const madt = place(MADT_SIGNATURE, buildMadt(counts));
+  const xsdt = place(XSDT_SIGNATURE, buildXsdt([fadt, madt]));
+  const rsdp = buildRsdp(xsdt);
+  if (next > ACPI_TABLES_END) {
+    throw new AcpiError(
+      "ACPI tables",
+      `${next - ACPI_TABLES_START} bytes`,
+      `do not fit in [${hex(ACPI_TABLES_START)}, ${hex(ACPI_TABLES_END)}) for maxVcpus ${counts.maxVcpus}`,
+    );
+  }
+
+  const blob = new Uint8Array(next - ACPI_TABLES_START);
+  blob.set(rsdp, RSDP_ADDRESS - ACPI_TABLES_START);
+  for (const [key, bytes] of tables) blob.set(bytes, (addresses.get(key) ?? 0) - ACPI_TABLES_START);
+  return {
+    tables: new Map([[RSDP_KEY, rsdp], ...tables]),
+    addresses: new Map([[RSDP_KEY, RSDP_ADDRESS], ...addresses]),
+    blob,
+    rsdpAddress: RSDP_ADDRESS,
+  };
+}

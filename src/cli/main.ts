@@ -6,7 +6,7 @@
 import { type CommandDef, defineCommand, runCommand as runCitty, showUsage } from "citty";
 import packageJson from "../../package.json" with { type: "json" };
 import { EXIT_ERROR, isUserError } from "./errors.ts";
-import { createLogger } from "./log.ts";
+import { createLogger } from "../vmm/logger.ts";
 import { remoteCommand } from "./commands/remote.ts";
 import { runCommand } from "./commands/run.ts";
 import { validateCommand } from "./commands/validate.ts";

@@ -8,7 +8,8 @@
  * and the state stays Running (inv 9). Reaping an ejected vCPU runs beside the queue, not in it, and
  * resize is refused until it is done (inv 10).
  */
-import { type ConsolaInstance, consola } from "consola";
+import type { ConsolaInstance } from "consola/core";
+import { createLogger } from "./logger.ts";
 import { type VmConfig, loadConfigFile, parseConfig } from "../config/index.ts";
 import type { CrashReport } from "../vcpu/crash-report.ts";
 import type { VcpuCounters } from "../vcpu/control-block.ts";
@@ -93,7 +94,7 @@ export class Vm implements AsyncDisposable {
     readonly config: VmConfig,
     options: VmOptions,
   ) {
-    this.log = options.logger ?? consola.withTag("bunvmm");
+    this.log = options.logger ?? createLogger();
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.exited = new Promise((resolve) => {
       this.resolveExit = resolve;

@@ -5,7 +5,7 @@
  */
 import { defineCommand } from "citty";
 import { EXIT_ERROR } from "../errors.ts";
-import { type LogLevelName, createLogger } from "../log.ts";
+import { type LogLevelName, createLogger } from "../../vmm/logger.ts";
 import { sharedArgs } from "./shared-args.ts";
 
 /** Bound on one request; a reboot or a pause of many vCPUs answers well within it. */

@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import { Vm } from "../../vmm/vm.ts";
 import { startApiServer } from "../../api/server.ts";
 import { EXIT_GUEST_CRASH, EXIT_OK } from "../errors.ts";
-import { type LogLevelName, createLogger } from "../log.ts";
+import { type LogLevelName, createLogger } from "../../vmm/logger.ts";
 import { sharedArgs } from "./shared-args.ts";
 
 export const runCommand = defineCommand({

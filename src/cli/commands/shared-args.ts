@@ -1,6 +1,6 @@
 /** Arguments every bunvmm command takes. */
 import type { ArgsDef } from "citty";
-import { LOG_LEVEL_NAMES } from "../log.ts";
+import { LOG_LEVEL_NAMES } from "../../vmm/logger.ts";
 
 export const sharedArgs = {
   "log-level": {

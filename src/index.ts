@@ -9,6 +9,7 @@ export { DeadlineError } from "./vmm/deadline.ts";
 export { VcpuTimeoutError } from "./vmm/cpu-manager.ts";
 export { HostError } from "./vmm/builder.ts";
 export { PayloadError } from "./vmm/payload.ts";
+export { ApiServer, startApiServer } from "./api/server.ts";
 export { KvmError } from "./kvm/kvm-error.ts";
 export { ConfigError, type VmConfig, loadConfigFile, parseConfig } from "./config/index.ts";
 export { GuestMemory, GuestMemoryError } from "./memory/guest-memory.ts";

@@ -3,7 +3,7 @@
  * status cloud-hypervisor documents for it (vmm/src/api/openapi/cloud-hypervisor.yaml).
  * @module
  */
-import type { ConsolaInstance } from "consola";
+import type { ConsolaInstance } from "consola/core";
 import { HostError } from "../vmm/builder.ts";
 import { VcpuTimeoutError } from "../vmm/cpu-manager.ts";
 import { DeadlineError } from "../vmm/deadline.ts";

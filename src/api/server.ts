@@ -11,7 +11,8 @@
  * @module
  */
 import { resolve } from "node:path";
-import { type ConsolaInstance, consola } from "consola";
+import type { ConsolaInstance } from "consola/core";
+import { createLogger } from "../vmm/logger.ts";
 import type { Vm } from "../vmm/vm.ts";
 import { within } from "../vmm/deadline.ts";
 import { ApiError, ApiSocketError, errorResponse } from "./api-error.ts";
@@ -71,7 +72,7 @@ export class ApiServer implements AsyncDisposable {
    */
   static async start(vm: Vm, options: ApiServerOptions): Promise<ApiServer> {
     if (options.socket === "") throw new ApiSocketError(options.socket, "api socket path is empty");
-    const log = options.logger ?? consola.withTag("bunvmm");
+    const log = options.logger ?? createLogger();
     const api = new ApiServer(
       vm,
       resolve(options.socket),

@@ -308,7 +308,10 @@ export class CpuManager {
     }
   }
 
-  /** Counters of every vCPU ever created, by index. */
+  /**
+   * Counters of every vCPU ever created; position = vCPU id, because slots are only ever created in
+   * order from 0 (boot vCPUs, then resize adds the next ids).
+   */
   counters(): VcpuCounters[] {
     return this.slots.filter((s) => s.kvm).map((s) => s.control.counters());
   }

@@ -262,6 +262,7 @@ describe("ApiServer concurrency", () => {
     };
     await Promise.race([Promise.all(plans.map(client)), deadline(45_000, `100 clients' answers (seed ${seed})`)]);
     expect(answered).toBe(500);
+    expect({ seed, pauses: ok.pause > 0, resumes: ok.resume > 0 }).toEqual({ seed, pauses: true, resumes: true });
     // Pause succeeds only from Running and resume only from Paused, and the Vm runs them one at a
     // time: the successes alternate, so the last completed one decides the state.
     const final = await state(s.socket);

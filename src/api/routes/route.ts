@@ -3,7 +3,7 @@
  * limit, refusing a body where none is taken, turning thrown errors into responses).
  * @module
  */
-import type { ConsolaInstance } from "consola";
+import type { ConsolaInstance } from "consola/core";
 import type { Vm } from "../../vmm/vm.ts";
 
 export type HttpMethod = "GET" | "PUT";

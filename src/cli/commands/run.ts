@@ -1,4 +1,5 @@
 /** `bunvmm run [CONFIG]`: boots a VM (the built-in demo without CONFIG) and exits when it stops. */
+import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { Vm } from "../../vmm/vm.ts";
 import { startApiServer } from "../../api/server.ts";
@@ -16,7 +17,8 @@ export const runCommand = defineCommand({
   async run({ args }) {
     const log = createLogger(args["log-level"] as LogLevelName);
     const vm = await Vm.create(args.config, { logger: log, stdin: process.stdin.isTTY === true });
-    const socket = args["api-socket"] ?? vm.config.api.socket;
+    const socket = args["api-socket"] !== undefined ? resolve(args["api-socket"]) : vm.config.api.socket;
+    if (socket !== undefined) vm.config.api.socket = socket; // vm.info reports the socket in use
     const api =
       socket === undefined
         ? undefined

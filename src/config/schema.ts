@@ -6,6 +6,7 @@
 import * as v from "valibot";
 import { CMDLINE_MAX, DEFAULT_MEMORY_SIZE, DEFAULT_VCPUS, MAX_VCPUS, MIN_VCPUS } from "./limits.ts";
 import { checkMemorySize } from "./memory-size.ts";
+import { CPU_FEATURES } from "../arch/x86_64/cpuid.ts";
 
 /** Payload formats: a bzImage, a vmlinux ELF booted through PVH, or bunvmm's flat binary (docs/raw-payload.md). */
 export const PAYLOAD_FORMATS = ["auto", "bzimage", "elf", "raw"] as const;
@@ -14,7 +15,8 @@ export const SERIAL_MODES = ["tty", "file", "off"] as const;
 
 /** A VM config as the VMM uses it: validated, defaults applied, file paths absolute. */
 export interface VmConfig {
-  cpus: { boot_vcpus: number; max_vcpus: number };
+  /** `hide_features`: CPUID features the guest must not see (bunvmm's own key; names as Linux's clearcpuid=). */
+  cpus: { boot_vcpus: number; max_vcpus: number; hide_features: string[] };
   /** `size` in bytes. */
   memory: { size: number };
   /** No `kernel` means the built-in demo guest. */
@@ -44,9 +46,12 @@ function table<const TEntries extends v.ObjectEntries>(entries: TEntries) {
 const path = v.pipe(v.string(PATH), v.nonEmpty(PATH), v.excludes("\0", PATH));
 const vcpuCount = v.pipe(v.number(VCPUS), v.integer(VCPUS), v.minValue(MIN_VCPUS, VCPUS), v.maxValue(MAX_VCPUS, VCPUS));
 
+const FEATURE_NAMES = Object.keys(CPU_FEATURES).sort();
+const FEATURES = `a list of CPU feature names, each ${oneOf(FEATURE_NAMES)}`;
 const cpusEntries = {
   boot_vcpus: v.optional(vcpuCount, DEFAULT_VCPUS),
   max_vcpus: v.optional(vcpuCount),
+  hide_features: v.optional(v.array(v.picklist(FEATURE_NAMES, FEATURES), FEATURES), []),
 };
 const cpus = v.pipe(
   table(cpusEntries),
@@ -58,7 +63,11 @@ const cpus = v.pipe(
     ),
     ["max_vcpus"],
   ),
-  v.transform((c) => ({ boot_vcpus: c.boot_vcpus, max_vcpus: c.max_vcpus ?? c.boot_vcpus })),
+  v.transform((c) => ({
+    boot_vcpus: c.boot_vcpus,
+    max_vcpus: c.max_vcpus ?? c.boot_vcpus,
+    hide_features: [...new Set(c.hide_features)],
+  })),
 );
 
 const memoryEntries = {

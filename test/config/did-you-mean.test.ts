@@ -19,7 +19,7 @@ describe("editDistance", () => {
 });
 
 describe("didYouMean", () => {
-  const CPUS = ["boot_vcpus", "max_vcpus"];
+  const CPUS = ["boot_vcpus", "max_vcpus", "hide_features"];
   const SERIAL = ["mode", "file"];
   const TOP = ["cpus", "memory", "payload", "serial", "api"];
   test.each([

@@ -194,7 +194,7 @@ describe("loadConfigFile", () => {
       ].join("\n"),
     );
     expect(await loadConfigFile(path)).toStrictEqual({
-      cpus: { boot_vcpus: 2, max_vcpus: 4 },
+      cpus: { boot_vcpus: 2, max_vcpus: 4, hide_features: [] },
       memory: { size: 64 * MIB },
       payload: { kernel: at("vms", "a", "guest.bin"), cmdline: "console=ttyS0", format: "raw" },
       serial: { mode: "file", file: at("logs", "a.log") },
@@ -205,7 +205,7 @@ describe("loadConfigFile", () => {
   test("loadConfigFile() takes a path relative to the working directory", async () => {
     const path = write("inline.toml", 'cpus = { boot_vcpus = 3 }\nmemory.size = 1073741824\n');
     const config = await loadConfigFile(relative(process.cwd(), path));
-    expect(config.cpus).toEqual({ boot_vcpus: 3, max_vcpus: 3 });
+    expect(config.cpus).toEqual({ boot_vcpus: 3, max_vcpus: 3, hide_features: [] });
     expect(config.memory.size).toBe(1024 * MIB);
   });
 

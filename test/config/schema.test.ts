@@ -8,7 +8,7 @@ import { type VmConfig, parseConfig } from "../../src/config/index.ts";
 import { catchConfigError } from "./_catch-config-error.ts";
 
 const DEFAULTS: VmConfig = {
-  cpus: { boot_vcpus: 1, max_vcpus: 1 },
+  cpus: { boot_vcpus: 1, max_vcpus: 1, hide_features: [] },
   memory: { size: 512 * MIB },
   payload: { cmdline: "", format: "auto" },
   serial: { mode: "tty" },
@@ -36,7 +36,7 @@ describe("parseConfig() defaults", () => {
 
   const withCpus = (boot_vcpus: number, max_vcpus: number): VmConfig => ({
     ...DEFAULTS,
-    cpus: { boot_vcpus, max_vcpus },
+    cpus: { boot_vcpus, max_vcpus, hide_features: [] },
   });
   test.each<[string, unknown, VmConfig]>([
     ["empty tables", { cpus: {}, memory: {}, payload: {}, serial: {}, api: {} }, DEFAULTS],
@@ -44,6 +44,11 @@ describe("parseConfig() defaults", () => {
     ["max_vcpus alone, with one boot vCPU", { cpus: { max_vcpus: 8 } }, withCpus(1, 8)],
     ["both vCPU counts", { cpus: { boot_vcpus: 2, max_vcpus: 8 } }, withCpus(2, 8)],
     ["the most vCPUs", { cpus: { boot_vcpus: 255 } }, withCpus(255, 255)],
+    [
+      "features to hide, once each",
+      { cpus: { hide_features: ["cx16", "xsave", "cx16"] } },
+      { ...DEFAULTS, cpus: { boot_vcpus: 1, max_vcpus: 1, hide_features: ["cx16", "xsave"] } },
+    ],
     ["a memory size string", { memory: { size: "1G" } }, { ...DEFAULTS, memory: { size: GIB } }],
     ["a memory size in bytes", { memory: { size: 64 * MIB } }, { ...DEFAULTS, memory: { size: 64 * MIB } }],
     ["a serial mode in any case", { serial: { mode: "Tty" } }, DEFAULTS],
@@ -87,9 +92,9 @@ describe("parseConfig() errors", () => {
     ["a misspelt key", { cpus: { boot_vcpu: 2 } }, 'cpus.boot_vcpu: unknown key (did you mean "boot_vcpus"?)'],
     ["a key in the wrong case", { cpus: { Boot_Vcpus: 2 } },
       'cpus.Boot_Vcpus: unknown key (did you mean "boot_vcpus"?)'],
-    ["an unknown key", { cpus: { vcpus: 2 } }, 'cpus.vcpus: unknown key (expected one of "boot_vcpus", "max_vcpus")'],
+    ["an unknown key", { cpus: { vcpus: 2 } }, 'cpus.vcpus: unknown key (expected one of "boot_vcpus", "max_vcpus", "hide_features")'],
     ["a nested table", { cpus: { topology: {} } },
-      'cpus.topology: unknown key (expected one of "boot_vcpus", "max_vcpus")'],
+      'cpus.topology: unknown key (expected one of "boot_vcpus", "max_vcpus", "hide_features")'],
     ["a quoted key", { cpus: { "boot.vcpus": 2 } }, 'cpus."boot.vcpus": unknown key (did you mean "boot_vcpus"?)'],
     ["a misspelt memory key", { memory: { sise: "1G" } }, 'memory.sise: unknown key (did you mean "size"?)'],
     ["a misspelt payload key", { payload: { kernal: "k" } }, 'payload.kernal: unknown key (did you mean "kernel"?)'],
@@ -104,6 +109,10 @@ describe("parseConfig() errors", () => {
     ["infinite boot vCPUs", { cpus: { boot_vcpus: Infinity } }, `cpus.boot_vcpus = inf: ${VCPUS}`],
     ["negative max vCPUs", { cpus: { max_vcpus: -1 } }, `cpus.max_vcpus = -1: ${VCPUS}`],
     ["too many max vCPUs", { cpus: { max_vcpus: 300 } }, `cpus.max_vcpus = 300: ${VCPUS}`],
+    ["an unknown feature to hide", { cpus: { hide_features: ["cx16", "sse9"] } },
+      'cpus.hide_features.1 = "sse9": expected a list of CPU feature names, each one of "avx", "avx2", "cx16", "x2apic", "xsave"'],
+    ["features to hide as a string", { cpus: { hide_features: "cx16" } },
+      'cpus.hide_features = "cx16": expected a list of CPU feature names, each one of "avx", "avx2", "cx16", "x2apic", "xsave"'],
     ["max vCPUs below boot vCPUs", { cpus: { boot_vcpus: 2, max_vcpus: 1 } },
       "cpus.max_vcpus = 1: expected an integer from cpus.boot_vcpus (2) to 255"],
     // memory
@@ -158,7 +167,7 @@ describe("parseConfig() errors", () => {
   test("parseConfig() gives the list of keys as `expected` for an unknown key", () => {
     const error = catchConfigError(() => parseConfig({ cpus: { boot_vcpu: 2 } }));
     expect(error.value).toBe(2);
-    expect(error.expected).toBe('one of "boot_vcpus", "max_vcpus"');
+    expect(error.expected).toBe('one of "boot_vcpus", "max_vcpus", "hide_features"');
   });
 
   test("parseConfig() reports the first problem and lists all of them in `issues`", () => {

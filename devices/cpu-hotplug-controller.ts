@@ -65,8 +65,20 @@ export function createCpuHotplugState(maxVcpus: number): SharedArrayBuffer {
   return new SharedArrayBuffer((HEADER_WORDS + 2 * maxVcpus) * Int32Array.BYTES_PER_ELEMENT);
 }
 
-/** Where an honoured eject goes: the VMM thread kills and reaps the CPU later. */
-export type EjectSink = (cpu: number) => void;
+/**
+ * How the controller stops an ejected CPU without waiting for it (inv 5). Implemented by the vCPU
+ * worker over the control blocks; the device never sees their layout.
+ */
+export interface EjectTarget {
+  /** The victim's CMD word, read before the PENDING_REMOVAL check (see `eject` below). */
+  readCmd(cpu: number): number;
+  /**
+   * Compare-and-swap the victim's CMD from `seen` to `seen | KILL`. "killed": this call set KILL (it
+   * also kicked and posted the reap, once); "already": KILL was set before (a repeated eject,
+   * coalesced); "changed": CMD moved since `seen` (a pause, say): read and check again.
+   */
+  tryKill(cpu: number, seen: number): "killed" | "already" | "changed";
+}
 
 /** Typed access to the shared state; both the device and the VMM's CPU manager use it. */
 export class CpuHotplugState {
@@ -134,7 +146,7 @@ export class CpuHotplugController implements BusDevice {
 
   constructor(
     buffer: SharedArrayBuffer,
-    private readonly eject: EjectSink,
+    private readonly target: EjectTarget,
   ) {
     this.state = new CpuHotplugState(buffer);
   }
@@ -159,9 +171,23 @@ export class CpuHotplugController implements BusDevice {
     if (cpu >= this.state.maxVcpus) return;
     const acks = value & GUEST_ACK_MASK;
     if (acks) this.state.clearStatus(cpu, acks);
-    if (value & CPU_EJECT) {
-      if (this.state.pendingRemoval(cpu)) this.eject(cpu);
-      else this.state.countRefusedEject();
+    if (value & CPU_EJECT) this.eject(cpu);
+  }
+
+  /**
+   * Reads the victim's CMD first, then checks PENDING_REMOVAL, then sets KILL only if CMD is still what
+   * was read. In the other order an eject delayed between its check and its write could kill a CPU that
+   * was reaped and hot-added again in between, unmarked (model/pause.pml found it: the eject ABA). The
+   * loop repeats only when another writer changed CMD, so it always ends.
+   */
+  private eject(cpu: number): void {
+    for (;;) {
+      const seen = this.target.readCmd(cpu);
+      if (!this.state.pendingRemoval(cpu)) {
+        this.state.countRefusedEject();
+        return;
+      }
+      if (this.target.tryKill(cpu, seen) !== "changed") return;
     }
   }
 }

@@ -10,7 +10,7 @@ import { ByteQueue } from "./byte-queue.ts";
 import { SERIAL_8250_SIZE, Serial8250 } from "./serial-8250.ts";
 import { I8042, I8042_COMMAND, I8042_COMMAND_PORT, I8042_DATA, I8042_DATA_PORT } from "./i8042.ts";
 import { ACPI_POWER_SIZE, AcpiPower } from "./acpi-power.ts";
-import { CPU_HOTPLUG_SIZE, CpuHotplugController, type EjectSink } from "./cpu-hotplug-controller.ts";
+import { CPU_HOTPLUG_SIZE, CpuHotplugController, type EjectTarget } from "./cpu-hotplug-controller.ts";
 import { AcpiGed, GED_SIZE } from "./acpi-ged.ts";
 
 export type DeviceSpec =
@@ -34,8 +34,8 @@ export type DeviceSpec =
 export interface DeviceContext {
   irqLine(gsi: number): IrqLine;
   request: VmRequestSink;
-  /** Marks a CPU killed and asks the VMM to reap it; returns at once. */
-  eject: EjectSink;
+  /** Kills an ejected CPU and asks the VMM to reap it; returns at once. */
+  eject: EjectTarget;
 }
 
 /** One worker's view of the machine's buses. */

@@ -15,7 +15,6 @@
  *
  * Changes to the protocol as first specified; spin found the need for each (model/README.md, "Findings").
  * All are on by default. -DAS_SPECIFIED turns them all off; -DNO_FIX_<NAME> turns off one.
- *   FIX_EXITED_DONE  pause and resume count an EXITED vCPU as done, whatever epoch it last acknowledged.
  *   FIX_ACK_RUNNING  the checkpoint acknowledges (as RUNNING) a newer epoch that carries no PAUSE: a worker
  *                    created while paused and resumed before it first ran; the rollback of a pause.
  *   FIX_EJECT_ONCE   eject reads CMD[sel] first, then checks PENDING_REMOVAL[sel], then sets KILL by CAS
@@ -26,9 +25,6 @@
  */
 
 #ifndef AS_SPECIFIED
-#ifndef NO_FIX_EXITED_DONE
-#define FIX_EXITED_DONE
-#endif
 #ifndef NO_FIX_ACK_RUNNING
 #define FIX_ACK_RUNNING
 #endif
@@ -90,6 +86,7 @@ chan mbox = [MBOX_CAP] of { byte };   /* "reap v" requests, vCPU workers -> VMM 
 /* ghost state for the properties */
 bit  pausing;             /* pause() is in progress: from its start to Paused, or to the end of its rollback */
 bit  busy;                /* pause(), resume() or shutdown() is in progress */
+bit  deadline_hit;        /* an await on the VMM thread would have needed its deadline */
 
 #ifdef BROKEN_8092
 byte vcpu_states_lock;    /* cloud-hypervisor's vcpu_states mutex: 0 = free, else holder + 1 */
@@ -100,13 +97,8 @@ byte vcpu_states_lock;    /* cloud-hypervisor's vcpu_states mutex: 0 = free, els
 #define UNLOCK_STATES()   skip
 #endif
 
-#ifdef FIX_EXITED_DONE
-#define PAUSED_AT(v, e)  (!ACTIVE[v] || RUNSTATE[v] == EXITED || (ACK[v] >= (e) && RUNSTATE[v] == PARKED))
-#define RUNNING_AT(v, e) (!ACTIVE[v] || RUNSTATE[v] == EXITED || (ACK[v] >= (e) && RUNSTATE[v] == RUNNING))
-#else
 #define PAUSED_AT(v, e)  (!ACTIVE[v] || (ACK[v] >= (e) && (RUNSTATE[v] == PARKED || RUNSTATE[v] == EXITED)))
 #define RUNNING_AT(v, e) (!ACTIVE[v] || (ACK[v] >= (e) && (RUNSTATE[v] == RUNNING || RUNSTATE[v] == EXITED)))
-#endif
 /* The VMM awaits the vCPUs one by one; once a vCPU satisfies its condition it keeps satisfying it until
    the VMM's next request, so awaiting their conjunction in one step is equivalent. */
 #define ALL_PAUSED(e)   (PAUSED_AT(0, e) && PAUSED_AT(1, e) && PAUSED_AT(2, e))
@@ -126,10 +118,10 @@ byte vcpu_states_lock;    /* cloud-hypervisor's vcpu_states mutex: 0 = free, els
 #define DEADLINE        false
 #elif defined(DEADLINE_ANYTIME)
 #define PAUSE_DEADLINE  true
-#define DEADLINE        timeout -> assert(false)
+#define DEADLINE        timeout -> deadline_hit = 1; assert(!deadline_hit)
 #else
-#define PAUSE_DEADLINE  timeout -> assert(false)   /* a deadline was needed */
-#define DEADLINE        timeout -> assert(false)
+#define PAUSE_DEADLINE  timeout -> deadline_hit = 1; assert(!deadline_hit)   /* a deadline was needed */
+#define DEADLINE        timeout -> deadline_hit = 1; assert(!deadline_hit)
 #endif
 
 /*
@@ -149,7 +141,7 @@ inline post_reap(t) {
   atomic {
     if
     :: nfull(mbox) -> mbox!t
-    :: full(mbox) -> assert(false)        /* property: the mailbox bound holds */
+    :: full(mbox) -> assert(nfull(mbox))  /* property: the mailbox bound holds */
     fi
   }
 }
@@ -275,6 +267,7 @@ eject:
 #endif
 #ifdef FIX_EJECT_ONCE
   /* seen = CMD[sel] was read in the exit step; then check PENDING_REMOVAL[sel]; then CAS on `seen`. */
+eject_check:
   if
   :: atomic {
        !PENDING_REMOVAL[sel] || (seen & KILL) ->   /* not marked, or already being killed: ignore */
@@ -286,7 +279,7 @@ eject:
        atomic {
          if
          :: CMD[sel] == seen -> CMD[sel] = seen | KILL       /* CAS + notify */
-         :: else -> seen = CMD[sel]; goto eject              /* CMD moved: read it again, check again */
+         :: else -> seen = CMD[sel]; goto eject_check        /* CMD moved: read it again, check again */
          fi
        }
   fi;
@@ -431,6 +424,20 @@ proctype vmm() {
        v = 0
      }
 
+#ifdef KICK_OP
+  :: atomic {                                     /* kick(v) with KICK: come out of KVM_RUN and go on */
+       ops < K && loop == LOOP_FREE ->
+       ops++; loop = LOOP_LIFECYCLE;
+       if
+       :: ACTIVE[0] -> v = 0
+       :: ACTIVE[1] -> v = 1
+       :: ACTIVE[2] -> v = 2
+       fi;
+       CMD[v] = CMD[v] | KICK                     /* Atomics.or + notify */
+     }
+     kick(v);
+     atomic { loop = LOOP_FREE; v = 0 }
+#endif
   :: atomic { loop == LOOP_FREE -> loop = LOOP_LIFECYCLE; busy = 1 }; break   /* shutdown() */
   od;
 

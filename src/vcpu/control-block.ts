@@ -115,6 +115,23 @@ export class ControlBlock {
     Atomics.notify(this.words, CMD);
   }
 
+  /** One compare-and-swap of CMD from `seen` to `next` (notified on success); false if CMD changed. */
+  compareAndSetCmd(seen: number, next: number): boolean {
+    if (Atomics.compareExchange(this.words, CMD, seen, next | 0) !== seen) return false;
+    Atomics.notify(this.words, CMD);
+    return true;
+  }
+
+  /**
+   * This vCPU's last acknowledgement: ACK first, then EXITED as the very last store, so nothing this
+   * worker writes can land after the VMM saw EXITED and reused the slot (model/pause.pml, finding 3).
+   */
+  acknowledgeExit(epoch: number): void {
+    Atomics.store(this.words, ACK, epoch);
+    Atomics.store(this.words, RUNSTATE, EXITED);
+    Atomics.notify(this.words, ACK);
+  }
+
   /** This vCPU's acknowledgement: RUNSTATE first, then ACK, then wake the waiters on ACK. */
   acknowledge(state: number, epoch: number): void {
     Atomics.store(this.words, RUNSTATE, state);

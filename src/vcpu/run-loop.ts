@@ -31,7 +31,6 @@ import type { VmRequestSink } from "../../devices/vm-request.ts";
 import {
   CMD,
   ControlBlock,
-  EXITED,
   EXITS,
   IO_EXITS,
   KICK,
@@ -157,7 +156,7 @@ export class VcpuRunner {
   }
 
   private exit(c: number): false {
-    this.control.acknowledge(EXITED, epochOf(c));
+    this.control.acknowledgeExit(epochOf(c));
     return false;
   }
 

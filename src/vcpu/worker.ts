@@ -12,7 +12,8 @@ import { GuestMemory, type RegionDescriptor } from "../memory/guest-memory.ts";
 import { type DeviceSpec, attachDevices } from "../../devices/device-spec.ts";
 import { KvmIrqLine } from "../../devices/irq-line.ts";
 import type { VmRequest } from "../../devices/vm-request.ts";
-import { ControlBlock, EXITED, KILL, epochOf } from "./control-block.ts";
+import type { EjectTarget } from "../../devices/cpu-hotplug-controller.ts";
+import { ControlBlock, KILL, epochOf } from "./control-block.ts";
 import { KickReceiver } from "./kick.ts";
 import { type VcpuOutcome, VcpuRunner } from "./run-loop.ts";
 
@@ -58,18 +59,23 @@ function start(init: VcpuWorkerInit): void {
       post({ type: "request", vcpu: init.index, request: r, source });
     };
     // inv 5: an eject marks the victim and posts; this vCPU never waits for it.
-    const eject = (cpu: number) => {
-      const victim = init.controls[cpu];
-      if (!victim) return;
-      new ControlBlock(victim).updateCmd((old) => old | KILL);
-      post({ type: "eject", vcpu: cpu, by: init.index });
+    const blocks = init.controls.map((b) => new ControlBlock(b));
+    const eject: EjectTarget = {
+      readCmd: (cpu) => blocks[cpu]?.cmd ?? KILL,
+      tryKill: (cpu, seen) => {
+        const victim = blocks[cpu];
+        if (!victim || seen & KILL) return "already";
+        if (!victim.compareAndSetCmd(seen, seen | KILL)) return "changed";
+        post({ type: "eject", vcpu: cpu, by: init.index });
+        return "killed";
+      },
     };
     const buses = attachDevices(init.devices, { irqLine: (gsi) => new KvmIrqLine(vm, gsi), request, eject });
     const kicks = new KickReceiver(vcpu);
     control.threadId = kicks.threadId();
     outcome = new VcpuRunner(init.index, vcpu, runPage, control, buses, kicks, memory, request).run();
   } catch (e) {
-    control.acknowledge(EXITED, epochOf(control.cmd));
+    control.acknowledgeExit(epochOf(control.cmd));
     outcome = {
       kind: "crashed",
       report: { vcpu: init.index, summary: `vCPU ${init.index} worker failed: ${(e as Error).message}`, registers: [] },

@@ -145,6 +145,9 @@ export class CpuManager {
     const s = this.slot(index);
     if (!s.kvm) throw new Error(`vCPU ${index} was never created`);
     if (s.worker) return;
+    // A fresh epoch: an eject that read this slot's CMD in a previous life can no longer match it
+    // (model/pause.pml, the eject ABA).
+    this.epoch = nextEpoch(this.epoch);
     s.control.reset(packCmd(this.epoch, this.paused ? PAUSE : 0));
     const worker = new Worker(VCPU_WORKER_URL, { smol: true } as WorkerOptions);
     s.worker = worker;
@@ -163,7 +166,7 @@ export class CpuManager {
           kind: "crashed",
           report: { vcpu: index, summary: `vCPU ${index} worker error: ${event.message}`, registers: [] },
         };
-        s.control.acknowledge(EXITED, epochOf(s.control.cmd));
+        s.control.acknowledgeExit(epochOf(s.control.cmd));
         resolve(outcome);
         this.env.onOutcome(index, outcome);
       };
@@ -193,24 +196,28 @@ export class CpuManager {
     s.reaping = (async () => {
       if (s.kvm) kick(s.kvm.runPage, s.control.threadId);
       const stuck = await this.awaitAll([s], epochOf(s.control.cmd), [EXITED], WORKER_CLOSE_TIMEOUT_MS);
-      if (stuck.length === 0) await this.endWorker(s);
+      const ended = stuck.length === 0 && (await this.endWorker(s));
       s.reaping = undefined;
-      if (stuck.length === 0) this.env.onReaped(index);
+      // A slot whose worker did not end stays marked for removal: resize is refused rather than
+      // reusing a slot another thread may still touch.
+      if (ended) this.env.onReaped(index);
     })();
     return s.reaping;
   }
 
-  private async endWorker(s: VcpuSlot): Promise<void> {
+  /** Ends an exited vCPU's worker; true once its thread is gone (then the slot may be reused). */
+  private async endWorker(s: VcpuSlot): Promise<boolean> {
     const worker = s.worker;
-    if (!worker) return;
-    const closed = new Promise<void>((resolve) => worker.addEventListener("close", () => resolve()));
+    if (!worker) return true;
+    const closed = new Promise<true>((resolve) => worker.addEventListener("close", () => resolve(true)));
     // The outcome message comes right before the worker goes idle.
     await within(s.outcome!, WORKER_CLOSE_TIMEOUT_MS);
     worker.terminate();
-    await within(closed, WORKER_CLOSE_TIMEOUT_MS);
+    if (!(await within(closed, WORKER_CLOSE_TIMEOUT_MS))) return false;
     s.control.threadId = 0n; // that thread is gone: never signal it again
     s.worker = undefined;
     s.outcome = undefined;
+    return true;
   }
 
   /** Slots whose worker runs and has not exited: the ones a request must be acknowledged by. */

@@ -10,15 +10,41 @@ import {
   CPU_REMOVING,
   CpuHotplugController,
   CpuHotplugState,
+  type EjectTarget,
   createCpuHotplugState,
 } from "../../devices/cpu-hotplug-controller.ts";
 import { AcpiGed, GED_NOTIFICATION_OFFSET, GedEvent, GedState, createGedState } from "../../devices/acpi-ged.ts";
 import { RecordingIrqLine } from "../../devices/irq-line.ts";
 
+const KILL = 2;
+
+/** Control words in memory: KILL is a bit, as in src/vcpu/control-block.ts; `ejected` lists the kills. */
+class RecordingEjectTarget implements EjectTarget {
+  readonly cmd: number[];
+  readonly ejected: number[] = [];
+  /** Called between readCmd and tryKill, to change CMD under the device's feet. */
+  interleave: ((cpu: number) => void) | undefined;
+  constructor(max: number) {
+    this.cmd = Array(max).fill(0);
+  }
+  readCmd(cpu: number): number {
+    const seen = this.cmd[cpu]!;
+    this.interleave?.(cpu);
+    return seen;
+  }
+  tryKill(cpu: number, seen: number): "killed" | "already" | "changed" {
+    if (seen & KILL) return "already";
+    if (this.cmd[cpu] !== seen) return "changed";
+    this.cmd[cpu] = seen | KILL;
+    this.ejected.push(cpu);
+    return "killed";
+  }
+}
+
 function controller(max = 4) {
   const buffer = createCpuHotplugState(max);
-  const ejected: number[] = [];
-  return { dev: new CpuHotplugController(buffer, (cpu) => ejected.push(cpu)), state: new CpuHotplugState(buffer), ejected };
+  const target = new RecordingEjectTarget(max);
+  return { dev: new CpuHotplugController(buffer, target), state: new CpuHotplugState(buffer), ejected: target.ejected, target };
 }
 
 describe("CpuHotplugController", () => {
@@ -65,6 +91,36 @@ describe("CpuHotplugController", () => {
     dev.write(STATUS, 1, CPU_EJECT);
     expect(ejected).toEqual(expected);
     expect(state.refusedEjects).toBe(expected.length === 0 ? 1 : 0);
+  });
+
+  test("a repeated eject of the same CPU kills it once (coalesced)", () => {
+    const { dev, state, ejected } = controller();
+    state.setPendingRemoval(3, true);
+    dev.write(CSEL, 4, 3);
+    for (let i = 0; i < 5; i++) dev.write(STATUS, 1, CPU_EJECT);
+    expect(ejected).toEqual([3]);
+  });
+
+  test("an eject whose CMD changed under it reads again and still kills once", () => {
+    const { dev, state, ejected, target } = controller();
+    state.setPendingRemoval(2, true);
+    let moves = 2;
+    target.interleave = (cpu) => {
+      if (moves-- > 0) target.cmd[cpu] = target.cmd[cpu]! + 8; // a pause epoch lands meanwhile
+    };
+    dev.write(CSEL, 4, 2);
+    dev.write(STATUS, 1, CPU_EJECT);
+    expect(ejected).toEqual([2]);
+  });
+
+  test("an eject that finds the mark gone after reading CMD kills nothing (the eject ABA)", () => {
+    const { dev, state, ejected, target } = controller();
+    state.setPendingRemoval(1, true);
+    target.interleave = () => state.setPendingRemoval(1, false); // reaped and re-added meanwhile
+    dev.write(CSEL, 4, 1);
+    dev.write(STATUS, 1, CPU_EJECT);
+    expect(ejected).toEqual([]);
+    expect(state.refusedEjects).toBe(1);
   });
 
   test.each([

@@ -89,16 +89,18 @@ export function checksumOf(data: ArrayLike<number>): number {
  * PkgLength sizes (§20.2.4): one byte holds 6 bits; 2, 3 and 4 bytes hold 4 bits in the lead byte plus
  * 8 bits per following byte, so 12, 20 and 28 bits.
  */
-const PKG_LENGTH_ONE_BYTE_LIMIT = 1 << 6;
-const PKG_LENGTH_LIMITS = [PKG_LENGTH_ONE_BYTE_LIMIT, 1 << 12, 1 << 20, 1 << 28] as const;
+const PKG_LENGTH_LIMITS = [1 << 6, 1 << 12, 1 << 20, 1 << 28] as const;
 const PKG_LENGTH_LEAD_NIBBLE = 0x0f;
+const PKG_LENGTH_LEAD_BITS = 4;
 const PKG_LENGTH_COUNT_SHIFT = 6;
 
-/** How many bytes a PkgLength whose value is `value` takes; `value` already includes them if it should. */
-function pkgLengthBytesFor(value: number): number {
-  const index = PKG_LENGTH_LIMITS.findIndex((limit) => value < limit);
-  if (index < 0) throw new AcpiError("AML PkgLength", value, `must be below 2^28`);
-  return index + 1;
+/**
+ * How many bytes encode a PkgLength for `size` bytes (or bits) of content: the fewest for which
+ * size + those bytes stays under the limit, since a package's length counts its own bytes.
+ */
+function pkgLengthByteCount(size: number): number {
+  for (const [i, limit] of PKG_LENGTH_LIMITS.entries()) if (size + i + 1 < limit) return i + 1;
+  throw new AcpiError("AML PkgLength", size, "must be below 2^28");
 }
 
 /** Writes `value` as a PkgLength of `count` bytes (the value must fit). */
@@ -108,30 +110,27 @@ function writePkgLength(out: AmlSink, value: number, count: number): void {
     return;
   }
   out.byte(((count - 1) << PKG_LENGTH_COUNT_SHIFT) | (value & PKG_LENGTH_LEAD_NIBBLE));
-  let rest = value >>> 4;
+  let rest = value >>> PKG_LENGTH_LEAD_BITS;
   for (let i = 1; i < count; i++, rest >>>= BITS_PER_BYTE) out.byte(rest);
 }
 
 /**
- * Writes a raw PkgLength whose value is `value` itself (not counting its own bytes): the bit counts of
- * Field elements (§20.2.5.2 NamedField, ReservedField) use it this way.
+ * Writes a PkgLength whose value is `value` itself, not counting its own bytes: the bit counts of Field
+ * elements (§20.2.5.2 NamedField, ReservedField). The byte count is chosen as for a package, like iasl
+ * does (so 63 takes two bytes, 4f 03): either encoding is valid, this one matches iasl byte for byte.
  */
 export function writeRawPkgLength(out: AmlSink, value: number): void {
-  writePkgLength(out, value, pkgLengthBytesFor(value));
+  writePkgLength(out, value, pkgLengthByteCount(value));
 }
 
 /**
  * Writes `PkgLength body`: the length counts itself and the body (§20.2.4), so the body is encoded into a
- * scratch sink first. Picks the smallest encoding whose limit holds body + its own bytes.
+ * scratch sink first, then the smallest encoding whose limit holds body + its own bytes is chosen.
  */
 export function writePackage(out: AmlSink, body: (inner: AmlSink) => void): void {
   const scratch = new ByteArraySink();
   body(scratch);
-  let count = 1;
-  while (scratch.length + count >= (PKG_LENGTH_LIMITS[count - 1] ?? 0)) {
-    count++;
-    if (count > PKG_LENGTH_LIMITS.length) throw new AcpiError("AML package body", scratch.length, "is too long for a PkgLength");
-  }
+  const count = pkgLengthByteCount(scratch.length);
   writePkgLength(out, scratch.length + count, count);
   out.bytes(scratch.toBytes());
 }

@@ -8,55 +8,60 @@
 import { AcpiError } from "./acpi-error.ts";
 import { type AmlSink, ByteArraySink, writePackage, writeRawPkgLength } from "./aml-sink.ts";
 
-// §20.2.2 name objects, §20.2.3 data objects, §20.2.5 term objects, §20.3 opcode table.
-export const ZERO_OP = 0x00;
-export const ONE_OP = 0x01;
-export const NAME_OP = 0x08;
-export const BYTE_PREFIX = 0x0a;
-export const WORD_PREFIX = 0x0b;
-export const DWORD_PREFIX = 0x0c;
-export const STRING_PREFIX = 0x0d;
-export const QWORD_PREFIX = 0x0e;
-export const SCOPE_OP = 0x10;
-export const BUFFER_OP = 0x11;
-export const PACKAGE_OP = 0x12;
-export const METHOD_OP = 0x14;
-export const DUAL_NAME_PREFIX = 0x2e;
-export const MULTI_NAME_PREFIX = 0x2f;
-export const EXT_OP_PREFIX = 0x5b;
-export const ROOT_CHAR = 0x5c;
-export const PARENT_PREFIX_CHAR = 0x5e;
-export const NULL_NAME = 0x00;
-export const NULL_CHAR = 0x00;
-export const LOCAL0_OP = 0x60;
-export const ARG0_OP = 0x68;
-export const STORE_OP = 0x70;
-export const ADD_OP = 0x72;
-export const SUBTRACT_OP = 0x74;
-export const INCREMENT_OP = 0x75;
-export const SHIFT_LEFT_OP = 0x79;
-export const AND_OP = 0x7b;
-export const OR_OP = 0x7d;
-export const DEREF_OF_OP = 0x83;
-export const NOTIFY_OP = 0x86;
-export const INDEX_OP = 0x88;
-export const LAND_OP = 0x90;
-export const LNOT_OP = 0x92;
-export const LEQUAL_OP = 0x93;
-export const LLESS_OP = 0x95;
-export const TO_INTEGER_OP = 0x99;
-export const IF_OP = 0xa0;
-export const ELSE_OP = 0xa1;
-export const WHILE_OP = 0xa2;
-export const RETURN_OP = 0xa4;
-export const ONES_OP = 0xff;
-// Extended opcodes: written after EXT_OP_PREFIX.
-export const MUTEX_OP = 0x01;
-export const ACQUIRE_OP = 0x23;
-export const RELEASE_OP = 0x27;
-export const OP_REGION_OP = 0x80;
-export const FIELD_OP = 0x81;
-export const DEVICE_OP = 0x82;
+/** One-byte opcodes, prefixes and special characters (§20.2.2 names, §20.2.3 data, §20.3 opcode table). */
+export const AmlOp = {
+  ZERO_OP: 0x00,
+  ONE_OP: 0x01,
+  NAME_OP: 0x08,
+  BYTE_PREFIX: 0x0a,
+  WORD_PREFIX: 0x0b,
+  DWORD_PREFIX: 0x0c,
+  STRING_PREFIX: 0x0d,
+  QWORD_PREFIX: 0x0e,
+  SCOPE_OP: 0x10,
+  BUFFER_OP: 0x11,
+  PACKAGE_OP: 0x12,
+  METHOD_OP: 0x14,
+  DUAL_NAME_PREFIX: 0x2e,
+  MULTI_NAME_PREFIX: 0x2f,
+  EXT_OP_PREFIX: 0x5b,
+  ROOT_CHAR: 0x5c,
+  PARENT_PREFIX_CHAR: 0x5e,
+  NULL_NAME: 0x00,
+  NULL_CHAR: 0x00,
+  LOCAL0_OP: 0x60,
+  ARG0_OP: 0x68,
+  STORE_OP: 0x70,
+  ADD_OP: 0x72,
+  SUBTRACT_OP: 0x74,
+  INCREMENT_OP: 0x75,
+  SHIFT_LEFT_OP: 0x79,
+  AND_OP: 0x7b,
+  OR_OP: 0x7d,
+  DEREF_OF_OP: 0x83,
+  NOTIFY_OP: 0x86,
+  INDEX_OP: 0x88,
+  LAND_OP: 0x90,
+  LNOT_OP: 0x92,
+  LEQUAL_OP: 0x93,
+  LLESS_OP: 0x95,
+  TO_INTEGER_OP: 0x99,
+  IF_OP: 0xa0,
+  ELSE_OP: 0xa1,
+  WHILE_OP: 0xa2,
+  RETURN_OP: 0xa4,
+  ONES_OP: 0xff,
+} as const;
+
+/** Extended opcodes: the second byte after AmlOp.EXT_OP_PREFIX (§20.3). */
+export const AmlExtOp = {
+  MUTEX_OP: 0x01,
+  ACQUIRE_OP: 0x23,
+  RELEASE_OP: 0x27,
+  OP_REGION_OP: 0x80,
+  FIELD_OP: 0x81,
+  DEVICE_OP: 0x82,
+} as const;
 
 /** Anything that can be written as AML: a term, a name, a whole term list. */
 export interface Aml {
@@ -83,7 +88,7 @@ function superNameTerm(encode: (out: AmlSink) => void): SuperNameTerm {
 }
 
 function extOp(out: AmlSink, op: number): void {
-  out.byte(EXT_OP_PREFIX);
+  out.byte(AmlOp.EXT_OP_PREFIX);
   out.byte(op);
 }
 
@@ -145,12 +150,12 @@ export class NameString implements SuperNameTerm {
   }
 
   encode(out: AmlSink): void {
-    if (this.root) out.byte(ROOT_CHAR);
-    for (let i = 0; i < this.parents; i++) out.byte(PARENT_PREFIX_CHAR);
-    if (this.segs.length === 0) out.byte(NULL_NAME);
-    else if (this.segs.length === 2) out.byte(DUAL_NAME_PREFIX);
+    if (this.root) out.byte(AmlOp.ROOT_CHAR);
+    for (let i = 0; i < this.parents; i++) out.byte(AmlOp.PARENT_PREFIX_CHAR);
+    if (this.segs.length === 0) out.byte(AmlOp.NULL_NAME);
+    else if (this.segs.length === 2) out.byte(AmlOp.DUAL_NAME_PREFIX);
     else if (this.segs.length > 2) {
-      out.byte(MULTI_NAME_PREFIX);
+      out.byte(AmlOp.MULTI_NAME_PREFIX);
       out.byte(this.segs.length);
     }
     for (const seg of this.segs) for (let i = 0; i < NAME_SEG_LENGTH; i++) out.byte(seg.charCodeAt(i));
@@ -168,7 +173,7 @@ function toSuperName(target: SuperName): SuperNameTerm {
 
 /** A Target operand (§20.2.5.4): a SuperName, or NullName when the result is only returned. */
 function encodeTarget(out: AmlSink, target: SuperName | undefined): void {
-  if (target === undefined) out.byte(NULL_NAME);
+  if (target === undefined) out.byte(AmlOp.NULL_NAME);
   else toSuperName(target).encode(out);
 }
 
@@ -180,11 +185,11 @@ const DWORD_MAX = 0xffff_ffff;
 const QWORD_MAX = (1n << 64n) - 1n;
 
 /** ZeroOp: the constant 0 in one byte. */
-export const ZERO: Aml = term((out) => out.byte(ZERO_OP));
+export const ZERO: Aml = term((out) => out.byte(AmlOp.ZERO_OP));
 /** OneOp: the constant 1 in one byte. */
-export const ONE: Aml = term((out) => out.byte(ONE_OP));
+export const ONE: Aml = term((out) => out.byte(AmlOp.ONE_OP));
 /** OnesOp: all bits set (64-bit in a revision 2 definition block). */
-export const ONES: Aml = term((out) => out.byte(ONES_OP));
+export const ONES: Aml = term((out) => out.byte(AmlOp.ONES_OP));
 
 /** An Integer in its shortest encoding, as iasl writes it: Zero/One/Ones, then Byte/Word/DWord/QWordConst. */
 export function integer(value: number | bigint): Aml {
@@ -197,10 +202,10 @@ export function integer(value: number | bigint): Aml {
   if (v === 1n) return ONE;
   if (v === QWORD_MAX) return ONES;
   const n = Number(v);
-  if (v <= BYTE_MAX) return term((out) => (out.byte(BYTE_PREFIX), out.byte(n)));
-  if (v <= WORD_MAX) return term((out) => (out.byte(WORD_PREFIX), out.word(n)));
-  if (v <= DWORD_MAX) return term((out) => (out.byte(DWORD_PREFIX), out.dword(n)));
-  return term((out) => (out.byte(QWORD_PREFIX), out.qword(v)));
+  if (v <= BYTE_MAX) return term((out) => (out.byte(AmlOp.BYTE_PREFIX), out.byte(n)));
+  if (v <= WORD_MAX) return term((out) => (out.byte(AmlOp.WORD_PREFIX), out.word(n)));
+  if (v <= DWORD_MAX) return term((out) => (out.byte(AmlOp.DWORD_PREFIX), out.dword(n)));
+  return term((out) => (out.byte(AmlOp.QWORD_PREFIX), out.qword(v)));
 }
 
 function toTerm(value: TermArg): Aml {
@@ -213,12 +218,13 @@ const ASCII_MAX = 0x7f;
 /** A String constant (§20.2.3): ASCII 0x01-0x7F, NUL-terminated. */
 export function string(text: string): Aml {
   const codes = Array.from(text, (c) => c.charCodeAt(0));
-  if (codes.some((c) => c < ASCII_MIN || c > ASCII_MAX)) throw new AcpiError("AML String", text, "must be ASCII without NUL");
+  if (codes.some((c) => c < ASCII_MIN || c > ASCII_MAX))
+    throw new AcpiError("AML String", text, "must be ASCII without NUL");
   Object.freeze(codes);
   return term((out) => {
-    out.byte(STRING_PREFIX);
+    out.byte(AmlOp.STRING_PREFIX);
     out.bytes(codes);
-    out.byte(NULL_CHAR);
+    out.byte(AmlOp.NULL_CHAR);
   });
 }
 
@@ -226,7 +232,7 @@ export function string(text: string): Aml {
 export function buffer(bytes: ArrayLike<number>): Aml {
   const data = Uint8Array.from(bytes);
   return term((out) => {
-    out.byte(BUFFER_OP);
+    out.byte(AmlOp.BUFFER_OP);
     writePackage(out, (o) => {
       integer(data.length).encode(o);
       o.bytes(data);
@@ -241,7 +247,7 @@ export function packageOf(elements: readonly TermArg[]): Aml {
   checkRange("AML Package element count", elements.length, 0, PACKAGE_MAX_ELEMENTS);
   const terms = Object.freeze(elements.map(toTerm));
   return term((out) => {
-    out.byte(PACKAGE_OP);
+    out.byte(AmlOp.PACKAGE_OP);
     writePackage(out, (o) => {
       o.byte(terms.length);
       for (const t of terms) t.encode(o);
@@ -264,7 +270,8 @@ export function eisaId(id: string): Aml {
   for (let i = 0; i < 3; i++) vendor = (vendor << EISA_LETTER_BITS) | (id.charCodeAt(i) - EISA_LETTER_BASE);
   const product = Number.parseInt(id.slice(3), 16);
   const bigEndian = (vendor << (EISA_PRODUCT_DIGITS * 4)) | product;
-  const swapped = ((bigEndian & 0xff) << 24) | ((bigEndian & 0xff00) << 8) | ((bigEndian >>> 8) & 0xff00) | (bigEndian >>> 24);
+  const swapped =
+    ((bigEndian & 0xff) << 24) | ((bigEndian & 0xff00) << 8) | ((bigEndian >>> 8) & 0xff00) | (bigEndian >>> 24);
   return integer(swapped >>> 0);
 }
 
@@ -275,13 +282,13 @@ const ARG_COUNT = 7;
 
 /** LocalN (N = 0..7): a method's scratch variable. */
 export function local(n: number): SuperNameTerm {
-  const op = LOCAL0_OP + checkRange("AML LocalN", n, 0, LOCAL_COUNT - 1);
+  const op = AmlOp.LOCAL0_OP + checkRange("AML LocalN", n, 0, LOCAL_COUNT - 1);
   return superNameTerm((out) => out.byte(op));
 }
 
 /** ArgN (N = 0..6): a method's argument. */
 export function arg(n: number): SuperNameTerm {
-  const op = ARG0_OP + checkRange("AML ArgN", n, 0, ARG_COUNT - 1);
+  const op = AmlOp.ARG0_OP + checkRange("AML ArgN", n, 0, ARG_COUNT - 1);
   return superNameTerm((out) => out.byte(op));
 }
 
@@ -296,7 +303,7 @@ export function scope(path: string, body: readonly Aml[]): Aml {
   const name = nameString(path);
   const terms = termList(body);
   return term((out) => {
-    out.byte(SCOPE_OP);
+    out.byte(AmlOp.SCOPE_OP);
     writePackage(out, (o) => {
       name.encode(o);
       for (const t of terms) t.encode(o);
@@ -309,7 +316,7 @@ export function device(path: string, body: readonly Aml[]): Aml {
   const name = nameString(path);
   const terms = termList(body);
   return term((out) => {
-    extOp(out, DEVICE_OP);
+    extOp(out, AmlExtOp.DEVICE_OP);
     writePackage(out, (o) => {
       name.encode(o);
       for (const t of terms) t.encode(o);
@@ -322,7 +329,7 @@ export function name(path: string, value: TermArg): Aml {
   const n = nameString(path);
   const v = toTerm(value);
   return term((out) => {
-    out.byte(NAME_OP);
+    out.byte(AmlOp.NAME_OP);
     n.encode(out);
     v.encode(out);
   });
@@ -350,7 +357,7 @@ export function method(path: string, argCount: number, body: readonly Aml[], opt
     (checkRange("AML Method SyncLevel", options.syncLevel ?? 0, 0, SYNC_LEVEL_MAX) << METHOD_SYNC_LEVEL_SHIFT);
   const terms = termList(body);
   return term((out) => {
-    out.byte(METHOD_OP);
+    out.byte(AmlOp.METHOD_OP);
     writePackage(out, (o) => {
       n.encode(o);
       o.byte(flags);
@@ -364,7 +371,7 @@ export function mutex(path: string, syncLevel: number): Aml {
   const n = nameString(path);
   const level = checkRange("AML Mutex SyncLevel", syncLevel, 0, SYNC_LEVEL_MAX);
   return term((out) => {
-    extOp(out, MUTEX_OP);
+    extOp(out, AmlExtOp.MUTEX_OP);
     n.encode(out);
     out.byte(level);
   });
@@ -372,6 +379,7 @@ export function mutex(path: string, syncLevel: number): Aml {
 
 /** Operation region address spaces used by bunvmm (ACPI 6.5 §19.6.100, Table 19.28). */
 export const RegionSpace = { SystemMemory: 0x00, SystemIO: 0x01 } as const;
+/** One of the RegionSpace values. */
 export type RegionSpace = (typeof RegionSpace)[keyof typeof RegionSpace];
 
 /** OperationRegion (path, space, offset, length): a window on guest MMIO or ports that Fields carve up. */
@@ -380,7 +388,7 @@ export function operationRegion(path: string, space: RegionSpace, offset: TermAr
   const o = toTerm(offset);
   const l = toTerm(length);
   return term((out) => {
-    extOp(out, OP_REGION_OP);
+    extOp(out, AmlExtOp.OP_REGION_OP);
     n.encode(out);
     out.byte(space);
     o.encode(out);
@@ -390,12 +398,15 @@ export function operationRegion(path: string, space: RegionSpace, offset: TermAr
 
 /** Field access width (§20.2.5.2 FieldFlags bits 0-3): the size of every guest access through the Field. */
 export const FieldAccess = { Any: 0, Byte: 1, Word: 2, DWord: 3, QWord: 4, Buffer: 5 } as const;
+/** One of the FieldAccess values. */
 export type FieldAccess = (typeof FieldAccess)[keyof typeof FieldAccess];
 /** Field lock rule (bit 4): Lock takes the global lock around each access. */
 export const FieldLock = { NoLock: 0, Lock: 1 } as const;
+/** One of the FieldLock values. */
 export type FieldLock = (typeof FieldLock)[keyof typeof FieldLock];
 /** Field update rule (bits 5-6): what a partial write puts in the other bits of the access unit. */
 export const FieldUpdate = { Preserve: 0, WriteAsOnes: 1, WriteAsZeros: 2 } as const;
+/** One of the FieldUpdate values. */
 export type FieldUpdate = (typeof FieldUpdate)[keyof typeof FieldUpdate];
 const FIELD_LOCK_SHIFT = 4;
 const FIELD_UPDATE_SHIFT = 5;
@@ -410,13 +421,15 @@ export interface FieldFlags {
 /** One Field element: [name, bits] is a named unit, [null, bits] reserved space (ASL `, bits`). */
 export type FieldUnit = readonly [name: string | null, bits: number];
 
-const FIELD_BITS_MAX = (1 << 28) - 1;
+/** The largest bit count a 4-byte PkgLength carries when sized like a package (value + 4 < 2^28). */
+const FIELD_BITS_MAX = (1 << 28) - 5;
 const RESERVED_FIELD = 0x00;
 
 /** Field (region, access, lock, update) { units }: named bit ranges of an OperationRegion, in order. */
 export function field(region: string, flags: FieldFlags, units: readonly FieldUnit[]): Aml {
   const r = nameString(region);
-  const fieldFlags = flags.access | ((flags.lock ?? FieldLock.NoLock) << FIELD_LOCK_SHIFT) | (flags.update << FIELD_UPDATE_SHIFT);
+  const fieldFlags =
+    flags.access | ((flags.lock ?? FieldLock.NoLock) << FIELD_LOCK_SHIFT) | (flags.update << FIELD_UPDATE_SHIFT);
   const elements = Object.freeze(
     units.map(([unit, bits]) => {
       checkRange(`AML Field unit ${unit ?? "(reserved)"} bit count`, bits, 1, FIELD_BITS_MAX);
@@ -424,7 +437,7 @@ export function field(region: string, flags: FieldFlags, units: readonly FieldUn
     }),
   );
   return term((out) => {
-    extOp(out, FIELD_OP);
+    extOp(out, AmlExtOp.FIELD_OP);
     writePackage(out, (o) => {
       r.encode(o);
       o.byte(fieldFlags);
@@ -451,8 +464,8 @@ function packaged(op: number, head: readonly Aml[], body: readonly Aml[]): (out:
 
 /** If (predicate) { body } [Else { orElse }]. */
 export function ifThen(predicate: TermArg, body: readonly Aml[], orElse?: readonly Aml[]): Aml {
-  const ifPart = packaged(IF_OP, [toTerm(predicate)], termList(body));
-  const elsePart = orElse === undefined ? undefined : packaged(ELSE_OP, [], termList(orElse));
+  const ifPart = packaged(AmlOp.IF_OP, [toTerm(predicate)], termList(body));
+  const elsePart = orElse === undefined ? undefined : packaged(AmlOp.ELSE_OP, [], termList(orElse));
   return term((out) => {
     ifPart(out);
     elsePart?.(out);
@@ -461,14 +474,14 @@ export function ifThen(predicate: TermArg, body: readonly Aml[], orElse?: readon
 
 /** While (predicate) { body }. */
 export function whileDo(predicate: TermArg, body: readonly Aml[]): Aml {
-  return term(packaged(WHILE_OP, [toTerm(predicate)], termList(body)));
+  return term(packaged(AmlOp.WHILE_OP, [toTerm(predicate)], termList(body)));
 }
 
 /** Return (value). */
 export function returnValue(value: TermArg): Aml {
   const v = toTerm(value);
   return term((out) => {
-    out.byte(RETURN_OP);
+    out.byte(AmlOp.RETURN_OP);
     v.encode(out);
   });
 }
@@ -478,7 +491,7 @@ export function notify(object: SuperName, value: TermArg): Aml {
   const o = toSuperName(object);
   const v = toTerm(value);
   return term((out) => {
-    out.byte(NOTIFY_OP);
+    out.byte(AmlOp.NOTIFY_OP);
     o.encode(out);
     v.encode(out);
   });
@@ -491,7 +504,7 @@ export function acquire(mutexName: SuperName, timeout: number): Aml {
   const m = toSuperName(mutexName);
   const t = checkRange("AML Acquire timeout", timeout, 0, ACQUIRE_TIMEOUT_MAX);
   return term((out) => {
-    extOp(out, ACQUIRE_OP);
+    extOp(out, AmlExtOp.ACQUIRE_OP);
     m.encode(out);
     out.word(t);
   });
@@ -501,7 +514,7 @@ export function acquire(mutexName: SuperName, timeout: number): Aml {
 export function release(mutexName: SuperName): Aml {
   const m = toSuperName(mutexName);
   return term((out) => {
-    extOp(out, RELEASE_OP);
+    extOp(out, AmlExtOp.RELEASE_OP);
     m.encode(out);
   });
 }
@@ -513,7 +526,7 @@ export function store(value: TermArg, target: SuperName): Aml {
   const v = toTerm(value);
   const t = toSuperName(target);
   return term((out) => {
-    out.byte(STORE_OP);
+    out.byte(AmlOp.STORE_OP);
     v.encode(out);
     t.encode(out);
   });
@@ -532,21 +545,22 @@ function binary(op: number, a: TermArg, b: TermArg, target: SuperName | undefine
 }
 
 /** Add (a, b[, target]). */
-export const add = (a: TermArg, b: TermArg, target?: SuperName): Aml => binary(ADD_OP, a, b, target);
+export const add = (a: TermArg, b: TermArg, target?: SuperName): Aml => binary(AmlOp.ADD_OP, a, b, target);
 /** Subtract (a, b[, target]). */
-export const subtract = (a: TermArg, b: TermArg, target?: SuperName): Aml => binary(SUBTRACT_OP, a, b, target);
+export const subtract = (a: TermArg, b: TermArg, target?: SuperName): Aml => binary(AmlOp.SUBTRACT_OP, a, b, target);
 /** And (a, b[, target]): bitwise and, e.g. testing a GED event bit. */
-export const and = (a: TermArg, b: TermArg, target?: SuperName): Aml => binary(AND_OP, a, b, target);
+export const and = (a: TermArg, b: TermArg, target?: SuperName): Aml => binary(AmlOp.AND_OP, a, b, target);
 /** Or (a, b[, target]): bitwise or. */
-export const or = (a: TermArg, b: TermArg, target?: SuperName): Aml => binary(OR_OP, a, b, target);
+export const or = (a: TermArg, b: TermArg, target?: SuperName): Aml => binary(AmlOp.OR_OP, a, b, target);
 /** ShiftLeft (a, count[, target]). */
-export const shiftLeft = (a: TermArg, count: TermArg, target?: SuperName): Aml => binary(SHIFT_LEFT_OP, a, count, target);
+export const shiftLeft = (a: TermArg, count: TermArg, target?: SuperName): Aml =>
+  binary(AmlOp.SHIFT_LEFT_OP, a, count, target);
 
 /** Increment (target): target = target + 1. */
 export function increment(target: SuperName): Aml {
   const t = toSuperName(target);
   return term((out) => {
-    out.byte(INCREMENT_OP);
+    out.byte(AmlOp.INCREMENT_OP);
     t.encode(out);
   });
 }
@@ -560,20 +574,20 @@ function logical(op: number, operands: readonly TermArg[]): Aml {
 }
 
 /** LEqual (a, b): 1 if equal, else 0. */
-export const lEqual = (a: TermArg, b: TermArg): Aml => logical(LEQUAL_OP, [a, b]);
+export const lEqual = (a: TermArg, b: TermArg): Aml => logical(AmlOp.LEQUAL_OP, [a, b]);
 /** LLess (a, b): 1 if a < b, else 0. */
-export const lLess = (a: TermArg, b: TermArg): Aml => logical(LLESS_OP, [a, b]);
+export const lLess = (a: TermArg, b: TermArg): Aml => logical(AmlOp.LLESS_OP, [a, b]);
 /** LAnd (a, b): logical and. */
-export const lAnd = (a: TermArg, b: TermArg): Aml => logical(LAND_OP, [a, b]);
+export const lAnd = (a: TermArg, b: TermArg): Aml => logical(AmlOp.LAND_OP, [a, b]);
 /** LNot (a): logical not. */
-export const lNot = (a: TermArg): Aml => logical(LNOT_OP, [a]);
+export const lNot = (a: TermArg): Aml => logical(AmlOp.LNOT_OP, [a]);
 
 /** ToInteger (value[, target]): converts a buffer or string operand to an Integer. */
 export function toInteger(value: TermArg, target?: SuperName): Aml {
   const v = toTerm(value);
   const t = target === undefined ? undefined : toSuperName(target);
   return term((out) => {
-    out.byte(TO_INTEGER_OP);
+    out.byte(AmlOp.TO_INTEGER_OP);
     v.encode(out);
     encodeTarget(out, t);
   });
@@ -583,7 +597,7 @@ export function toInteger(value: TermArg, target?: SuperName): Aml {
 export function derefOf(reference: TermArg): SuperNameTerm {
   const r = toTerm(reference);
   return superNameTerm((out) => {
-    out.byte(DEREF_OF_OP);
+    out.byte(AmlOp.DEREF_OF_OP);
     r.encode(out);
   });
 }
@@ -594,7 +608,7 @@ export function index(source: TermArg, at: TermArg, target?: SuperName): SuperNa
   const i = toTerm(at);
   const t = target === undefined ? undefined : toSuperName(target);
   return superNameTerm((out) => {
-    out.byte(INDEX_OP);
+    out.byte(AmlOp.INDEX_OP);
     s.encode(out);
     i.encode(out);
     encodeTarget(out, t);

@@ -63,7 +63,10 @@ const LOCK_SYNC_LEVEL = 0;
 export const STA_PRESENT = 0x0f;
 const STA_ABSENT = 0;
 
-/** "CPU Hotplug resources" is QEMU's (and cloud-hypervisor's) PNP0A06 device; Linux binds nothing to it. */
+/**
+ * PNP0A06 (generic container) as in QEMU's "CPU Hotplug resources" and cloud-hypervisor's controller: it
+ * only claims the MMIO range in _CRS; Linux's ACPI container handler registers it and does nothing more.
+ */
 const HOTPLUG_HID = "PNP0A06";
 const HOTPLUG_UID = "CPU Hotplug Controller";
 /** A processor container (ACPI 6.5 §8.4.2.1), compatible with the generic container PNP0A05. */
@@ -117,7 +120,12 @@ function cpuNotifyMethod(maxVcpus: number): Aml {
 
 /** CEJ0 (cpu): select it and write CEJ0; the device ejects it only if the VMM marked it for removal. */
 function cpuEjectMethod(): Aml {
-  return method("CEJ0", 1, [acquire(LOCK, ACQUIRE_FOREVER), store(arg(0), reg("CSEL")), store(ONE, reg("CEJ0")), release(LOCK)]);
+  return method("CEJ0", 1, [
+    acquire(LOCK, ACQUIRE_FOREVER),
+    store(arg(0), reg("CSEL")),
+    store(ONE, reg("CEJ0")),
+    release(LOCK),
+  ]);
 }
 
 /** CSCN (): for every possible CPU, notify and ack a pending insert (Device Check) or removal (Eject Request). */

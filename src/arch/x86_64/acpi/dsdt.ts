@@ -11,6 +11,7 @@ import { com1Aml, powerButtonAml, s5Aml } from "./platform-aml.ts";
 import { SDT_HEADER, buildSdt } from "./sdt-header.ts";
 import { checkMaxVcpus } from "./vcpu-counts.ts";
 
+/** The DSDT's signature, also its key in AcpiTables. */
 export const DSDT_SIGNATURE = "DSDT";
 /** Revision 2 and above: AML integers are 64-bit (§5.2.11.1). */
 export const DSDT_REVISION = 2;
@@ -24,5 +25,7 @@ export function dsdtAml(maxVcpus: number): Aml[] {
 export function buildDsdt(maxVcpus: number): Uint8Array {
   checkMaxVcpus(maxVcpus);
   const body = encodeAml(dsdtAml(maxVcpus));
-  return buildSdt(DSDT_SIGNATURE, DSDT_REVISION, SDT_HEADER.SIZE + body.length, (_view, bytes) => bytes.set(body, SDT_HEADER.SIZE));
+  return buildSdt(DSDT_SIGNATURE, DSDT_REVISION, SDT_HEADER.SIZE + body.length, (_view, bytes) =>
+    bytes.set(body, SDT_HEADER.SIZE),
+  );
 }

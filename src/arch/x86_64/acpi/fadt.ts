@@ -12,11 +12,13 @@ import {
   ACPI_SLEEP_STATUS,
 } from "../../../../devices/acpi-power.ts";
 import { ioPort8, writeGas } from "./generic-address.ts";
-import { LITTLE_ENDIAN, OEM_TABLE_ID, OEM_TABLE_ID_LENGTH, buildSdt, writeAscii } from "./sdt-header.ts";
+import { BUNVMM_IDENTITY, LITTLE_ENDIAN, SDT_TEXT_LENGTH, buildSdt, writeAscii } from "./sdt-header.ts";
 
+/** The FADT's signature, also its key in AcpiTables. */
 export const FADT_SIGNATURE = "FACP";
-/** FADT revision 6 with minor version 5 is ACPI 6.5; Linux honours MADT Online Capable only from 6.3. */
+/** FADT revision 6 (ACPI 6.x): the layout with the sleep registers and the hypervisor vendor id. */
 export const FADT_REVISION = 6;
+/** Minor version 5, ACPI 6.5: Linux honours MADT Online Capable only from FADT 6.3 on (arch/x86/kernel/acpi/boot.c). */
 export const FADT_MINOR_VERSION = 5;
 
 /** Byte offsets of the fields bunvmm sets (Table 5.9); every other field is 0. */
@@ -38,35 +40,40 @@ export const FADT = {
   SIZE: 276,
 } as const;
 
-/** IA-PC boot architecture flags (Table 5.11). */
-export const IAPC_BOOT_ARCH_LEGACY_DEVICES = 1 << 0;
-export const IAPC_BOOT_ARCH_8042 = 1 << 1;
-export const IAPC_BOOT_ARCH_VGA_NOT_PRESENT = 1 << 2;
-export const IAPC_BOOT_ARCH_CMOS_RTC_NOT_PRESENT = 1 << 5;
+/** IA-PC boot architecture flags (Table 5.11), named as in the spec. */
+export const IapcBootArch = {
+  LEGACY_DEVICES: 1 << 0,
+  I8042: 1 << 1,
+  VGA_NOT_PRESENT: 1 << 2,
+  CMOS_RTC_NOT_PRESENT: 1 << 5,
+} as const;
 /**
  * bunvmm has ISA-style devices (COM1 at 0x3f8, an i8042 at 0x60/0x64), no VGA and no CMOS RTC. Without
  * the 8042 flag Linux treats the i8042 as absent; without "no RTC" it would probe ports 0x70/0x71.
  */
 export const BUNVMM_IAPC_BOOT_ARCH =
-  IAPC_BOOT_ARCH_LEGACY_DEVICES | IAPC_BOOT_ARCH_8042 | IAPC_BOOT_ARCH_VGA_NOT_PRESENT | IAPC_BOOT_ARCH_CMOS_RTC_NOT_PRESENT;
+  IapcBootArch.LEGACY_DEVICES | IapcBootArch.I8042 | IapcBootArch.VGA_NOT_PRESENT | IapcBootArch.CMOS_RTC_NOT_PRESENT;
 
-/** Fixed feature flags (Table 5.10). */
-export const FADT_PWR_BUTTON = 1 << 4;
-export const FADT_SLP_BUTTON = 1 << 5;
-export const FADT_RESET_REG_SUP = 1 << 10;
-export const FADT_HW_REDUCED_ACPI = 1 << 20;
+/** Fixed feature flags (Table 5.10), named as in the spec. */
+export const FadtFlag = {
+  PWR_BUTTON: 1 << 4,
+  SLP_BUTTON: 1 << 5,
+  RESET_REG_SUP: 1 << 10,
+  HW_REDUCED_ACPI: 1 << 20,
+} as const;
 /**
  * Hardware-reduced, with a reset register. PWR_BUTTON and SLP_BUTTON set mean "no fixed-feature buttons":
  * the power button is the control-method device \_SB.PWRB that the GED notifies, and there is no sleep button.
  */
-export const BUNVMM_FADT_FLAGS = FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP | FADT_PWR_BUTTON | FADT_SLP_BUTTON;
+export const BUNVMM_FADT_FLAGS =
+  FadtFlag.HW_REDUCED_ACPI | FadtFlag.RESET_REG_SUP | FadtFlag.PWR_BUTTON | FadtFlag.SLP_BUTTON;
 
 /** Preferred_PM_Profile 0: unspecified (a VM is no particular kind of machine). */
 const PM_PROFILE_UNSPECIFIED = 0;
 /** A hardware-reduced machine has no SCI. */
 const NO_SCI = 0;
 /** The FADT's hypervisor vendor identity is the OEM table id ("BUNVMM  "). */
-export const HYPERVISOR_VENDOR_ID = OEM_TABLE_ID;
+export const HYPERVISOR_VENDOR_ID = BUNVMM_IDENTITY.OEM_TABLE_ID;
 
 /** Where the FADT points. */
 export interface FadtAddresses {
@@ -87,6 +94,6 @@ export function buildFadt(addresses: FadtAddresses): Uint8Array {
     view.setBigUint64(FADT.X_DSDT, BigInt(addresses.dsdt), LITTLE_ENDIAN);
     writeGas(view, FADT.SLEEP_CONTROL_REG, ioPort8(ACPI_POWER_PORT + ACPI_SLEEP_CONTROL));
     writeGas(view, FADT.SLEEP_STATUS_REG, ioPort8(ACPI_POWER_PORT + ACPI_SLEEP_STATUS));
-    writeAscii(bytes, FADT.HYPERVISOR_VENDOR_ID, HYPERVISOR_VENDOR_ID, OEM_TABLE_ID_LENGTH);
+    writeAscii(bytes, FADT.HYPERVISOR_VENDOR_ID, HYPERVISOR_VENDOR_ID, SDT_TEXT_LENGTH.OEM_TABLE_ID);
   });
 }

@@ -42,7 +42,9 @@ export function gedAml(): Aml {
     name(
       "_CRS",
       resourceTemplate([
-        interrupt({ usage: "ResourceConsumer", trigger: "Edge", polarity: "ActiveHigh", sharing: "Exclusive" }, [GED_GSI]),
+        interrupt({ usage: "ResourceConsumer", trigger: "Edge", polarity: "ActiveHigh", sharing: "Exclusive" }, [
+          GED_GSI,
+        ]),
       ]),
     ),
     operationRegion(REGION, RegionSpace.SystemMemory, GED_BASE, GED_SIZE),

@@ -17,10 +17,12 @@ export const GAS = {
 
 /** Address space ids bunvmm uses (Table 5.1). */
 export const GasAddressSpace = { SystemMemory: 0, SystemIO: 1 } as const;
+/** One of the GasAddressSpace values. */
 export type GasAddressSpace = (typeof GasAddressSpace)[keyof typeof GasAddressSpace];
 
 /** Access sizes (Table 5.1): the width of each access the OS makes. */
 export const GasAccessSize = { Undefined: 0, Byte: 1, Word: 2, DWord: 3, QWord: 4 } as const;
+/** One of the GasAccessSize values. */
 export type GasAccessSize = (typeof GasAccessSize)[keyof typeof GasAccessSize];
 
 /** One register, as the FADT describes it. */
@@ -36,7 +38,13 @@ const BITS_PER_BYTE = 8;
 
 /** An 8-bit I/O port register accessed one byte at a time: the hardware-reduced power registers. */
 export function ioPort8(port: number): GenericAddress {
-  return { space: GasAddressSpace.SystemIO, bitWidth: BITS_PER_BYTE, bitOffset: 0, accessSize: GasAccessSize.Byte, address: port };
+  return {
+    space: GasAddressSpace.SystemIO,
+    bitWidth: BITS_PER_BYTE,
+    bitOffset: 0,
+    accessSize: GasAccessSize.Byte,
+    address: port,
+  };
 }
 
 /** Writes `gas` at `offset` of `view`. */

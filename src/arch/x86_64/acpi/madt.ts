@@ -10,6 +10,7 @@ import { AcpiError } from "./acpi-error.ts";
 import { LITTLE_ENDIAN, SDT_HEADER, buildSdt } from "./sdt-header.ts";
 import { type VcpuCounts, XAPIC_MAX_CPUS, checkVcpuCounts } from "./vcpu-counts.ts";
 
+/** The MADT's signature, also its key in AcpiTables. */
 export const MADT_SIGNATURE = "APIC";
 /** Revision 5 (ACPI 6.3+): the first whose Local APIC flags define Online Capable. */
 export const MADT_REVISION = 5;
@@ -30,8 +31,9 @@ const ENTRY = { TYPE: 0, LENGTH: 1 } as const;
 
 /** Processor Local APIC structure (§5.2.12.2, Table 5.22). */
 export const LOCAL_APIC = { PROCESSOR_UID: 2, APIC_ID: 3, FLAGS: 4, SIZE: 8 } as const;
-/** Local APIC flags (Table 5.23): Enabled = usable now; Online Capable = may be enabled at run time. */
+/** Local APIC flag (Table 5.23) Enabled: the CPU is usable now (boot CPUs, and every CPU's _MAT). */
 export const LOCAL_APIC_ENABLED = 1 << 0;
+/** Local APIC flag Online Capable: may be enabled at run time (hot-pluggable CPUs; ACPI 6.3+). */
 export const LOCAL_APIC_ONLINE_CAPABLE = 1 << 1;
 
 /** I/O APIC structure (§5.2.12.3, Table 5.24). */
@@ -46,8 +48,9 @@ export const INTERRUPT_SOURCE_OVERRIDE = { BUS: 2, SOURCE: 3, GSI: 4, FLAGS: 8, 
 const BUS_ISA = 0;
 /** MPS INTI flags 0: polarity and trigger conform to the bus (ISA: active high, edge). */
 const MPS_INTI_CONFORMS = 0;
-/** The PIT raises ISA IRQ 0, which KVM's IOAPIC routes to pin 2 (as on PCs). */
+/** The PIT raises ISA IRQ 0 ... */
 export const PIT_ISA_IRQ = 0;
+/** ... which reaches IOAPIC pin 2, as on PCs and in KVM's default routing, hence the override. */
 export const PIT_GSI = 2;
 
 /** Local APIC NMI structure (§5.2.12.7, Table 5.27). */
@@ -115,7 +118,8 @@ export function localApicFlags(cpu: number, bootVcpus: number): number {
 export function buildMadt(counts: VcpuCounts): Uint8Array {
   checkVcpuCounts(counts);
   const entries: Uint8Array[] = [];
-  for (let cpu = 0; cpu < counts.maxVcpus; cpu++) entries.push(localApicEntry(cpu, localApicFlags(cpu, counts.bootVcpus)));
+  for (let cpu = 0; cpu < counts.maxVcpus; cpu++)
+    entries.push(localApicEntry(cpu, localApicFlags(cpu, counts.bootVcpus)));
   entries.push(ioApicEntry(), interruptSourceOverride(PIT_ISA_IRQ, PIT_GSI), localApicNmi());
   const length = entries.reduce((sum, e) => sum + e.length, MADT.ENTRIES);
   return buildSdt(MADT_SIGNATURE, MADT_REVISION, length, (view, bytes) => {

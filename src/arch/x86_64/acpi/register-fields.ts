@@ -29,7 +29,11 @@ export interface RegisterAccess {
  * led by reserved space up to the register. Throws AcpiError if a named unit crosses a register boundary
  * or does not lie in exactly one register (the guest could not reach it at the width the device accepts).
  */
-export function registerFields(region: string, table: readonly FieldUnit[], registers: readonly RegisterAccess[]): Aml[] {
+export function registerFields(
+  region: string,
+  table: readonly FieldUnit[],
+  registers: readonly RegisterAccess[],
+): Aml[] {
   const placed = new Map<string, number>();
   const fields = registers.map(({ offset, flags }) => {
     const bytes = ACCESS_BYTES[flags.access];
@@ -43,7 +47,12 @@ export function registerFields(region: string, table: readonly FieldUnit[], regi
       const overlap = Math.min(unitEnd, end) - Math.max(bit, start);
       if (overlap > 0 && unit === null) units.push([null, overlap]);
       else if (overlap > 0 && unit !== null) {
-        if (overlap !== bits) throw new AcpiError(`Field unit ${unit}`, `bits ${bit}..${unitEnd - 1}`, `crosses the register at byte ${offset}`);
+        if (overlap !== bits)
+          throw new AcpiError(
+            `Field unit ${unit}`,
+            `bits ${bit}..${unitEnd - 1}`,
+            `crosses the register at byte ${offset}`,
+          );
         units.push([unit, bits]);
         placed.set(unit, (placed.get(unit) ?? 0) + 1);
       }
@@ -52,7 +61,8 @@ export function registerFields(region: string, table: readonly FieldUnit[], regi
     return field(region, flags, units);
   });
   for (const [unit] of table) {
-    if (unit !== null && placed.get(unit) !== 1) throw new AcpiError(`Field unit ${unit}`, region, "must lie in exactly one register");
+    if (unit !== null && placed.get(unit) !== 1)
+      throw new AcpiError(`Field unit ${unit}`, region, "must lie in exactly one register");
   }
   return fields;
 }

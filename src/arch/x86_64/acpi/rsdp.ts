@@ -3,8 +3,9 @@
  * or boot_params.acpi_rsdp_addr). Revision 2: 36 bytes, an XSDT address, and two checksums.
  * @module
  */
-import { OEM_ID, OEM_ID_LENGTH, LITTLE_ENDIAN, setChecksum, writeAscii } from "./sdt-header.ts";
+import { BUNVMM_IDENTITY, LITTLE_ENDIAN, SDT_TEXT_LENGTH, setChecksum, writeAscii } from "./sdt-header.ts";
 
+/** What the OS scans for, on a 16-byte boundary. */
 export const RSDP_SIGNATURE = "RSD PTR ";
 const RSDP_SIGNATURE_LENGTH = 8;
 /** Revision 2 means ACPI 2.0 or later: the XSDT fields exist. */
@@ -29,7 +30,7 @@ export function buildRsdp(xsdtAddress: number): Uint8Array {
   const bytes = new Uint8Array(RSDP.SIZE);
   const view = new DataView(bytes.buffer);
   writeAscii(bytes, RSDP.SIGNATURE, RSDP_SIGNATURE, RSDP_SIGNATURE_LENGTH);
-  writeAscii(bytes, RSDP.OEM_ID, OEM_ID, OEM_ID_LENGTH);
+  writeAscii(bytes, RSDP.OEM_ID, BUNVMM_IDENTITY.OEM_ID, SDT_TEXT_LENGTH.OEM_ID);
   view.setUint8(RSDP.REVISION, RSDP_REVISION);
   view.setUint32(RSDP.LENGTH, RSDP.SIZE, LITTLE_ENDIAN);
   view.setBigUint64(RSDP.XSDT_ADDRESS, BigInt(xsdtAddress), LITTLE_ENDIAN);

@@ -20,18 +20,17 @@ export const SDT_HEADER = {
   SIZE: 36,
 } as const;
 
-/** Field sizes of the text fields. */
-export const SIGNATURE_LENGTH = 4;
-export const OEM_ID_LENGTH = 6;
-export const OEM_TABLE_ID_LENGTH = 8;
-export const CREATOR_ID_LENGTH = 4;
+/** Sizes of the header's text fields (they are not NUL-terminated). */
+export const SDT_TEXT_LENGTH = { SIGNATURE: 4, OEM_ID: 6, OEM_TABLE_ID: 8, CREATOR_ID: 4 } as const;
 
-/** Who built the tables, as the guest's `dmesg` and `acpidump` show it. */
-export const OEM_ID = "BUNVMM";
-export const OEM_TABLE_ID = "BUNVMM  ";
-export const OEM_REVISION = 1;
-export const CREATOR_ID = "BVMM";
-export const CREATOR_REVISION = 1;
+/** Who built the tables, as the guest's `dmesg` and `acpidump` show it (the RSDP has the OEM id too). */
+export const BUNVMM_IDENTITY = {
+  OEM_ID: "BUNVMM",
+  OEM_TABLE_ID: "BUNVMM  ",
+  OEM_REVISION: 1,
+  CREATOR_ID: "BVMM",
+  CREATOR_REVISION: 1,
+} as const;
 
 /** DataView setters take this to write little-endian, as every ACPI field is. */
 export const LITTLE_ENDIAN = true;
@@ -62,17 +61,18 @@ export function buildSdt(
   length: number,
   fill: (view: DataView, bytes: Uint8Array) => void,
 ): Uint8Array {
-  if (length < SDT_HEADER.SIZE) throw new AcpiError(`${signature} length`, length, `must be at least ${SDT_HEADER.SIZE}`);
+  if (length < SDT_HEADER.SIZE)
+    throw new AcpiError(`${signature} length`, length, `must be at least ${SDT_HEADER.SIZE}`);
   const bytes = new Uint8Array(length);
   const view = new DataView(bytes.buffer);
-  writeAscii(bytes, SDT_HEADER.SIGNATURE, signature, SIGNATURE_LENGTH);
+  writeAscii(bytes, SDT_HEADER.SIGNATURE, signature, SDT_TEXT_LENGTH.SIGNATURE);
   view.setUint32(SDT_HEADER.LENGTH, length, LITTLE_ENDIAN);
   view.setUint8(SDT_HEADER.REVISION, revision);
-  writeAscii(bytes, SDT_HEADER.OEM_ID, OEM_ID, OEM_ID_LENGTH);
-  writeAscii(bytes, SDT_HEADER.OEM_TABLE_ID, OEM_TABLE_ID, OEM_TABLE_ID_LENGTH);
-  view.setUint32(SDT_HEADER.OEM_REVISION, OEM_REVISION, LITTLE_ENDIAN);
-  writeAscii(bytes, SDT_HEADER.CREATOR_ID, CREATOR_ID, CREATOR_ID_LENGTH);
-  view.setUint32(SDT_HEADER.CREATOR_REVISION, CREATOR_REVISION, LITTLE_ENDIAN);
+  writeAscii(bytes, SDT_HEADER.OEM_ID, BUNVMM_IDENTITY.OEM_ID, SDT_TEXT_LENGTH.OEM_ID);
+  writeAscii(bytes, SDT_HEADER.OEM_TABLE_ID, BUNVMM_IDENTITY.OEM_TABLE_ID, SDT_TEXT_LENGTH.OEM_TABLE_ID);
+  view.setUint32(SDT_HEADER.OEM_REVISION, BUNVMM_IDENTITY.OEM_REVISION, LITTLE_ENDIAN);
+  writeAscii(bytes, SDT_HEADER.CREATOR_ID, BUNVMM_IDENTITY.CREATOR_ID, SDT_TEXT_LENGTH.CREATOR_ID);
+  view.setUint32(SDT_HEADER.CREATOR_REVISION, BUNVMM_IDENTITY.CREATOR_REVISION, LITTLE_ENDIAN);
   fill(view, bytes);
   setChecksum(bytes, SDT_HEADER.CHECKSUM);
   return bytes;

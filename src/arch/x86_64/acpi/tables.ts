@@ -18,13 +18,27 @@ export const RSDP_KEY = "RSDP";
 /** Tables start on 16-byte boundaries (the RSDP must, for the legacy scan; the rest for tidiness). */
 export const TABLE_ALIGNMENT = 16;
 
+/** Where the tables may go: guest-physical [start, end), the RSDP at rsdpAddress. */
+export interface AcpiTablesWindow {
+  readonly start: number;
+  readonly end: number;
+  readonly rsdpAddress: number;
+}
+
+/** bunvmm's window (layout.ts): the BIOS area, reserved in e820, with the RSDP where the legacy scan looks. */
+export const ACPI_TABLES_WINDOW: AcpiTablesWindow = {
+  start: ACPI_TABLES_START,
+  end: ACPI_TABLES_END,
+  rsdpAddress: RSDP_ADDRESS,
+};
+
 /** The tables and where they go. */
 export interface AcpiTables {
   /** Each table's bytes by signature ("RSDP", "XSDT", "FACP", "APIC", "DSDT"), in blob order. */
   readonly tables: ReadonlyMap<string, Uint8Array>;
   /** Each table's guest-physical address, by the same keys. */
   readonly addresses: ReadonlyMap<string, number>;
-  /** Everything, to be copied at ACPI_TABLES_START (gaps are zero). */
+  /** Everything, to be copied at the window's start (gaps are zero). */
   readonly blob: Uint8Array;
   /** Where the RSDP is: for boot_params.acpi_rsdp_addr. */
   readonly rsdpAddress: number;
@@ -33,15 +47,23 @@ export interface AcpiTables {
 const alignUp = (value: number, alignment: number): number => Math.ceil(value / alignment) * alignment;
 const hex = (value: number): string => `0x${value.toString(16)}`;
 
-/** Builds every table for these vCPU counts; throws AcpiError if the counts are invalid or the tables don't fit. */
-export function buildAcpiTables(counts: VcpuCounts): AcpiTables {
+/**
+ * Builds every table for these vCPU counts and lays them out in `window` (bunvmm's unless a test narrows
+ * it); throws AcpiError if the counts are invalid or the tables don't fit.
+ */
+export function buildAcpiTables(counts: VcpuCounts, window: AcpiTablesWindow = ACPI_TABLES_WINDOW): AcpiTables {
   checkVcpuCounts(counts);
-  if (RSDP_ADDRESS < ACPI_TABLES_START || RSDP_ADDRESS % TABLE_ALIGNMENT !== 0) {
-    throw new AcpiError("RSDP_ADDRESS", hex(RSDP_ADDRESS), `must be ${TABLE_ALIGNMENT}-byte aligned, at or above ACPI_TABLES_START`);
+  const { start, end, rsdpAddress } = window;
+  if (rsdpAddress < start || rsdpAddress % TABLE_ALIGNMENT !== 0) {
+    throw new AcpiError(
+      "RSDP address",
+      hex(rsdpAddress),
+      `must be ${TABLE_ALIGNMENT}-byte aligned, at or above ${hex(start)}`,
+    );
   }
   const tables = new Map<string, Uint8Array>();
   const addresses = new Map<string, number>();
-  let next = RSDP_ADDRESS + RSDP.SIZE;
+  let next = rsdpAddress + RSDP.SIZE;
   const place = (key: string, bytes: Uint8Array): number => {
     const address = alignUp(next, TABLE_ALIGNMENT);
     tables.set(key, bytes);
@@ -55,21 +77,21 @@ export function buildAcpiTables(counts: VcpuCounts): AcpiTables {
   const madt = place(MADT_SIGNATURE, buildMadt(counts));
   const xsdt = place(XSDT_SIGNATURE, buildXsdt([fadt, madt]));
   const rsdp = buildRsdp(xsdt);
-  if (next > ACPI_TABLES_END) {
+  if (next > end) {
     throw new AcpiError(
       "ACPI tables",
-      `${next - ACPI_TABLES_START} bytes`,
-      `do not fit in [${hex(ACPI_TABLES_START)}, ${hex(ACPI_TABLES_END)}) for maxVcpus ${counts.maxVcpus}`,
+      `${next - start} bytes`,
+      `do not fit in [${hex(start)}, ${hex(end)}) for maxVcpus ${counts.maxVcpus}`,
     );
   }
 
-  const blob = new Uint8Array(next - ACPI_TABLES_START);
-  blob.set(rsdp, RSDP_ADDRESS - ACPI_TABLES_START);
-  for (const [key, bytes] of tables) blob.set(bytes, (addresses.get(key) ?? 0) - ACPI_TABLES_START);
+  const blob = new Uint8Array(next - start);
+  blob.set(rsdp, rsdpAddress - start);
+  for (const [key, bytes] of tables) blob.set(bytes, (addresses.get(key) ?? 0) - start);
   return {
     tables: new Map([[RSDP_KEY, rsdp], ...tables]),
-    addresses: new Map([[RSDP_KEY, RSDP_ADDRESS], ...addresses]),
+    addresses: new Map([[RSDP_KEY, rsdpAddress], ...addresses]),
     blob,
-    rsdpAddress: RSDP_ADDRESS,
+    rsdpAddress,
   };
 }

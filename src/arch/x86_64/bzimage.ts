@@ -90,6 +90,9 @@ export function parseBzImage(image: Uint8Array): BzImage {
       `not a bzImage: boot_flag at ${hex(base + H.boot_flag.offset)} is ${hex(bootFlag)}, expected ${hex(BOOT_FLAG_MAGIC)}`,
     );
   }
+  if (image.length < base + H.version.offset + H.version.size) {
+    throw new LinuxBootError(`truncated: the file ends at ${image.length} bytes, inside the setup header`);
+  }
   const version = getField(v, base, H.version);
   if (version < MIN_BOOT_PROTOCOL) {
     throw new LinuxBootError(
@@ -121,6 +124,10 @@ export function parseBzImage(image: Uint8Array): BzImage {
   if ((xloadflags & XLF_KERNEL_64) === 0) {
     throw new LinuxBootError("this kernel has no 64-bit entry point (XLF_KERNEL_64 clear in xloadflags): bunvmm enters bzImages in 64-bit mode");
   }
+  const prefAddress = v.getBigUint64(base + H.pref_address.offset, true);
+  if (prefAddress > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new LinuxBootError(`pref_address 0x${prefAddress.toString(16)} is beyond any guest address`);
+  }
   return {
     version,
     setupSize,
@@ -128,7 +135,7 @@ export function parseBzImage(image: Uint8Array): BzImage {
     xloadflags,
     relocatable: getField(v, base, H.relocatable_kernel) !== 0,
     kernelAlignment: getField(v, base, H.kernel_alignment),
-    prefAddress: getField(v, base, H.pref_address),
+    prefAddress: Number(prefAddress),
     initSize: getField(v, base, H.init_size),
     cmdlineSize: getField(v, base, H.cmdline_size),
     initrdAddrMax: getField(v, base, H.initrd_addr_max),

@@ -2,8 +2,9 @@
  * A one-vCPU KVM machine for the arch tests, run on the test's own thread: in-kernel irqchip and PIT,
  * guest RAM split around the hole, the kvm_run page mapped, and `run()` returning each exit decoded.
  * Port reads answer as a PC with an idle 16550 at 0x3f8 (LSR = THRE|TEMT) and nothing elsewhere; port
- * writes to 0x3f8 are collected as serial output. No workers, no devices: just enough to see a guest
- * reach an instruction or a kernel print its first lines.
+ * writes to 0x3f8 are collected as serial output. No workers, no devices: just enough to see a test
+ * guest's port and MMIO accesses. With the in-kernel LAPIC a guest's `hlt` waits inside KVM_RUN for an
+ * interrupt instead of exiting, so test guests end with a port write the test stops at.
  */
 import { toArrayBuffer } from "bun:ffi";
 import { MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, errno, libc } from "../../../ffi/libc.ts";

@@ -10,6 +10,9 @@ import { PayloadError } from "../vmm/payload.ts";
 import { LifecycleError, ResizeError } from "../vmm/vm.ts";
 import { VcpuTimeoutError } from "../vmm/cpu-manager.ts";
 import { DeadlineError } from "../vmm/deadline.ts";
+import { LinuxBootError } from "../arch/x86_64/boot-error.ts";
+import { AcpiError } from "../arch/x86_64/acpi/acpi-error.ts";
+import { UnknownCpuFeatureError } from "../arch/x86_64/cpuid.ts";
 
 /** Exit codes of `bunvmm`. */
 export const EXIT_OK = 0;
@@ -28,6 +31,9 @@ const USER_ERRORS = [
   ResizeError,
   VcpuTimeoutError,
   DeadlineError,
+  LinuxBootError,
+  AcpiError,
+  UnknownCpuFeatureError,
 ] as const;
 
 /** True for errors whose message is the whole story for a user. */

@@ -17,7 +17,17 @@ import {
   KVM_PIT_SPEAKER_DUMMY,
 } from "../../ffi/kvm-structs.ts";
 import { GuestMemory } from "../memory/guest-memory.ts";
-import { IDENTITY_MAP_ADDRESS, TSS_ADDRESS, ramRanges } from "../arch/x86_64/layout.ts";
+import {
+  ACPI_TABLES_START,
+  IDENTITY_MAP_ADDRESS,
+  RAW_LOAD_ADDRESS,
+  TSS_ADDRESS,
+  ramRanges,
+} from "../arch/x86_64/layout.ts";
+import { buildAcpiTables } from "../arch/x86_64/acpi/tables.ts";
+import { loadLinux } from "../arch/x86_64/linux-boot.ts";
+import { bootMsrs, describeMsr } from "../arch/x86_64/msrs.ts";
+import { lapicWithLint } from "../arch/x86_64/lapic.ts";
 import { FPU_FCW_RESET, MXCSR_RESET, flatProtectedModeSregs } from "../arch/x86_64/cpu-state.ts";
 import { cpuidForVcpu } from "../arch/x86_64/cpuid.ts";
 import { loadRawImage, rawEntryRegs } from "../arch/x86_64/raw-payload.ts";
@@ -25,7 +35,8 @@ import type { VmConfig } from "../config/index.ts";
 import { DeviceManager } from "./device-manager.ts";
 import { CpuManager, type CpuManagerEnv } from "./cpu-manager.ts";
 import { resolvePayload } from "./payload.ts";
-import type { VcpuFd } from "../kvm/vcpu-fd.ts";
+import type { Regs, Sregs, VcpuFd } from "../kvm/vcpu-fd.ts";
+import type { CpuidTable } from "../kvm/cpuid-table.ts";
 import type { ByteQueue } from "../../devices/byte-queue.ts";
 import { CPU_ENABLED } from "../../devices/cpu-hotplug-controller.ts";
 
@@ -39,6 +50,18 @@ const REQUIRED_CAPS: ReadonlyArray<readonly [number, string]> = [
   [KVM_CAP_PIT2, "KVM_CAP_PIT2"],
   [KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"],
 ];
+
+/** MSR_K7_HWCR and its TscFreqSel bit: firmware sets it on AMD; Linux warns "[Firmware Bug]: TSC doesn't count with P0 frequency!" when it is clear. */
+const MSR_K7_HWCR = 0xc001_0015;
+const HWCR_TSC_FREQ_SEL = 1n << 24n;
+const AMD_BOOT_MSRS: ReadonlyArray<readonly [number, bigint]> = [[MSR_K7_HWCR, HWCR_TSC_FREQ_SEL]];
+/** CPUID leaf 0 EBX of "AuthenticAMD" and "HygonGenuine". */
+const AMD_VENDOR_EBX = [0x6874_7541, 0x6f67_7948];
+
+function isAmdHost(cpuid: CpuidTable): boolean {
+  const leaf0 = cpuid.leaf(0)[0];
+  return leaf0 !== undefined && AMD_VENDOR_EBX.includes(leaf0.ebx);
+}
 
 /** A host that lacks what bunvmm needs: says which capability or limit. */
 export class HostError extends Error {
@@ -78,7 +101,7 @@ export function buildMachine(
   serial: { tx: ByteQueue; rx: ByteQueue },
   log: (stage: string) => void,
 ): Machine {
-  const payload = resolvePayload(config.payload.kernel, config.payload.format);
+  const payload = resolvePayload(config.payload.kernel, config.payload.format, config.payload.initramfs);
   const kvm = Kvm.open();
   const cleanup: Array<() => void> = [() => kvm.close()];
   try {
@@ -107,27 +130,58 @@ export function buildMachine(
     memory.descriptors.forEach((r, slot) => vm.setUserMemoryRegion(slot, r.gpa, r.size, BigInt(r.hostAddr)));
     log(`mapped ${config.memory.size >> 20} MiB of guest RAM`);
 
-    loadRawImage(memory, payload.image);
-    log(`loaded ${payload.source} (${payload.image.length} bytes, ${payload.format})`);
+    const acpi = buildAcpiTables({ bootVcpus: config.cpus.boot_vcpus, maxVcpus: config.cpus.max_vcpus });
+    memory.write(ACPI_TABLES_START, acpi.blob);
+    log(`ACPI tables at 0x${ACPI_TABLES_START.toString(16)} (${[...acpi.tables.keys()].join(", ")})`);
+
+    let boot: { regs: Regs; sregs: (current: Sregs) => Sregs; describe: string };
+    if (payload.format === "raw") {
+      loadRawImage(memory, payload.image);
+      boot = {
+        regs: rawEntryRegs(config.cpus.boot_vcpus, config.cpus.max_vcpus, config.memory.size),
+        sregs: flatProtectedModeSregs,
+        describe: `raw image at 0x${RAW_LOAD_ADDRESS.toString(16)} (${payload.image.length} bytes)`,
+      };
+    } else {
+      const linux = loadLinux(memory, {
+        kernelImage: payload.image,
+        format: payload.format,
+        cmdline: config.payload.cmdline,
+        initramfs: payload.initramfs,
+        ramSize: config.memory.size,
+        rsdpAddress: acpi.rsdpAddress,
+      });
+      boot = { regs: linux.bootRegs, sregs: linux.bootSregsFrom, describe: linux.entry };
+    }
+    log(`loaded ${payload.source}: ${boot.describe}`);
 
     const devices = new DeviceManager(vm, config.cpus.max_vcpus, serial);
     const cpus = new CpuManager({ vm, runSize, memory, devices: devices.specs, ...events }, config.cpus.max_vcpus);
-    const configureAp = (vcpu: VcpuFd, index: number, fresh: boolean) => {
+    const cpuidOptions = { maxVcpus: config.cpus.max_vcpus, hide: config.cpus.hide_features };
+    const msrs = [...bootMsrs(), ...(isAmdHost(supportedCpuid) ? AMD_BOOT_MSRS : [])];
+    /** What every vCPU gets, boot or hot-added: CPUID (first time only), MSRs, FPU, LAPIC LINT0/LINT1. */
+    const configureCommon = (vcpu: VcpuFd, index: number, fresh: boolean) => {
       // KVM refuses to change CPUID once a vCPU has run (Linux >= 5.16); a reused slot keeps its own.
-      if (fresh) vcpu.setCpuid2(cpuidForVcpu(supportedCpuid, index));
+      if (fresh) vcpu.setCpuid2(cpuidForVcpu(supportedCpuid, index, cpuidOptions));
+      const accepted = vcpu.setMsrs(msrs);
+      if (accepted < msrs.length) {
+        throw new HostError(`KVM_SET_MSRS: this host refused ${describeMsr(msrs[accepted]![0])}`);
+      }
       vcpu.setFpu(FPU_FCW_RESET, MXCSR_RESET);
-      vcpu.setMpState(KVM_MP_STATE_UNINITIALIZED); // a reused slot forgets it ever ran
-      // KVM_SET_LAPIC makes KVM rebuild its APIC-id routing map now. Without it a vCPU created while
-      // the VM runs may be missing from the map until its own first KVM_RUN, and an INIT/SIPI the
-      // guest sends it before then is dropped (seen: the 2nd of two CPUs hot-added together never
+      // KVM_SET_LAPIC also makes KVM rebuild its APIC-id routing map now. Without it a vCPU created
+      // while the VM runs may be missing from the map until its own first KVM_RUN, and an INIT/SIPI
+      // the guest sends it before then is dropped (seen: the 2nd of two CPUs hot-added together never
       // started, 5 runs in 8; 0 in 8 with this call).
-      vcpu.setLapic(vcpu.getLapic());
+      vcpu.setLapic(lapicWithLint(vcpu.getLapic()));
     };
-    cpus.prepare(0, (vcpu) => {
-      vcpu.setCpuid2(cpuidForVcpu(supportedCpuid, 0));
-      vcpu.setFpu(FPU_FCW_RESET, MXCSR_RESET);
-      vcpu.setSregs(flatProtectedModeSregs(vcpu.getSregs()));
-      vcpu.setRegs(rawEntryRegs(config.cpus.boot_vcpus, config.cpus.max_vcpus, config.memory.size));
+    const configureAp = (vcpu: VcpuFd, index: number, fresh: boolean) => {
+      configureCommon(vcpu, index, fresh);
+      vcpu.setMpState(KVM_MP_STATE_UNINITIALIZED); // a reused slot forgets it ever ran
+    };
+    cpus.prepare(0, (vcpu, fresh) => {
+      configureCommon(vcpu, 0, fresh);
+      vcpu.setSregs(boot.sregs(vcpu.getSregs()));
+      vcpu.setRegs(boot.regs);
     });
     for (let i = 1; i < config.cpus.boot_vcpus; i++) cpus.prepare(i, (vcpu, fresh) => configureAp(vcpu, i, fresh));
     for (let i = 0; i < config.cpus.boot_vcpus; i++) devices.hotplug.setStatus(i, CPU_ENABLED);

@@ -6,18 +6,34 @@ import { readFileSync } from "node:fs";
 import { RAW_MAX_SIZE } from "../arch/x86_64/raw-payload.ts";
 import { demoGuestImage } from "../demo/demo-guest.ts";
 
-/** A payload that cannot be booted: names the file and why. */
+/** A payload that cannot be booted: names the config key, the file and why. */
 export class PayloadError extends Error {
   override readonly name = "PayloadError";
   constructor(
     readonly path: string,
     readonly reason: string,
+    readonly key = "payload.kernel",
   ) {
-    super(`payload.kernel = ${JSON.stringify(path)}: ${reason}`);
+    super(`${key} = ${JSON.stringify(path)}: ${reason}`);
   }
 }
 
-export type Payload = { format: "raw"; image: Uint8Array; source: string };
+/** What to boot: the image in its format, an initramfs, and where they came from (for logs). */
+export interface Payload {
+  format: "raw" | "bzimage" | "elf";
+  image: Uint8Array;
+  initramfs?: Uint8Array;
+  source: string;
+}
+
+function readPayloadFile(path: string, key: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new PayloadError(path, code === "ENOENT" ? `file not found: ${path}` : (e as Error).message, key);
+  }
+}
 
 /** "HdrS" at 0x202 marks a Linux bzImage setup header (Documentation/arch/x86/boot.rst). */
 const BZIMAGE_MAGIC_OFFSET = 0x202;
@@ -34,15 +50,14 @@ function detect(image: Uint8Array): "bzimage" | "elf" | undefined {
 }
 
 /** Reads and classifies the configured payload (or returns the demo when none is configured). */
-export function resolvePayload(kernel: string | undefined, format: "auto" | "bzimage" | "elf" | "raw"): Payload {
+export function resolvePayload(
+  kernel: string | undefined,
+  format: "auto" | "bzimage" | "elf" | "raw",
+  initramfsPath?: string,
+): Payload {
   if (kernel === undefined) return { format: "raw", image: demoGuestImage(), source: "built-in demo" };
-  let image: Uint8Array;
-  try {
-    image = readFileSync(kernel);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new PayloadError(kernel, code === "ENOENT" ? `file not found: ${kernel}` : (e as Error).message);
-  }
+  const image = readPayloadFile(kernel, "payload.kernel");
+  const initramfs = initramfsPath === undefined ? undefined : readPayloadFile(initramfsPath, "payload.initramfs");
   const found = detect(image);
   const wanted = format === "auto" ? found : format;
   if (wanted === undefined) {
@@ -61,5 +76,5 @@ export function resolvePayload(kernel: string | undefined, format: "auto" | "bzi
   if (format !== "auto" && found !== wanted) {
     throw new PayloadError(kernel, `payload.format is "${format}" but the file is ${found ? `a ${found}` : "neither format"}`);
   }
-  throw new PayloadError(kernel, `booting a ${wanted} is not implemented yet (bunvmm boots raw images for now)`);
+  return { format: wanted, image, initramfs, source: kernel };
 }

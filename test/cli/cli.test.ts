@@ -124,7 +124,7 @@ describe("bunvmm validate", () => {
     const r = await runCli([...SOURCE_CLI, "validate", toml("v.toml", '[cpus]\nboot_vcpus = 2\n[memory]\nsize = "1G"\n')]);
     expect(r.exitCode).toBe(0);
     const config = JSON.parse(r.stdout);
-    expect(config.cpus).toEqual({ boot_vcpus: 2, max_vcpus: 2 });
+    expect(config.cpus).toEqual({ boot_vcpus: 2, max_vcpus: 2, hide_features: [] });
     expect(config.memory.size).toBe(1 << 30);
     expect(config.serial.mode).toBe("tty");
   });

@@ -1,0 +1,108 @@
+/**
+ * An unmodified Linux kernel (Debian's cloud kernel) booted by bunvmm, through the 64-bit bzImage
+ * protocol and through PVH, checked at every milestone it reaches on our emulated machines before its
+ * int3 self-test (PLATFORM.md): banner, command line, our e820 map, our ACPI tables, the SMP set-up
+ * from our MADT, the IOAPIC, and no complaint about our tables. Then the same boot while the test pauses
+ * and resumes the VM continuously (the seed's reproducer). `npm run test:linux` runs this file alone.
+ */
+import { describe, expect, test } from "bun:test";
+import { Vm } from "bunvmm";
+import { debianKernel } from "../arch/x86_64/_debian-kernel.ts";
+import { tinyInitramfs } from "../helpers/initramfs.ts";
+import { describeE820, e820Table } from "../../src/arch/x86_64/e820.ts";
+import { buildAcpiTables } from "../../src/arch/x86_64/acpi/tables.ts";
+
+const RAM = 256 << 20;
+const BOOT_VCPUS = 2;
+const MAX_VCPUS = 8;
+const CMDLINE = "console=ttyS0 earlyprintk=ttyS0 noxsave clearcpuid=cx16 acpi_force_table_verification";
+/** What Linux must not say about a machine we built. (The serial console ends lines with \r\n.) */
+const COMPLAINTS = /ACPI Error|ACPI BIOS Error|ACPI Warning|ACPI BIOS Warning|\[Firmware Bug\]|\[Firmware Warn\]/;
+
+function config(kernel: string, format: "bzimage" | "elf") {
+  return {
+    cpus: { boot_vcpus: BOOT_VCPUS, max_vcpus: MAX_VCPUS, hide_features: ["cx16", "xsave"] },
+    memory: { size: RAM },
+    payload: { kernel, format, initramfs: tinyInitramfs(), cmdline: CMDLINE },
+    serial: { mode: "off" },
+  };
+}
+
+const hex16 = (n: number) => n.toString(16).toUpperCase().padStart(16, "0");
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** Every line we expect, in the order the kernel prints them. */
+function milestones(): Array<[string, RegExp]> {
+  const acpi = buildAcpiTables({ bootVcpus: BOOT_VCPUS, maxVcpus: MAX_VCPUS });
+  const tables = ["RSDP", "XSDT", "FACP", "DSDT", "APIC"].map((sig): [string, RegExp] => [
+    `ACPI ${sig} at our address with our OEM id`,
+    new RegExp(`ACPI: ${sig} 0x${hex16(acpi.addresses.get(sig)!)} [0-9A-F]{6} \\(v\\d\\d BUNVMM`),
+  ]);
+  return [
+    ["the banner", /Linux version 6\.1\.\d+/],
+    ["the command line", new RegExp(`Command line: ${escape(CMDLINE)}\r?\n`)],
+    [
+      "the e820 map we built",
+      new RegExp(`BIOS-provided physical RAM map:\r?\n${describeE820(e820Table(RAM)).map((l) => `[^\n]*BIOS-e820: ${escape(l)}\r?\n`).join("")}`),
+    ],
+    ["the initramfs placed", /RAMDISK: \[mem 0x[0-9a-f]+-0x[0-9a-f]+\]/],
+    ...tables,
+    ["the SMP set-up from our MADT", /smpboot: Allowing 8 CPUs, 6 hotplug CPUs/],
+    ["the IOAPIC", /IOAPIC\[0\]: apic_id 0, version \d+, address 0xfec00000, GSI 0-23/],
+    ["the command line echoed at the end of early set-up", /Kernel command line: /],
+  ];
+}
+
+async function expectMilestones(vm: Vm, deadlineMs: number) {
+  const deadline = performance.now() + deadlineMs;
+  for (const [what, re] of milestones()) {
+    const left = Math.max(1, deadline - performance.now());
+    await vm.serial.waitFor(re, left).catch((e: Error) => {
+      throw new Error(`the kernel never printed ${what} (${re}): ${e.message}`);
+    });
+  }
+  const complaint = vm.serial.text.split("\n").find((l) => COMPLAINTS.test(l));
+  expect(complaint).toBeUndefined();
+}
+
+describe("Linux early boot", () => {
+  test(
+    "vmlinux through PVH reaches every early milestone with our tables, CPUs and memory map",
+    async () => {
+      await using vm = await Vm.create(config(debianKernel().vmlinuxPath, "elf"));
+      await vm.boot();
+      await expectMilestones(vm, 150_000);
+    },
+    200_000,
+  );
+
+  test(
+    "bzImage through the 64-bit boot protocol reaches the same milestones",
+    async () => {
+      await using vm = await Vm.create(config(debianKernel().bzImagePath, "bzimage"));
+      await vm.boot();
+      await expectMilestones(vm, 280_000);
+    },
+    320_000,
+  );
+
+  test(
+    "500+ pause/resume cycles during the PVH boot: the kernel still gets there and no cycle hangs",
+    async () => {
+      await using vm = await Vm.create(config(debianKernel().vmlinuxPath, "elf"));
+      await vm.boot();
+      const last = /Kernel command line: /;
+      let cycles = 0;
+      const deadline = performance.now() + 200_000;
+      while ((cycles < 500 || !last.test(vm.serial.text)) && performance.now() < deadline) {
+        await vm.pause(); // each has its own 1 s deadline: a hang fails the test with the stuck vCPU
+        await vm.resume();
+        cycles++;
+      }
+      expect(cycles).toBeGreaterThanOrEqual(500);
+      await expectMilestones(vm, 10_000);
+      console.info(`${cycles} pause/resume cycles during the boot`);
+    },
+    260_000,
+  );
+});

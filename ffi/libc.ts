@@ -20,6 +20,7 @@ const lib = dlopen("libc.so.6", {
     returns: FFIType.u64,
   },
   munmap: { args: [FFIType.u64, FFIType.u64], returns: FFIType.i32 },
+  madvise: { args: [FFIType.u64, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   __errno_location: { args: [], returns: FFIType.ptr },
   pthread_self: { args: [], returns: FFIType.u64 },
   pthread_kill: { args: [FFIType.u64, FFIType.i32], returns: FFIType.i32 },
@@ -51,6 +52,8 @@ export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 export const MAP_ANONYMOUS = 0x20;
 export const MAP_NORESERVE = 0x4000;
+/** madvise(2): back this range with transparent huge pages where the kernel can. */
+export const MADV_HUGEPAGE = 14;
 /** mmap(2) returns (void *)-1 on failure. */
 export const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 export const SIG_BLOCK = 0;

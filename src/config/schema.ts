@@ -17,8 +17,8 @@ export const SERIAL_MODES = ["tty", "file", "off"] as const;
 export interface VmConfig {
   /** `hide_features`: CPUID features the guest must not see (bunvmm's own key; names as Linux's clearcpuid=). */
   cpus: { boot_vcpus: number; max_vcpus: number; hide_features: string[] };
-  /** `size` in bytes. */
-  memory: { size: number };
+  /** `size` in bytes; `thp`: back RAM with transparent huge pages (cloud-hypervisor's `thp`, default on). */
+  memory: { size: number; thp: boolean };
   /** No `kernel` means the built-in demo guest. */
   payload: { kernel?: string; initramfs?: string; cmdline: string; format: (typeof PAYLOAD_FORMATS)[number] };
   serial: { mode: (typeof SERIAL_MODES)[number]; file?: string };
@@ -83,6 +83,7 @@ const memoryEntries = {
     ),
     DEFAULT_MEMORY_SIZE,
   ),
+  thp: v.optional(v.boolean("true or false"), true),
 };
 
 const payloadEntries = {

@@ -125,7 +125,7 @@ export function buildMachine(
     vm.createPit2(KVM_PIT_SPEAKER_DUMMY);
     log("created VM with in-kernel irqchip and PIT");
 
-    const memory = GuestMemory.allocate(ramRanges(config.memory.size));
+    const memory = GuestMemory.allocate(ramRanges(config.memory.size), { thp: config.memory.thp });
     cleanup.push(() => memory.close());
     memory.descriptors.forEach((r, slot) => vm.setUserMemoryRegion(slot, r.gpa, r.size, BigInt(r.hostAddr)));
     log(`mapped ${config.memory.size >> 20} MiB of guest RAM`);

@@ -9,7 +9,7 @@ import { catchConfigError } from "./_catch-config-error.ts";
 
 const DEFAULTS: VmConfig = {
   cpus: { boot_vcpus: 1, max_vcpus: 1, hide_features: [] },
-  memory: { size: 512 * MIB },
+  memory: { size: 512 * MIB, thp: true },
   payload: { cmdline: "", format: "auto" },
   serial: { mode: "tty" },
   api: {},
@@ -49,8 +49,9 @@ describe("parseConfig() defaults", () => {
       { cpus: { hide_features: ["cx16", "xsave", "cx16"] } },
       { ...DEFAULTS, cpus: { boot_vcpus: 1, max_vcpus: 1, hide_features: ["cx16", "xsave"] } },
     ],
-    ["a memory size string", { memory: { size: "1G" } }, { ...DEFAULTS, memory: { size: GIB } }],
-    ["a memory size in bytes", { memory: { size: 64 * MIB } }, { ...DEFAULTS, memory: { size: 64 * MIB } }],
+    ["a memory size string", { memory: { size: "1G" } }, { ...DEFAULTS, memory: { size: GIB, thp: true } }],
+    ["a memory size in bytes", { memory: { size: 64 * MIB } }, { ...DEFAULTS, memory: { size: 64 * MIB, thp: true } }],
+    ["huge pages off", { memory: { thp: false } }, { ...DEFAULTS, memory: { size: 512 * MIB, thp: false } }],
     ["a serial mode in any case", { serial: { mode: "Tty" } }, DEFAULTS],
     ["serial off", { serial: { mode: "OFF" } }, { ...DEFAULTS, serial: { mode: "off" } }],
     [
@@ -121,6 +122,7 @@ describe("parseConfig() errors", () => {
     ["a size not in pages", { memory: { size: 5000 } }, "memory.size = 5000: expected a multiple of 4096 bytes"],
     ["a size too small", { memory: { size: "512K" } }, 'memory.size = "512K": expected a size from 1 MiB to 64 GiB'],
     ["a size too large", { memory: { size: "100G" } }, 'memory.size = "100G": expected a size from 1 MiB to 64 GiB'],
+    ["thp as a string", { memory: { thp: "on" } }, 'memory.thp = "on": expected true or false'],
     // payload
     ["a kernel path as a number", { payload: { kernel: 3 } }, `payload.kernel = 3: ${PATH}`],
     ["an empty kernel path", { payload: { kernel: "" } }, `payload.kernel = "": ${PATH}`],

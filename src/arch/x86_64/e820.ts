@@ -6,8 +6,8 @@
  * What bunvmm reports, for RAM of `size` bytes split around the 32-bit hole by `ramRanges`:
  *
  *   [0, 640 KiB)                      RAM        conventional memory (the boot structures live here)
- *   [640 KiB, ACPI_TABLES_START)      (absent)   legacy VGA and option-ROM window: nothing is there
- *   [ACPI_TABLES_START, 1 MiB)        reserved   the BIOS area, where the ACPI tables and RSDP are
+ *   [640 KiB, 1 MiB)                  reserved   the ISA hole: legacy VGA, option ROMs and the BIOS area,
+ *                                                where the ACPI tables and the RSDP are
  *   [1 MiB, min(size, 3 GiB))         RAM
  *   [3 GiB, 4 GiB)                    (absent)   the 32-bit MMIO hole: LAPIC, IOAPIC, our MMIO devices
  *   [4 GiB, 4 GiB + size − 3 GiB)     RAM        only when size > 3 GiB
@@ -15,10 +15,12 @@
  * The hole is left out rather than marked reserved, as Firecracker and cloud-hypervisor do (they
  * reserve only the PCI MMCONFIG window in it, and bunvmm has no PCI): Linux treats an e820 gap below
  * 4 GiB as MMIO space it may assign (e820__setup_pci_gap), and finds LAPIC and IOAPIC in the MADT.
+ * The whole ISA hole is reserved, not only the ACPI window: Linux's PVH entry adds exactly that range
+ * itself (arch/x86/platform/pvh/enlighten.c), so with it both protocols print the map we built.
  * The ACPI area is "reserved" rather than "ACPI data" (type 3): like a PC's BIOS area it must never be
  * reclaimed, and an OS may reuse type-3 ranges once it has read the tables.
  */
-import { ACPI_TABLES_END, ACPI_TABLES_START, HIGH_MEMORY_START, LOW_RAM_END, ramRanges } from "./layout.ts";
+import { HIGH_MEMORY_START, LOW_RAM_END, ramRanges } from "./layout.ts";
 
 /** Address range types (<asm/e820.h>; Xen's XEN_HVM_MEMMAP_TYPE_* have the same values). */
 export const E820_RAM = 1;
@@ -49,7 +51,7 @@ const TYPE_NAMES: Readonly<Record<number, string>> = {
 /**
  * The memory map of a VM with `ramSize` bytes of RAM, sorted by address, non-overlapping.
  * @example
- * e820Table(256 << 20); // [0,0xa0000) RAM, [0xe0000,0x100000) reserved, [0x100000,0x10000000) RAM
+ * e820Table(256 << 20); // [0,0xa0000) RAM, [0xa0000,0x100000) reserved, [0x100000,0x10000000) RAM
  */
 export function e820Table(ramSize: number): E820Entry[] {
   const ram = ramRanges(ramSize);
@@ -67,7 +69,7 @@ export function e820Table(ramSize: number): E820Entry[] {
     return [start, start];
   };
   add(...clip(0, LOW_RAM_END), E820_RAM);
-  add(...clip(ACPI_TABLES_START, ACPI_TABLES_END), E820_RESERVED);
+  add(...clip(LOW_RAM_END, HIGH_MEMORY_START), E820_RESERVED); // holds [ACPI_TABLES_START, ACPI_TABLES_END)
   for (const r of ram) add(Math.max(r.gpa, HIGH_MEMORY_START), r.gpa + r.size, E820_RAM);
   return entries;
 }

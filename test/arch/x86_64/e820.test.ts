@@ -5,7 +5,8 @@ import { E820_RAM, E820_RESERVED, describeE820, e820Table } from "../../../src/a
 const MIB = 1 << 20;
 const GIB = 1 << 30;
 const LOW = { addr: 0, size: 0xa_0000, type: E820_RAM };
-const BIOS = { addr: 0xe_0000, size: 0x2_0000, type: E820_RESERVED };
+/** The ISA hole, reserved whole: it holds the ACPI tables (0xe0000-0xfffff). */
+const BIOS = { addr: 0xa_0000, size: 0x6_0000, type: E820_RESERVED };
 
 describe("e820Table()", () => {
   test.each([
@@ -40,7 +41,7 @@ describe("e820Table()", () => {
   test("describeE820() prints entries the way Linux's boot log does", () => {
     expect(describeE820(e820Table(256 * MIB))).toEqual([
       "[mem 0x0000000000000000-0x000000000009ffff] usable",
-      "[mem 0x00000000000e0000-0x00000000000fffff] reserved",
+      "[mem 0x00000000000a0000-0x00000000000fffff] reserved",
       "[mem 0x0000000000100000-0x000000000fffffff] usable",
     ]);
   });

@@ -29,14 +29,13 @@ import { loadLinux } from "../arch/x86_64/linux-boot.ts";
 import { bootMsrs, describeMsr } from "../arch/x86_64/msrs.ts";
 import { lapicWithLint } from "../arch/x86_64/lapic.ts";
 import { FPU_FCW_RESET, MXCSR_RESET, flatProtectedModeSregs } from "../arch/x86_64/cpu-state.ts";
-import { cpuidForVcpu } from "../arch/x86_64/cpuid.ts";
+import { cpuidForVcpu, isAmdLike } from "../arch/x86_64/cpuid.ts";
 import { loadRawImage, rawEntryRegs } from "../arch/x86_64/raw-payload.ts";
 import type { VmConfig } from "../config/index.ts";
 import { DeviceManager } from "./device-manager.ts";
 import { CpuManager, type CpuManagerEnv } from "./cpu-manager.ts";
 import { resolvePayload } from "./payload.ts";
 import type { Regs, Sregs, VcpuFd } from "../kvm/vcpu-fd.ts";
-import type { CpuidTable } from "../kvm/cpuid-table.ts";
 import type { ByteQueue } from "../../devices/byte-queue.ts";
 import { CPU_ENABLED } from "../../devices/cpu-hotplug-controller.ts";
 
@@ -50,18 +49,6 @@ const REQUIRED_CAPS: ReadonlyArray<readonly [number, string]> = [
   [KVM_CAP_PIT2, "KVM_CAP_PIT2"],
   [KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"],
 ];
-
-/** MSR_K7_HWCR and its TscFreqSel bit: firmware sets it on AMD; Linux warns "[Firmware Bug]: TSC doesn't count with P0 frequency!" when it is clear. */
-const MSR_K7_HWCR = 0xc001_0015;
-const HWCR_TSC_FREQ_SEL = 1n << 24n;
-const AMD_BOOT_MSRS: ReadonlyArray<readonly [number, bigint]> = [[MSR_K7_HWCR, HWCR_TSC_FREQ_SEL]];
-/** CPUID leaf 0 EBX of "AuthenticAMD" and "HygonGenuine". */
-const AMD_VENDOR_EBX = [0x6874_7541, 0x6f67_7948];
-
-function isAmdHost(cpuid: CpuidTable): boolean {
-  const leaf0 = cpuid.leaf(0)[0];
-  return leaf0 !== undefined && AMD_VENDOR_EBX.includes(leaf0.ebx);
-}
 
 /** A host that lacks what bunvmm needs: says which capability or limit. */
 export class HostError extends Error {
@@ -158,7 +145,7 @@ export function buildMachine(
     const devices = new DeviceManager(vm, config.cpus.max_vcpus, serial);
     const cpus = new CpuManager({ vm, runSize, memory, devices: devices.specs, ...events }, config.cpus.max_vcpus);
     const cpuidOptions = { maxVcpus: config.cpus.max_vcpus, hide: config.cpus.hide_features };
-    const msrs = [...bootMsrs(), ...(isAmdHost(supportedCpuid) ? AMD_BOOT_MSRS : [])];
+    const msrs = bootMsrs({ amd: isAmdLike(supportedCpuid) });
     /** What every vCPU gets, boot or hot-added: CPUID (first time only), MSRs, FPU, LAPIC LINT0/LINT1. */
     const configureCommon = (vcpu: VcpuFd, index: number, fresh: boolean) => {
       // KVM refuses to change CPUID once a vCPU has run (Linux >= 5.16); a reused slot keeps its own.

@@ -127,7 +127,8 @@ function idBits(count: number): number {
   return count <= 1 ? 0 : 32 - Math.clz32(count - 1);
 }
 
-function isAmdLike(table: CpuidTable): boolean {
+/** True on AMD and Hygon hosts (CPUID leaf 0 vendor), whose topology leaves and MSRs differ. */
+export function isAmdLike(table: CpuidTable): boolean {
   const ebx = table.leaf(LEAF_VENDOR)[0]?.ebx;
   return ebx === VENDOR_EBX_AMD || ebx === VENDOR_EBX_HYGON;
 }

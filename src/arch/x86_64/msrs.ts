@@ -17,12 +17,19 @@ export const MSR_LSTAR = 0xc000_0082;
 export const MSR_CSTAR = 0xc000_0083;
 export const MSR_SYSCALL_MASK = 0xc000_0084;
 export const MSR_KERNEL_GS_BASE = 0xc000_0102;
+/** AMD's hardware configuration register. */
+export const MSR_K7_HWCR = 0xc001_0015;
 
 /** IA32_MISC_ENABLE bit 0: fast-string operations (REP MOVS/STOS) enabled. */
 export const MSR_IA32_MISC_ENABLE_FAST_STRING = 1n << 0n;
 /** IA32_MTRR_DEF_TYPE bit 11 (E): MTRRs enabled; bits 7:0 the default memory type. */
 export const MTRR_DEF_TYPE_ENABLE = 1n << 11n;
 export const MTRR_TYPE_WRBACK = 6n;
+/**
+ * HWCR bit 24, TscFreqSel: the TSC counts at the P0 frequency. Firmware sets it on AMD; Linux warns
+ * "[Firmware Bug]: TSC doesn't count with P0 frequency!" when it is clear (arch/x86/kernel/cpu/amd.c).
+ */
+export const HWCR_TSC_FREQ_SEL = 1n << 24n;
 
 /** Names for messages ("KVM refused MSR_MTRRdefType (0x2ff)"). */
 export const MSR_NAMES: Readonly<Record<number, string>> = {
@@ -37,6 +44,7 @@ export const MSR_NAMES: Readonly<Record<number, string>> = {
   [MSR_CSTAR]: "MSR_CSTAR",
   [MSR_SYSCALL_MASK]: "MSR_SYSCALL_MASK",
   [MSR_KERNEL_GS_BASE]: "MSR_KERNEL_GS_BASE",
+  [MSR_K7_HWCR]: "MSR_K7_HWCR",
 };
 
 /** "MSR_STAR (0xc0000081)", or just the number for an MSR not named here. */
@@ -47,8 +55,10 @@ export function describeMsr(index: number): string {
 }
 
 /** The boot MSRs as KVM_SET_MSRS entries: [index, value], in the order they are written. */
-export function bootMsrs(): Array<readonly [index: number, value: bigint]> {
+export function bootMsrs(options: { amd?: boolean } = {}): Array<readonly [index: number, value: bigint]> {
+  const amd: Array<readonly [number, bigint]> = options.amd ? [[MSR_K7_HWCR, HWCR_TSC_FREQ_SEL]] : [];
   return [
+    ...amd,
     [MSR_IA32_SYSENTER_CS, 0n],
     [MSR_IA32_SYSENTER_ESP, 0n],
     [MSR_IA32_SYSENTER_EIP, 0n],

@@ -4,10 +4,11 @@ import {
   MSR_IA32_MISC_ENABLE,
   MSR_MTRRdefType,
   MSR_STAR,
+  MSR_K7_HWCR,
   bootMsrs,
   describeMsr,
 } from "../../../src/arch/x86_64/msrs.ts";
-import { cpuidForVcpu } from "../../../src/arch/x86_64/cpuid.ts";
+import { cpuidForVcpu, isAmdLike } from "../../../src/arch/x86_64/cpuid.ts";
 import { Kvm } from "../../../src/kvm/kvm.ts";
 import { VmFd } from "../../../src/kvm/vm-fd.ts";
 import { VcpuFd } from "../../../src/kvm/vcpu-fd.ts";
@@ -31,6 +32,11 @@ describe("bootMsrs()", () => {
     expect(new Map(bootMsrs()).get(MSR_MTRRdefType)).toBe((1n << 11n) | 6n);
   });
 
+  test("on AMD hosts it also sets HWCR.TscFreqSel, as firmware does", () => {
+    expect(new Map(bootMsrs({ amd: true })).get(MSR_K7_HWCR)).toBe(1n << 24n);
+    expect(new Map(bootMsrs()).has(MSR_K7_HWCR)).toBe(false);
+  });
+
   test("describeMsr() names known MSRs", () => {
     expect(describeMsr(MSR_STAR)).toBe("MSR_STAR (0xc0000081)");
     expect(describeMsr(0x3a)).toBe("0x3a");
@@ -43,7 +49,9 @@ describe("bootMsrs()", () => {
       vm.createIrqchip();
       const vcpu = new VcpuFd(vm.createVcpu(0));
       vcpu.setCpuid2(cpuidForVcpu(kvm.getSupportedCpuid(), 0, { maxVcpus: 1 }));
-      expect(vcpu.setMsrs(bootMsrs())).toBe(bootMsrs().length);
+      const supported = kvm.getSupportedCpuid();
+      const msrs = bootMsrs({ amd: isAmdLike(supported) });
+      expect(vcpu.setMsrs(msrs)).toBe(msrs.length);
       vcpu.close();
     } finally {
       vm.close();

@@ -10,24 +10,14 @@ import {
   protocolText,
 } from "../../../src/arch/x86_64/bzimage.ts";
 import { SETUP_HEADER_LAYOUT, SETUP_HEADER_OFFSET, XLF_KERNEL_64 } from "../../../src/arch/x86_64/boot-params.ts";
-import { LinuxBootError } from "../../../src/arch/x86_64/boot-error.ts";
 import { GuestMemory } from "../../../src/memory/guest-memory.ts";
 import { ramRanges } from "../../../src/arch/x86_64/layout.ts";
 import { viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
 import { debianKernel } from "./_debian-kernel.ts";
 import { craftBzImage } from "./_crafted-kernels.ts";
+import { reason } from "./_boot-error-reason.ts";
 
 const MIB = 1 << 20;
-
-function reason(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LinuxBootError);
-    return (e as LinuxBootError).reason;
-  }
-  throw new Error("expected a LinuxBootError");
-}
 
 describe("parseBzImage() on Debian's cloud kernel", () => {
   test("reads a 2.12+ header with a 64-bit entry, loaded high and relocatable to 16 MiB", () => {

@@ -16,21 +16,11 @@ import {
   SHT_NOTE,
   parseElf64,
 } from "../../../src/arch/x86_64/elf.ts";
-import { LinuxBootError } from "../../../src/arch/x86_64/boot-error.ts";
 import { setField, viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
 import { cLayoutMismatches } from "./_c-layout.ts";
 import { craftElf } from "./_crafted-kernels.ts";
 import { debianKernel } from "./_debian-kernel.ts";
-
-function reason(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LinuxBootError);
-    return (e as LinuxBootError).reason;
-  }
-  throw new Error("expected a LinuxBootError");
-}
+import { reason } from "./_boot-error-reason.ts";
 
 describe("ELF layouts", () => {
   test("every size, offset and constant matches <elf.h>", () => {

@@ -1,19 +1,9 @@
 /** Initramfs placement: as high as allowed, page-aligned, above the kernel; errors name the binding limit. */
 import { describe, expect, test } from "bun:test";
 import { placeInitramfs } from "../../../src/arch/x86_64/initrd.ts";
-import { LinuxBootError } from "../../../src/arch/x86_64/boot-error.ts";
+import { reason } from "./_boot-error-reason.ts";
 
 const MIB = 1 << 20;
-
-function reason(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LinuxBootError);
-    return (e as LinuxBootError).reason;
-  }
-  throw new Error("expected a LinuxBootError");
-}
 
 describe("placeInitramfs()", () => {
   test.each([

@@ -9,7 +9,6 @@ import { BOOT_PARAMS_LAYOUT, SETUP_HEADER_LAYOUT, SETUP_HEADER_OFFSET } from "..
 import { HVM_START_INFO_LAYOUT } from "../../../src/arch/x86_64/pvh.ts";
 import { e820Table } from "../../../src/arch/x86_64/e820.ts";
 import { parseBzImage } from "../../../src/arch/x86_64/bzimage.ts";
-import { LinuxBootError } from "../../../src/arch/x86_64/boot-error.ts";
 import { BOOT_GDT } from "../../../src/arch/x86_64/gdt.ts";
 import { cpuidForVcpu } from "../../../src/arch/x86_64/cpuid.ts";
 import { bootMsrs } from "../../../src/arch/x86_64/msrs.ts";
@@ -31,21 +30,12 @@ import { KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_UNINITIALIZED } from "../../../ffi/
 import { debianKernel } from "./_debian-kernel.ts";
 import { craftBzImage, craftElf } from "./_crafted-kernels.ts";
 import { type Exit, TestMachine } from "./_kvm-harness.ts";
+import { reason } from "./_boot-error-reason.ts";
 
 const MIB = 1 << 20;
 const HDR = SETUP_HEADER_LAYOUT.fields;
 const BP = BOOT_PARAMS_LAYOUT.fields;
 const CMDLINE = "earlyprintk=ttyS0 console=ttyS0 noxsave clearcpuid=cx16";
-
-function reason(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LinuxBootError);
-    return (e as LinuxBootError).reason;
-  }
-  throw new Error("expected a LinuxBootError");
-}
 
 function cString(mem: GuestMemory, at: number, max = 4096): string {
   const bytes = mem.read(at, max);

@@ -15,7 +15,6 @@ import {
 } from "../../../src/arch/x86_64/pvh.ts";
 import { PT_LOAD, parseElf64 } from "../../../src/arch/x86_64/elf.ts";
 import { E820_RAM, e820Table } from "../../../src/arch/x86_64/e820.ts";
-import { LinuxBootError } from "../../../src/arch/x86_64/boot-error.ts";
 import { PVH_MEMMAP_ADDRESS, PVH_MODLIST_ADDRESS, ramRanges } from "../../../src/arch/x86_64/layout.ts";
 import { getField, viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
 import { RFLAGS_RESERVED } from "../../../src/arch/x86_64/cpu-state.ts";
@@ -24,18 +23,9 @@ import { resetSregs } from "./_reset-sregs.ts";
 import { cLayoutMismatches } from "./_c-layout.ts";
 import { craftElf } from "./_crafted-kernels.ts";
 import { debianKernel } from "./_debian-kernel.ts";
+import { reason } from "./_boot-error-reason.ts";
 
 const MIB = 1 << 20;
-
-function reason(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LinuxBootError);
-    return (e as LinuxBootError).reason;
-  }
-  throw new Error("expected a LinuxBootError");
-}
 
 /** The structs as xen/include/public/arch-x86/hvm/start_info.h declares them (fields and types). */
 const START_INFO_H = `

@@ -46,8 +46,8 @@ describe("specProblems()", () => {
   const base: SeenResponse = { method: "GET", path: "/api/v1/vm.info", status: 200, allow: null, contentType: "application/json", body: "" };
   const info = {
     config: {
-      cpus: { boot_vcpus: 1, max_vcpus: 1 },
-      memory: { size: 1 << 24 },
+      cpus: { boot_vcpus: 1, max_vcpus: 1, hide_features: [] },
+      memory: { size: 1 << 24, thp: true },
       payload: { cmdline: "", format: "raw" },
       serial: { mode: "Off" },
       api: {},

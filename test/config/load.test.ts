@@ -11,10 +11,25 @@ import { catchConfigError, rejectedConfigError } from "./_catch-config-error.ts"
 
 let dir = "";
 const at = (...parts: string[]) => join(dir, ...parts);
-const isRoot = process.getuid?.() === 0;
+const NOBODY = 65534;
+const BUN = join(import.meta.dir, "..", "..", "node_modules", ".bin", "bun");
+
+/**
+ * Runs `script` (it may import from src/config) as the unprivileged user "nobody", since root may read
+ * any file, and returns what it printed. setpriv is util-linux's (.ci/run installs it).
+ */
+function asNobody(script: string): string {
+  const config = join(import.meta.dir, "..", "..", "src", "config", "index.ts");
+  const code = `import * as config from ${JSON.stringify(config)};\n${script}`;
+  const asUser = process.getuid?.() === 0 ? ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups"] : [];
+  const p = Bun.spawnSync([...asUser, BUN, "-e", code], { stdout: "pipe", stderr: "pipe" });
+  if (p.exitCode !== 0) throw new Error(`the unprivileged check failed: ${p.stderr.toString()}`);
+  return p.stdout.toString().trim();
+}
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "bunvmm-config-"));
+  chmodSync(dir, 0o755); // so the unprivileged checks can reach the files in it
   mkdirSync(at("boot"));
   mkdirSync(at("logs"));
   mkdirSync(at("vms", "a"), { recursive: true });
@@ -146,9 +161,11 @@ describe("parseConfig() file paths", () => {
     expect(error.key).toBe(key);
   });
 
-  test.skipIf(isRoot)("parseConfig() rejects a kernel it may not read (skipped as root, who may)", () => {
-    const error = catchConfigError(() => parseConfig({ payload: { kernel: "unreadable" } }, { baseDir: dir }));
-    expect(error.message).toBe(`payload.kernel = "unreadable": permission denied: ${at("unreadable")}`);
+  test("parseConfig() rejects a kernel it may not read (checked as an unprivileged user)", () => {
+    const message = asNobody(
+      `try { config.parseConfig({ payload: { kernel: "unreadable" } }, { baseDir: ${JSON.stringify(dir)} }); console.log("accepted"); } catch (e) { console.log(e.message); }`,
+    );
+    expect(message).toBe(`payload.kernel = "unreadable": permission denied: ${at("unreadable")}`);
   });
 
   test("parseConfig() lists every unusable path", () => {
@@ -271,8 +288,10 @@ describe("loadConfigFile", () => {
     expect(error.message).toBe(`config file is not a regular file: ${at("boot")}`);
   });
 
-  test.skipIf(isRoot)("loadConfigFile() reports a file it may not read (skipped as root, who may)", async () => {
-    const error = await rejectedConfigError(loadConfigFile(at("unreadable")));
-    expect(error.message).toBe(`config file not readable (permission denied): ${at("unreadable")}`);
+  test("loadConfigFile() reports a file it may not read (checked as an unprivileged user)", () => {
+    const message = asNobody(
+      `await config.loadConfigFile(${JSON.stringify(at("unreadable"))}).then(() => console.log("accepted"), (e) => console.log(e.message));`,
+    );
+    expect(message).toBe(`config file not readable (permission denied): ${at("unreadable")}`);
   });
 });

@@ -10,10 +10,16 @@ import { createLogger } from "../vmm/logger.ts";
 import { remoteCommand } from "./commands/remote.ts";
 import { runCommand } from "./commands/run.ts";
 import { validateCommand } from "./commands/validate.ts";
+import { acpiTablesCommand } from "./commands/acpi-tables.ts";
 
 // citty's CommandDef is invariant in its args; commands differ in theirs.
 type AnyCommand = CommandDef<any>;
-const subCommands: Record<string, AnyCommand> = { run: runCommand, validate: validateCommand, remote: remoteCommand };
+const subCommands: Record<string, AnyCommand> = {
+  run: runCommand,
+  validate: validateCommand,
+  remote: remoteCommand,
+  "acpi-tables": acpiTablesCommand,
+};
 
 export const main: AnyCommand = defineCommand({
   meta: { name: "bunvmm", version: packageJson.version, description: "A KVM virtual machine monitor on Bun" },

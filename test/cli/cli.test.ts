@@ -142,3 +142,20 @@ describe("bunvmm", () => {
     expect(r.stderr).toContain('unknown command "frobnicate"; expected one of: run, validate');
   });
 });
+
+describe("bunvmm acpi-tables", () => {
+  test("writes each table a VM with this config gets as <signature>.dat, which iasl disassembles", async () => {
+    const out = join(dir, "tables");
+    const r = await runCli([...SOURCE_CLI, "acpi-tables", toml("acpi.toml", "[cpus]\nboot_vcpus = 2\nmax_vcpus = 8\n"), "--out", out]);
+    expect(r.exitCode).toBe(0);
+    const { buildAcpiTables } = await import("../../src/arch/x86_64/acpi/tables.ts");
+    const expected = buildAcpiTables({ bootVcpus: 2, maxVcpus: 8 });
+    for (const [signature, bytes] of expected.tables) {
+      const written = new Uint8Array(await Bun.file(join(out, `${signature.toLowerCase()}.dat`)).arrayBuffer());
+      expect(Buffer.from(written).equals(Buffer.from(bytes))).toBe(true);
+    }
+    const iasl = Bun.spawnSync(["iasl", "-d", join(out, "apic.dat")], { cwd: out, stdout: "pipe", stderr: "pipe" });
+    expect(iasl.exitCode).toBe(0);
+    expect(await Bun.file(join(out, "apic.dsl")).text()).toContain("Local Apic Address : FEE00000");
+  });
+});

@@ -139,7 +139,7 @@ describe("bunvmm", () => {
   test("an unknown command lists the commands and exits 1", async () => {
     const r = await runCli([...SOURCE_CLI, "frobnicate"]);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain('unknown command "frobnicate"; expected one of: run, validate');
+    expect(r.stderr).toContain('unknown command "frobnicate"; expected one of: run, validate, remote, acpi-tables');
   });
 });
 

@@ -108,16 +108,6 @@ export class CpuManager {
     return s;
   }
 
-  /** True once KVM_CREATE_VCPU ran for `index` (it then exists until the VM is closed). */
-  isCreated(index: number): boolean {
-    return this.slot(index).kvm !== undefined;
-  }
-
-  /** True while `index` has a worker that has not been reaped. */
-  hasWorker(index: number): boolean {
-    return this.slot(index).worker !== undefined;
-  }
-
   /**
    * KVM_CREATE_VCPU (first time only), map its kvm_run page, and let the caller set registers before
    * any worker runs it. For a reused slot only `configure` runs, told `fresh = false`.
@@ -137,9 +127,9 @@ export class CpuManager {
   }
 
   /**
-   * Starts vCPU `index`'s worker. Its control block starts fresh under the current epoch (inv 6: a
-   * reused slot carries no stale acknowledgement), with PAUSE set when the VM is paused, so the new
-   * vCPU parks at its first checkpoint.
+   * Starts vCPU `index`'s worker. Its control block starts fresh under a new epoch (inv 6: a reused
+   * slot carries no stale acknowledgement), with PAUSE set when the VM is paused, so the new vCPU
+   * parks at its first checkpoint.
    */
   start(index: number): void {
     const s = this.slot(index);
@@ -193,6 +183,7 @@ export class CpuManager {
   reap(index: number): Promise<void> {
     const s = this.slot(index);
     if (s.reaping) return s.reaping;
+    if (this.closed) return Promise.resolve(); // an eject delivered after shutdown: nothing left to reap
     s.reaping = (async () => {
       if (s.kvm) kick(s.kvm.runPage, s.control.threadId);
       const stuck = await this.awaitAll([s], epochOf(s.control.cmd), [EXITED], WORKER_CLOSE_TIMEOUT_MS);

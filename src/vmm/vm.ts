@@ -127,19 +127,27 @@ export class Vm implements AsyncDisposable {
     return new Vm(structuredClone(resolved), options);
   }
 
+  /** Builds a machine whose events count only while it is the current one (a reboot replaces it). */
   private build(): Machine {
-    return buildMachine(
+    let built: Machine | undefined;
+    const current = () => built !== undefined && built === this.machine;
+    built = buildMachine(
       this.config,
       {
-        onRequest: (m) => this.guestRequest(m.request, `${m.source} (vCPU ${m.vcpu})`),
-        onOutcome: (_vcpu, outcome) => {
-          if (outcome.kind === "crashed") this.guestCrashed(outcome.report);
+        onRequest: (m) => {
+          if (current()) this.guestRequest(m.request, `${m.source} (vCPU ${m.vcpu})`);
         },
-        onReaped: (vcpu) => this.reaped(vcpu),
+        onOutcome: (_vcpu, outcome) => {
+          if (current() && outcome.kind === "crashed") this.guestCrashed(outcome.report);
+        },
+        onReaped: (vcpu) => {
+          if (current()) this.reaped(vcpu);
+        },
       },
       this.serialQueues,
       (stage) => this.log.debug(stage),
     );
+    return built;
   }
 
   get state(): VmState {

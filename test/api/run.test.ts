@@ -7,6 +7,7 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { apiFetch, curl, isSocket, waitFor } from "./_client.ts";
 import { counterToml, runWithApi, spawnBunvmm, tempDir } from "./_bunvmm.ts";
+import { expectOneLineError } from "../helpers/cli.ts";
 
 setDefaultTimeout(90_000);
 
@@ -14,14 +15,6 @@ const dir = tempDir();
 let n = 0;
 const nextSocket = () => join(dir, `run-${n++}.sock`);
 
-/** A user error: exit 1, exactly one stderr line, no stack trace. */
-function expectOneLineError(r: { exitCode: number | null; stderr: string }, text: string) {
-  expect(r.exitCode).toBe(1);
-  const lines = r.stderr.trim().split("\n");
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toContain(text);
-  expect(r.stderr).not.toMatch(/\n\s+at /);
-}
 
 describe("bunvmm run --api-socket", () => {
   test("curl: vm.pause, vm.info Paused, vm.resume, vm.info Running, vm.shutdown: exit 0 and the socket is gone", async () => {

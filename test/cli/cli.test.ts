@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SOURCE_CLI, runCli } from "../helpers/cli.ts";
+import { SOURCE_CLI, expectOneLineError, runCli } from "../helpers/cli.ts";
 import { guestImage } from "../helpers/guests.ts";
 import packageJson from "../../package.json" with { type: "json" };
 
@@ -18,14 +18,6 @@ function toml(name: string, text: string): string {
 }
 function rawToml(name: string, guest: string, extra = ""): string {
   return toml(name, `[payload]\nkernel = "${guestImage(guest)}"\nformat = "raw"\n[memory]\nsize = "16M"\n${extra}`);
-}
-/** A user error: exit 1, exactly one stderr line, no stack trace. */
-function expectOneLineError(r: { exitCode: number | null; stderr: string }, text: string) {
-  expect(r.exitCode).toBe(1);
-  const lines = r.stderr.trim().split("\n");
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toContain(text);
-  expect(r.stderr).not.toMatch(/\n\s+at /);
 }
 
 describe("bunvmm run", () => {

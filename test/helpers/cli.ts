@@ -1,4 +1,5 @@
 /** Runs the bunvmm CLI (from source, or a built binary) as a user would, with a deadline. */
+import { expect } from "bun:test";
 import { join } from "node:path";
 
 export const REPO = join(import.meta.dir, "..", "..");
@@ -29,4 +30,13 @@ export async function runCli(
   await proc.exited;
   clearTimeout(timer);
   return { exitCode: proc.exitCode, signal: proc.signalCode, stdout, stderr };
+}
+
+/** A user error: exit 1, exactly one stderr line containing `text`, no stack trace. */
+export function expectOneLineError(r: { exitCode: number | null; stderr: string }, text: string): void {
+  expect(r.exitCode).toBe(1);
+  const lines = r.stderr.trim().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toContain(text);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
 }

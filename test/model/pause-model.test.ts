@@ -84,6 +84,16 @@ function verify(model: (typeof MODEL_FILES)[number], mode: string, defines: stri
   };
 }
 
+/** Runs `verify`, expects no error and a complete search, and always removes its directory. */
+function verifyClean(...args: Parameters<typeof verify>): void {
+  const r = verify(...args);
+  try {
+    expectClean(r);
+  } finally {
+    rmSync(r.dir, { recursive: true, force: true });
+  }
+}
+
 function expectClean(r: PanResult): void {
   try {
     expect({ errors: r.errors, error: r.error, incomplete: r.incomplete }).toEqual({
@@ -102,12 +112,7 @@ describe("model/pause.pml", () => {
   test(
     `safety (K=${K_SAFETY}): no invalid end state, no guest entry while PARKED, API state matches the vCPUs`,
     () => {
-      const r = verify("pause.pml", "safety", [`-DK=${K_SAFETY}`]);
-      try {
-        expectClean(r);
-      } finally {
-        rmSync(r.dir, { recursive: true, force: true });
-      }
+      verifyClean("pause.pml", "safety", [`-DK=${K_SAFETY}`]);
     },
     TEST_TIMEOUT_MS,
   );
@@ -115,12 +120,7 @@ describe("model/pause.pml", () => {
   test(
     `LTL (K=${K_LTL_PAUSE}, weak fairness): [] (pausing -> <> !pausing), every pause completes or rolls back`,
     () => {
-      const r = verify("pause.pml", "ltl:pause_completes", [`-DK=${K_LTL_PAUSE}`]);
-      try {
-        expectClean(r);
-      } finally {
-        rmSync(r.dir, { recursive: true, force: true });
-      }
+      verifyClean("pause.pml", "ltl:pause_completes", [`-DK=${K_LTL_PAUSE}`]);
     },
     TEST_TIMEOUT_MS,
   );
@@ -128,12 +128,7 @@ describe("model/pause.pml", () => {
   test(
     `LTL (K=${K_LTL_OPS}, weak fairness): [] (busy -> <> !busy), every pause, resume and shutdown completes`,
     () => {
-      const r = verify("pause.pml", "ltl:ops_complete", [`-DK=${K_LTL_OPS}`]);
-      try {
-        expectClean(r);
-      } finally {
-        rmSync(r.dir, { recursive: true, force: true });
-      }
+      verifyClean("pause.pml", "ltl:ops_complete", [`-DK=${K_LTL_OPS}`]);
     },
     TEST_TIMEOUT_MS,
   );

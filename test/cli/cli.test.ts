@@ -6,7 +6,8 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SOURCE_CLI, expectOneLineError, runCli } from "../helpers/cli.ts";
+import { REPO, SOURCE_CLI, expectOneLineError, runCli } from "../helpers/cli.ts";
+import { runAsNobody } from "../helpers/as-nobody.ts";
 import { guestImage } from "../helpers/guests.ts";
 import packageJson from "../../package.json" with { type: "json" };
 
@@ -70,8 +71,8 @@ describe("bunvmm run", () => {
   });
 
   test("an unreadable /dev/kvm gets the ioctl-style hint", async () => {
-    // Drop root for this one run (setpriv from util-linux): /dev/kvm is root-only here.
-    const r = await runCli(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...SOURCE_CLI, "run"]);
+    // As nobody for this one run: /dev/kvm is root-only here.
+    const r = runAsNobody(join(REPO, "src", "cli", "main.ts"), ["run"]);
     expectOneLineError(r, "open /dev/kvm: permission denied (EACCES): can you open /dev/kvm?");
   });
 

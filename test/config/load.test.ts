@@ -8,23 +8,17 @@ import { join, relative } from "node:path";
 import { MIB } from "../../src/config/limits.ts";
 import { loadConfigFile, parseConfig } from "../../src/config/index.ts";
 import { catchConfigError, rejectedConfigError } from "./_catch-config-error.ts";
+import { nobodyScript, runAsNobody } from "../helpers/as-nobody.ts";
 
 let dir = "";
 const at = (...parts: string[]) => join(dir, ...parts);
-const NOBODY = 65534;
-const BUN = join(import.meta.dir, "..", "..", "node_modules", ".bin", "bun");
-
-/**
- * Runs `script` (it may import from src/config) as the unprivileged user "nobody", since root may read
- * any file, and returns what it printed. setpriv is util-linux's (.ci/run installs it).
- */
+/** Runs `script` (it may use `config`, the src/config module) as nobody: root may read any file. */
 function asNobody(script: string): string {
   const config = join(import.meta.dir, "..", "..", "src", "config", "index.ts");
-  const code = `import * as config from ${JSON.stringify(config)};\n${script}`;
-  const asUser = process.getuid?.() === 0 ? ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups"] : [];
-  const p = Bun.spawnSync([...asUser, BUN, "-e", code], { stdout: "pipe", stderr: "pipe" });
-  if (p.exitCode !== 0) throw new Error(`the unprivileged check failed: ${p.stderr.toString()}`);
-  return p.stdout.toString().trim();
+  const file = nobodyScript("config-check", `import * as config from ${JSON.stringify(config)};\n${script}\n`);
+  const r = runAsNobody(file);
+  if (r.exitCode !== 0) throw new Error(`the unprivileged check failed: ${r.stderr}`);
+  return r.stdout.trim();
 }
 
 beforeAll(() => {

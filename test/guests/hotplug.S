@@ -1,14 +1,16 @@
 # A guest that handles CPU hotplug like Linux's \_SB.CPUS.CSCN, on bunvmm's hotplug controller.
 # Every running vCPU loops forever: count (COUNTERS + 4 * APIC id), then for every possible CPU, under
 # a spinlock in RAM (the AML mutex CPLK): select it (CSEL), read its status, and
-#   - CRMV (being removed): ack it and eject it (CEJ0), unless it is this vCPU: then leave the bit for
-#     another vCPU (Linux ejects a CPU only after taking it offline, from another CPU);
+#   - CRMV (being removed), for another CPU: eject it (ack CRMV, CEJ0) only once it holds nothing, i.e.
+#     it is offline or never ran this loop (STATE 0 or 2). A CPU still running the loop (STATE 1) or
+#     starting (3) is first asked to go offline (OFFREQ) and ejected on a later pass. Like Linux, which
+#     takes a CPU offline before _EJ0: the VMM may stop an ejected CPU at any instruction, and one
+#     stopped while holding the lock would stop every other CPU with it.
 #   - CINS (being added), on the boot vCPU only: ack it and start it with INIT/SIPI.
-# An ejected vCPU may run on for a moment until the VMM stops it; like an offline CPU it must not
-# take the lock then, so the ejector marks it EJECTED first and it halts when it sees the mark.
-# The boot vCPU first starts START_APS of the other boot vCPUs (default: all). A vCPU whose bit is set
-# in HALT_MASK halts instead. Interrupts stay off (the GED interrupt cannot be taken on our test
-# machines, PLATFORM.md), so the guest polls.
+# A vCPU asked to go offline marks itself offline, leaves the lock and halts. The boot vCPU first starts
+# START_APS of the other boot vCPUs (default: all). A vCPU whose bit is set in HALT_MASK halts instead.
+# Interrupts stay off (the GED interrupt cannot be taken on our test machines, PLATFORM.md), so the
+# guest polls.
 .include "platform.inc"
 .ifndef START_APS
 .set START_APS, 255
@@ -19,7 +21,13 @@
 .set COUNTERS,          0x9000
 .set MAX_CPUS,          0x8800      # the boot vCPU stores max vCPUs here for everyone
 .set LOCK,              0x8900
-.set EJECTED,           0x8a00      # EJECTED + 4 * id: set (under the lock) by the vCPU that ejects it
+.set STATE,             0xa000      # STATE + 4 * id, written under the lock:
+.set STATE_IDLE,        0           #   not running the loop (never started, halted, or ejected)
+.set STATE_SCANNING,    1
+.set STATE_OFFLINE,     2           #   halted after an offline request: holds nothing
+.set STATE_STARTING,    3           #   INIT/SIPI sent
+.set OFFREQ,            0xa400      # OFFREQ + 4 * id: asked to go offline (written under the lock)
+.set AP_STACKS_TOP,     0x6000      # each AP's stack: 64 bytes below AP_STACKS_TOP - 64 * id
 .set CPU_HOTPLUG_BASE,  0xfe000000
 .set CSEL,              CPU_HOTPLUG_BASE
 .set STATUS,            CPU_HOTPLUG_BASE + 4
@@ -40,6 +48,7 @@ image_start:
         mov     $1, %esi
 2:      cmp     %ebp, %esi
         jae     scan
+        movl    $STATE_STARTING, STATE(,%esi,4)   # no AP runs the loop yet: no lock needed
         call    start_ap
         inc     %esi
         jmp     2b
@@ -49,44 +58,64 @@ scan:   mov     $1, %eax
         shr     $24, %ebx                   # EBX = own APIC id, kept for good
         mov     $HALT_MASK, %eax
         bt      %ebx, %eax
-        jc      halt
+        jnc     1f
+        movl    $STATE_OFFLINE, STATE(,%ebx,4)   # halts holding nothing: may be ejected at once
+        jmp     halt
+1:      call    lock
+        movl    $STATE_SCANNING, STATE(,%ebx,4)
+        movl    $0, OFFREQ(,%ebx,4)
+        movl    $0, LOCK
 next_round:
         incl    COUNTERS(,%ebx,4)
         xor     %ecx, %ecx                  # ECX = CPU being looked at
 next_cpu:
         cmp     MAX_CPUS, %ecx
         jae     next_round
-        mov     $1, %eax                    # acquire the lock
-3:      xchg    %eax, LOCK
-        test    %eax, %eax
-        jz      4f
-        pause
-        mov     $1, %eax
-        jmp     3b
-4:      cmpl    $0, EJECTED(,%ebx,4)        # ejected while running: a real OS would be offline
-        jne     gone                        # by now, so leave the lock and stop like one
+        call    lock
+        cmpl    $0, OFFREQ(,%ebx,4)         # asked to go offline: do so before anything else
+        jne     offline
         mov     %ecx, CSEL
         movb    STATUS, %al
         test    $CRMV, %al
         jz      5f
         cmp     %ecx, %ebx                  # being removed itself: leave it to another vCPU
         je      5f
-        movb    $CRMV, STATUS               # ack the removal
-        movl    $1, EJECTED(,%ecx,4)
-        movb    $CEJ0, STATUS               # eject it
+        mov     STATE(,%ecx,4), %edx
+        cmp     $STATE_SCANNING, %edx
+        je      4f
+        cmp     $STATE_STARTING, %edx
+        je      4f
+        movb    $CRMV, STATUS               # holds nothing: ack the removal and eject it
+        movl    $STATE_IDLE, STATE(,%ecx,4)
+        movb    $CEJ0, STATUS
+        jmp     5f
+4:      movl    $1, OFFREQ(,%ecx,4)         # running: ask it to go offline first
 5:      test    %ebx, %ebx                  # inserts: the boot vCPU only
         jnz     6f
         test    $CINS, %al
         jz      6f
         movb    $CINS, STATUS               # ack the insert
-        movl    $0, EJECTED(,%ecx,4)
+        movl    $STATE_STARTING, STATE(,%ecx,4)
+        movl    $0, OFFREQ(,%ecx,4)
         mov     %ecx, %esi
         call    start_ap
 6:      movl    $0, LOCK                    # release
         inc     %ecx
         jmp     next_cpu
 
-gone:   movl    $0, LOCK
+# lock: takes the spinlock. Clobbers EAX.
+lock:   mov     $1, %eax
+1:      xchg    %eax, LOCK
+        test    %eax, %eax
+        jz      2f
+        pause
+        mov     $1, %eax
+        jmp     1b
+2:      ret
+
+offline:
+        movl    $STATE_OFFLINE, STATE(,%ebx,4)
+        movl    $0, LOCK
 halt:   cli
         hlt
         jmp     halt
@@ -94,5 +123,10 @@ halt:   cli
 .include "smp.inc"
         AP_TRAMPOLINE ap_entry32
 ap_entry32:
-        mov     $0x6000, %esp               # start_ap is only called by the boot vCPU; APs need no stack
+        mov     $1, %eax                    # a stack of its own: APs run concurrently and `call lock`
+        cpuid
+        shr     $24, %ebx
+        shl     $6, %ebx
+        mov     $AP_STACKS_TOP, %esp
+        sub     %ebx, %esp
         jmp     scan

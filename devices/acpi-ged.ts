@@ -68,7 +68,8 @@ export class AcpiGed implements BusDevice {
   }
 
   read(offset: number, size: AccessSize): number {
-    if (offset === GED_NOTIFICATION_OFFSET && size === 4) return Atomics.exchange(this.words, PENDING, 0) >>> 0;
+    if (offset === GED_NOTIFICATION_OFFSET && size === 4)
+      return Atomics.exchange(this.words, PENDING, 0) >>> 0;
     Atomics.add(this.words, IGNORED, 1);
     return 0;
   }

@@ -27,7 +27,8 @@ export const BYTE_QUEUE_DEFAULT_CAPACITY = 1 << 16;
 
 /** Allocates the shared words for a queue of `capacity` bytes (a power of two). */
 export function createByteQueueBuffer(capacity = BYTE_QUEUE_DEFAULT_CAPACITY): SharedArrayBuffer {
-  if (capacity <= 0 || (capacity & (capacity - 1)) !== 0) throw new RangeError("capacity must be a power of two");
+  if (capacity <= 0 || (capacity & (capacity - 1)) !== 0)
+    throw new RangeError("capacity must be a power of two");
   return new SharedArrayBuffer((HEADER_WORDS + capacity) * Int32Array.BYTES_PER_ELEMENT);
 }
 
@@ -81,7 +82,11 @@ export class ByteQueue {
 
   /** True when a published byte is waiting. */
   get readable(): boolean {
-    return (Atomics.load(this.words, HEADER_WORDS + (Atomics.load(this.words, TAIL) & this.mask)) & BYTE_PRESENT) !== 0;
+    return (
+      (Atomics.load(this.words, HEADER_WORDS + (Atomics.load(this.words, TAIL) & this.mask)) &
+        BYTE_PRESENT) !==
+      0
+    );
   }
 
   /** Removes every published byte (single consumer). */

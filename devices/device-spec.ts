@@ -3,15 +3,16 @@
  * same shared register state. The VMM thread describes (src/vmm/device-manager.ts); each worker
  * attaches (src/vcpu/worker.ts). To add a device: a spec variant here, a case in `attachDevices`.
  */
-import { Bus } from "./bus.ts";
-import type { IrqLine } from "./irq-line.ts";
-import type { VmRequestSink } from "./vm-request.ts";
-import { ByteQueue } from "./byte-queue.ts";
-import { SERIAL_8250_SIZE, Serial8250 } from "./serial-8250.ts";
-import { I8042, I8042_COMMAND, I8042_COMMAND_PORT, I8042_DATA, I8042_DATA_PORT } from "./i8042.ts";
-import { ACPI_POWER_SIZE, AcpiPower } from "./acpi-power.ts";
-import { CPU_HOTPLUG_SIZE, CpuHotplugController, type EjectTarget } from "./cpu-hotplug-controller.ts";
+
 import { AcpiGed, GED_SIZE } from "./acpi-ged.ts";
+import { ACPI_POWER_SIZE, AcpiPower } from "./acpi-power.ts";
+import { Bus } from "./bus.ts";
+import { ByteQueue } from "./byte-queue.ts";
+import { CPU_HOTPLUG_SIZE, CpuHotplugController, type EjectTarget } from "./cpu-hotplug-controller.ts";
+import { I8042, I8042_COMMAND, I8042_COMMAND_PORT, I8042_DATA, I8042_DATA_PORT } from "./i8042.ts";
+import type { IrqLine } from "./irq-line.ts";
+import { SERIAL_8250_SIZE, Serial8250 } from "./serial-8250.ts";
+import type { VmRequestSink } from "./vm-request.ts";
 
 export type DeviceSpec =
   | {
@@ -52,7 +53,12 @@ export function attachDevices(specs: readonly DeviceSpec[], ctx: DeviceContext):
     switch (spec.kind) {
       case "serial-8250": {
         const tx = new ByteQueue(spec.tx);
-        const dev = new Serial8250(spec.state, ctx.irqLine(spec.gsi), (b) => tx.push(b), new ByteQueue(spec.rx));
+        const dev = new Serial8250(
+          spec.state,
+          ctx.irqLine(spec.gsi),
+          (b) => tx.push(b),
+          new ByteQueue(spec.rx),
+        );
         pio.insert(spec.port, SERIAL_8250_SIZE, dev, spec.name);
         break;
       }

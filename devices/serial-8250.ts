@@ -145,7 +145,7 @@ export class Serial8250 implements BusDevice {
       case UART_RX:
         if (this.dlab) return Atomics.load(this.s, S.DLL);
         value = this.loopback ? Atomics.exchange(this.s, S.LOOPBACK_BYTE, NO_BYTE) : this.rx.shift();
-        value = value < 0 ? 0 : value;
+        value = Math.max(value, 0);
         break;
       case UART_IER:
         return this.dlab ? Atomics.load(this.s, S.DLM) : Atomics.load(this.s, S.IER);

@@ -62,8 +62,24 @@ export const KVM_RUN_LAYOUT = struct("kvm_run", 2352, {
 
 /** General-purpose registers, in kernel order (KVM_GET_REGS / KVM_SET_REGS). */
 export const KVM_REGS_NAMES = [
-  "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
-  "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags",
+  "rax",
+  "rbx",
+  "rcx",
+  "rdx",
+  "rsi",
+  "rdi",
+  "rsp",
+  "rbp",
+  "r8",
+  "r9",
+  "r10",
+  "r11",
+  "r12",
+  "r13",
+  "r14",
+  "r15",
+  "rip",
+  "rflags",
 ] as const;
 export type RegName = (typeof KVM_REGS_NAMES)[number];
 

@@ -7,7 +7,7 @@
  *
  * Threads: safe from any thread (each Worker dlopens its own handle; `errno` is thread-local).
  */
-import { dlopen, FFIType, ptr, read, CString } from "bun:ffi";
+import { CString, dlopen, FFIType, ptr, read } from "bun:ffi";
 
 const lib = dlopen("libc.so.6", {
   open: { args: [FFIType.ptr, FFIType.i32, FFIType.i32], returns: FFIType.i32 },

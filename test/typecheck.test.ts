@@ -4,7 +4,9 @@ import { join } from "node:path";
 import { REPO } from "./helpers/cli.ts";
 
 test("tsc --noEmit reports no errors", () => {
-  const tsc = Bun.spawnSync([join(REPO, "node_modules", ".bin", "tsc"), "--noEmit", "-p", REPO], { cwd: REPO });
+  const tsc = Bun.spawnSync([join(REPO, "node_modules", ".bin", "tsc"), "--noEmit", "-p", REPO], {
+    cwd: REPO,
+  });
   expect(tsc.stdout.toString()).toBe("");
   expect(tsc.exitCode).toBe(0);
 });

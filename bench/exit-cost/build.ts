@@ -26,7 +26,17 @@ export function buildGuest(outDir: string, name: GuestName, flavour: Flavour, n 
   // raw images load at 0x10000 (bunvmm's raw payload); PVH ELFs at 1 MiB.
   const base = flavour === "raw" ? "0x10000" : "0x100000";
   sh(["as", "--32", "-I", GUEST_DIR, ...defs, "-o", `${stem}.o`, join(GUEST_DIR, `${name}.S`)]);
-  sh(["ld", "-m", "elf_i386", "-T", join(GUEST_DIR, "guest.ld"), `-Ttext=${base}`, "-o", `${stem}.elf`, `${stem}.o`]);
+  sh([
+    "ld",
+    "-m",
+    "elf_i386",
+    "-T",
+    join(GUEST_DIR, "guest.ld"),
+    `-Ttext=${base}`,
+    "-o",
+    `${stem}.elf`,
+    `${stem}.o`,
+  ]);
   if (flavour === "pvh") return `${stem}.elf`;
   sh(["objcopy", "-O", "binary", `${stem}.elf`, `${stem}.bin`]);
   return `${stem}.bin`;

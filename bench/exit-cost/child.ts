@@ -119,7 +119,10 @@ export async function runChild(cmd: string[], opts: ChildOptions): Promise<Child
   const exitMs = performance.now() - t0;
   exited = true;
   clearTimeout(timer);
-  const grace = setTimeout(() => (out.stop(), err.stop()), STDOUT_GRACE_MS);
+  const grace = setTimeout(() => {
+    out.stop();
+    err.stop();
+  }, STDOUT_GRACE_MS);
   await Promise.all([out.done, err.done, rssDone]);
   clearTimeout(grace);
   return { startMs, endMs, exitMs, exitCode, rssKiB, timedOut, stdout, stderr };

@@ -33,8 +33,13 @@ export function floor(exe: string | null): Contender {
 }
 
 /** bunvmm run on a config written next to the image. */
-function bunvmmContender(key: "bunvmm" | "bunvmm_bin", label: string, argv0: string[], unavailable: string | null,
-  logArgs: string[]): Contender {
+function bunvmmContender(
+  key: "bunvmm" | "bunvmm_bin",
+  label: string,
+  argv0: string[],
+  unavailable: string | null,
+  logArgs: string[],
+): Contender {
   return {
     key,
     label,
@@ -74,13 +79,24 @@ function logArgs(argv0: string[]): string[] {
 export function bunvmm(): Contender {
   const have = existsSync(CLI);
   const argv0 = [BUN, CLI];
-  return bunvmmContender("bunvmm", "bunvmm", argv0, have ? null : "src/cli/main.ts missing", have ? logArgs(argv0) : []);
+  return bunvmmContender(
+    "bunvmm",
+    "bunvmm",
+    argv0,
+    have ? null : "src/cli/main.ts missing",
+    have ? logArgs(argv0) : [],
+  );
 }
 
 export function bunvmmBin(): Contender {
   const have = existsSync(BIN);
-  return bunvmmContender("bunvmm_bin", "bunvmm (dist/bunvmm)", [BIN],
-    have ? null : "dist/bunvmm not built", have ? logArgs([BIN]) : []);
+  return bunvmmContender(
+    "bunvmm_bin",
+    "bunvmm (dist/bunvmm)",
+    [BIN],
+    have ? null : "dist/bunvmm not built",
+    have ? logArgs([BIN]) : [],
+  );
 }
 
 export function qemu(): Contender {
@@ -93,10 +109,23 @@ export function qemu(): Contender {
     powerOffCode: 1, // isa-debug-exit: (value << 1) | 1 with value 0
     command: (image, vcpus) => [
       exe ?? "qemu-system-x86_64",
-      "-M", "microvm", "-accel", "kvm", "-m", "64", "-smp", String(vcpus),
-      "-nodefaults", "-display", "none", "-serial", "stdio",
-      "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
-      "-kernel", image,
+      "-M",
+      "microvm",
+      "-accel",
+      "kvm",
+      "-m",
+      "64",
+      "-smp",
+      String(vcpus),
+      "-nodefaults",
+      "-display",
+      "none",
+      "-serial",
+      "stdio",
+      "-device",
+      "isa-debug-exit,iobase=0xf4,iosize=4",
+      "-kernel",
+      image,
     ],
   };
 }
@@ -111,9 +140,14 @@ function qemuLabel(exe: string): string {
 export function binStale(): string | null {
   if (!existsSync(BIN)) return null;
   const built = statSync(BIN).mtimeMs;
-  const newer = ["src", "devices", "ffi"].filter((d) => existsSync(join(REPO, d))).flatMap((dir) =>
-    readdirSync(join(REPO, dir), { recursive: true, encoding: "utf8" })
-      .map((f) => join(dir, f))
-      .filter((f) => f.endsWith(".ts") && statSync(join(REPO, f)).mtimeMs > built));
-  return newer.length ? `dist/bunvmm is older than ${newer.length} source file(s) (e.g. ${newer[0]}); \`npm run build\` rebuilds it` : null;
+  const newer = ["src", "devices", "ffi"]
+    .filter((d) => existsSync(join(REPO, d)))
+    .flatMap((dir) =>
+      readdirSync(join(REPO, dir), { recursive: true, encoding: "utf8" })
+        .map((f) => join(dir, f))
+        .filter((f) => f.endsWith(".ts") && statSync(join(REPO, f)).mtimeMs > built),
+    );
+  return newer.length
+    ? `dist/bunvmm is older than ${newer.length} source file(s) (e.g. ${newer[0]}); \`npm run build\` rebuilds it`
+    : null;
 }

@@ -8,9 +8,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildFloor, buildGuest, haveTool, type Flavour, type GuestName } from "./build.ts";
-import { END_MARKER, START_MARKER, runChild, type ChildResult } from "./child.ts";
-import { binStale, bunvmm, bunvmmBin, floor, qemu, type Contender, type ContenderKey } from "./contenders.ts";
+import { buildFloor, buildGuest, type Flavour, type GuestName, haveTool } from "./build.ts";
+import { type ChildResult, END_MARKER, runChild, START_MARKER } from "./child.ts";
+import { binStale, bunvmm, bunvmmBin, type Contender, type ContenderKey, floor, qemu } from "./contenders.ts";
 
 const arg = (name: string, dflt: number): number => {
   const a = Bun.argv.find((s) => s.startsWith(`--${name}=`));
@@ -48,19 +48,27 @@ class RunFailed extends Error {}
 async function run(c: Contender, image: string, vcpus: number, idle: boolean): Promise<ChildResult> {
   const cmd = c.command(image, vcpus);
   const r = await runChild(cmd, { deadlineMs: idle ? IDLE_DEADLINE_MS : LOOP_DEADLINE_MS, sampleRss: idle });
-  const why = r.timedOut && (!idle || r.startMs === null) ? `timed out after ${r.exitMs.toFixed(0)} ms`
-    : r.startMs === null ? `no start marker (exit ${r.exitCode})`
-    : idle && r.rssKiB === null ? "no RSS sample"
-    : !idle && r.endMs === null ? `no end marker (exit ${r.exitCode})`
-    : !idle && r.exitCode !== c.powerOffCode ? `exit code ${r.exitCode}, expected ${c.powerOffCode}`
-    : null;
+  const why =
+    r.timedOut && (!idle || r.startMs === null)
+      ? `timed out after ${r.exitMs.toFixed(0)} ms`
+      : r.startMs === null
+        ? `no start marker (exit ${r.exitCode})`
+        : idle && r.rssKiB === null
+          ? "no RSS sample"
+          : !idle && r.endMs === null
+            ? `no end marker (exit ${r.exitCode})`
+            : !idle && r.exitCode !== c.powerOffCode
+              ? `exit code ${r.exitCode}, expected ${c.powerOffCode}`
+              : null;
   if (why) {
     failures.push(`${c.label}: ${why}: ${cmd.join(" ")}\n${tail(r.stderr)}`);
     throw new RunFailed(why);
   }
   const expected = idle ? START_MARKER : START_MARKER + END_MARKER;
   if (r.stdout !== expected && !remarks.some((n) => n.startsWith(`${c.label}: stdout`))) {
-    remarks.push(`${c.label}: stdout carried more than the guest's serial bytes: ${JSON.stringify(r.stdout.slice(0, 200))}`);
+    remarks.push(
+      `${c.label}: stdout carried more than the guest's serial bytes: ${JSON.stringify(r.stdout.slice(0, 200))}`,
+    );
   }
   return r;
 }
@@ -91,7 +99,7 @@ function loopTask(c: Contender, guest: "pio" | "mmio", image: ImageFn, selfTimed
       return r.endMs! - r.startMs!;
     };
     const zero = await span(0);
-    return [((await span(ITERATIONS)) - zero) * 1000 / ITERATIONS];
+    return [(((await span(ITERATIONS)) - zero) * 1000) / ITERATIONS];
   };
   return { c, what: `${guest} loop`, metrics: [guest], once, samples: [] };
 }
@@ -129,7 +137,10 @@ async function measure(contenders: Contender[], image: ImageFn): Promise<Map<Con
     }
   }
   for (const [guest, xs] of Object.entries(selfTimed)) {
-    if (xs.length) remarks.push(`C floor ${guest}: self-timed (clock_gettime around its KVM_RUN loop) ${median(xs).toFixed(2)} µs/exit`);
+    if (xs.length)
+      remarks.push(
+        `C floor ${guest}: self-timed (clock_gettime around its KVM_RUN loop) ${median(xs).toFixed(2)} µs/exit`,
+      );
   }
   const rows = new Map<ContenderKey, Row>();
   for (const t of tasks) {
@@ -146,8 +157,12 @@ async function measure(contenders: Contender[], image: ImageFn): Promise<Map<Con
 
 const DIGITS: Record<Metric, number> = { pio: 2, mmio: 2, startup1: 0, startup8: 0, rss1: 1, rss8: 1 };
 const HEADERS: Record<Metric, string> = {
-  pio: "PIO µs/exit", mmio: "MMIO µs/exit", startup1: "start-up ms", startup8: `start-up ms (${SMP_VCPUS})`,
-  rss1: "RSS MiB", rss8: `RSS MiB (${SMP_VCPUS})`,
+  pio: "PIO µs/exit",
+  mmio: "MMIO µs/exit",
+  startup1: "start-up ms",
+  startup8: `start-up ms (${SMP_VCPUS})`,
+  rss1: "RSS MiB",
+  rss8: `RSS MiB (${SMP_VCPUS})`,
 };
 const value = (c: Cell | undefined): number | null => (c && "value" in c ? c.value : null);
 const round = (x: number | null, digits: number) => (x === null ? null : Number(x.toFixed(digits)));
@@ -157,18 +172,23 @@ function table(contenders: Contender[], rows: Map<ContenderKey, Row>): string {
   const lines: string[][] = [["", ...METRICS.map((m) => HEADERS[m])]];
   for (const c of contenders) {
     const row = rows.get(c.key);
-    lines.push([c.unavailable ? `${c.label}: ${c.unavailable}` : c.label, ...METRICS.map((m) => {
-      if (!row) return "—";
-      const cell = row[m];
-      if ("error" in cell) return `failed: ${cell.error}`;
-      let s = cell.value.toFixed(DIGITS[m]);
-      const base = value(floorRow?.[m]);
-      if ((m === "pio" || m === "mmio") && c.key !== "floor" && base) s += ` (${(cell.value / base).toFixed(2)}×)`;
-      return s;
-    })]);
+    lines.push([
+      c.unavailable ? `${c.label}: ${c.unavailable}` : c.label,
+      ...METRICS.map((m) => {
+        if (!row) return "—";
+        const cell = row[m];
+        if ("error" in cell) return `failed: ${cell.error}`;
+        let s = cell.value.toFixed(DIGITS[m]);
+        const base = value(floorRow?.[m]);
+        if ((m === "pio" || m === "mmio") && c.key !== "floor" && base)
+          s += ` (${(cell.value / base).toFixed(2)}×)`;
+        return s;
+      }),
+    ]);
   }
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-  const fmt = (l: string[]) => l.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join("  ");
+  const fmt = (l: string[]) =>
+    l.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join("  ");
   const out = lines.map(fmt);
   out.splice(1, 0, widths.map((w) => "-".repeat(w)).join("  "));
   return out.join("\n");
@@ -244,7 +264,10 @@ async function main(): Promise<number> {
     for (const c of contenders) if (c.unavailable) progress(`${c.label}: skipped (${c.unavailable})`);
     const stale = binStale();
     if (stale) remarks.push(stale);
-    const rows = await measure(contenders.filter((c) => !c.unavailable), image);
+    const rows = await measure(
+      contenders.filter((c) => !c.unavailable),
+      image,
+    );
     progress(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     for (const f of failures) process.stderr.write(`failed: ${f}\n`);
     console.log(table(contenders, rows));

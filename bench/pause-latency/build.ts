@@ -2,7 +2,7 @@
 // tests build them) and the same code as PVH ELFs for QEMU (guests/pvh-entry.S appended).
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { GUEST_INCLUDE_DIR, assembleRawGuest } from "../../src/demo/assemble.ts";
+import { assembleRawGuest, GUEST_INCLUDE_DIR } from "../../src/demo/assemble.ts";
 
 const TEST_GUESTS = join(import.meta.dir, "..", "..", "test", "guests");
 const OWN_GUESTS = join(import.meta.dir, "guests");
@@ -14,7 +14,8 @@ const OWN_GUESTS = join(import.meta.dir, "guests");
  */
 export type GuestName = "counter" | "hotplug" | "mmio-spin";
 
-const source = (g: GuestName) => (g === "mmio-spin" ? join(OWN_GUESTS, `${g}.S`) : join(TEST_GUESTS, `${g}.S`));
+const source = (g: GuestName) =>
+  g === "mmio-spin" ? join(OWN_GUESTS, `${g}.S`) : join(TEST_GUESTS, `${g}.S`);
 
 function sh(cmd: string[]): void {
   const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", timeout: 20_000 });
@@ -37,8 +38,20 @@ export function buildRaw(outDir: string, guest: GuestName): string {
 /** The same guest as a PVH ELF for QEMU, booting `vcpus` vCPUs; returns its path. */
 export function buildPvh(outDir: string, guest: GuestName, vcpus: number): string {
   const stem = join(outDir, `${guest}-pvh-${vcpus}`);
-  sh(["as", "--32", "-I", GUEST_INCLUDE_DIR, "-I", TEST_GUESTS, "--defsym", `VCPUS=${vcpus}`, "-o", `${stem}.o`,
-    source(guest), join(OWN_GUESTS, "pvh-entry.S")]);
+  sh([
+    "as",
+    "--32",
+    "-I",
+    GUEST_INCLUDE_DIR,
+    "-I",
+    TEST_GUESTS,
+    "--defsym",
+    `VCPUS=${vcpus}`,
+    "-o",
+    `${stem}.o`,
+    source(guest),
+    join(OWN_GUESTS, "pvh-entry.S"),
+  ]);
   sh(["ld", "-m", "elf_i386", "-T", join(OWN_GUESTS, "guest.ld"), "-o", `${stem}.elf`, `${stem}.o`]);
   return `${stem}.elf`;
 }

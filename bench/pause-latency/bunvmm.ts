@@ -24,7 +24,12 @@ export async function librarySession(image: string, vcpus: number): Promise<Sess
   // Default options but a silent serial and warnings only: the Vm's deadline on each vCPU wait stays
   // the library's 1000 ms.
   const vm = await Vm.create(
-    { cpus: { boot_vcpus: vcpus, max_vcpus: vcpus }, memory: { size: RAM }, payload: { kernel: image, format: "raw" }, serial: { mode: "off" } },
+    {
+      cpus: { boot_vcpus: vcpus, max_vcpus: vcpus },
+      memory: { size: RAM },
+      payload: { kernel: image, format: "raw" },
+      serial: { mode: "off" },
+    },
     { serial: { kind: "none" }, logger: createLogger("warn") },
   );
   try {
@@ -50,7 +55,10 @@ export async function librarySession(image: string, vcpus: number): Promise<Sess
  * RAM's size, whose bytes at the raw load address are the guest image. The kernel may have merged the
  * RAM with a neighbouring anonymous mapping, so both ends of each candidate are tried.
  */
-function childRam(pid: number, image: Uint8Array): { read: (gpa: number) => number; close: () => void } | null {
+function childRam(
+  pid: number,
+  image: Uint8Array,
+): { read: (gpa: number) => number; close: () => void } | null {
   const probe = image.subarray(0, 64);
   const buf = new Uint8Array(probe.length);
   const fd = openSync(`/proc/${pid}/mem`, "r");
@@ -89,13 +97,17 @@ async function request(socket: string, method: "GET" | "PUT", endpoint: string):
     signal: AbortSignal.timeout(REQUEST_DEADLINE_MS),
   });
   const body = await r.text();
-  if (r.status !== (method === "PUT" ? 204 : 200)) throw new Error(`${method} ${endpoint}: ${r.status} ${body.slice(0, 200)}`);
+  if (r.status !== (method === "PUT" ? 204 : 200))
+    throw new Error(`${method} ${endpoint}: ${r.status} ${body.slice(0, 200)}`);
   return body;
 }
 
 async function ping(socket: string): Promise<boolean> {
   try {
-    const r = await fetch("http://localhost/api/v1/vmm.ping", { unix: socket, signal: AbortSignal.timeout(2000) });
+    const r = await fetch("http://localhost/api/v1/vmm.ping", {
+      unix: socket,
+      signal: AbortSignal.timeout(2000),
+    });
     await r.text();
     return r.status === 200;
   } catch {
@@ -111,17 +123,28 @@ export async function restSession(dir: string, image: string, vcpus: number): Pr
   const tag = `${vcpus}-${Math.random().toString(36).slice(2, 8)}`;
   const toml = join(dir, `api-${tag}.toml`);
   const socket = join(dir, `api-${tag}.sock`);
-  writeFileSync(toml, [
-    "[cpus]", `boot_vcpus = ${vcpus}`, `max_vcpus = ${vcpus}`,
-    "[memory]", `size = "${RAM}"`,
-    "[payload]", `kernel = ${JSON.stringify(image)}`, 'format = "raw"',
-    "[serial]", 'mode = "off"', "",
-  ].join("\n"));
+  writeFileSync(
+    toml,
+    [
+      "[cpus]",
+      `boot_vcpus = ${vcpus}`,
+      `max_vcpus = ${vcpus}`,
+      "[memory]",
+      `size = "${RAM}"`,
+      "[payload]",
+      `kernel = ${JSON.stringify(image)}`,
+      'format = "raw"',
+      "[serial]",
+      'mode = "off"',
+      "",
+    ].join("\n"),
+  );
   const cmd = [BUN, CLI, "run", "--log-level", "warn", "--api-socket", socket, toml];
   const proc = track(Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
   const stderr = collect(proc.stderr);
   collect(proc.stdout);
-  const fail = (why: string) => new Error(`${why}: ${cmd.join(" ")}\n${stderr().trimEnd().split("\n").slice(-6).join("\n")}`);
+  const fail = (why: string) =>
+    new Error(`${why}: ${cmd.join(" ")}\n${stderr().trimEnd().split("\n").slice(-6).join("\n")}`);
   let ram: ReturnType<typeof childRam> = null;
   const close = async () => {
     await request(socket, "PUT", "vm.shutdown").catch(() => undefined);
@@ -131,9 +154,15 @@ export async function restSession(dir: string, image: string, vcpus: number): Pr
   try {
     const deadline = performance.now() + READY_DEADLINE_MS;
     const bytes = new Uint8Array(readFileSync(image));
-    while (!(await ping(socket)) || !(ram = childRam(proc.pid, bytes))) {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw fail(`exited (${proc.exitCode ?? proc.signalCode})`);
-      if (performance.now() > deadline) throw fail(`API or guest RAM not found within ${READY_DEADLINE_MS} ms`);
+    for (;;) {
+      if (await ping(socket)) {
+        ram = childRam(proc.pid, bytes);
+        if (ram) break;
+      }
+      if (proc.exitCode !== null || proc.signalCode !== null)
+        throw fail(`exited (${proc.exitCode ?? proc.signalCode})`);
+      if (performance.now() > deadline)
+        throw fail(`API or guest RAM not found within ${READY_DEADLINE_MS} ms`);
       await sleep(10); // bounded by the deadline above
     }
     const { read } = ram!;
@@ -145,8 +174,13 @@ export async function restSession(dir: string, image: string, vcpus: number): Pr
       resume: () => request(socket, "PUT", "vm.resume"),
       counters,
       pausesSeen: async () => {
-        const c = JSON.parse(await request(socket, "GET", "vm.counters")) as Record<string, { pauses?: number }>;
-        return Object.keys(c).filter((k) => /^vcpu\d+$/.test(k)).map((k) => c[k]!.pauses ?? -1);
+        const c = JSON.parse(await request(socket, "GET", "vm.counters")) as Record<
+          string,
+          { pauses?: number }
+        >;
+        return Object.keys(c)
+          .filter((k) => /^vcpu\d+$/.test(k))
+          .map((k) => c[k]!.pauses ?? -1);
       },
       close,
     };

@@ -37,7 +37,8 @@ export function collect(stream: ReadableStream<Uint8Array>): () => string {
   const decoder = new TextDecoder();
   void (async () => {
     try {
-      for await (const chunk of stream) text = (text + decoder.decode(chunk, { stream: true })).slice(-20_000);
+      for await (const chunk of stream)
+        text = (text + decoder.decode(chunk, { stream: true })).slice(-20_000);
     } catch {
       // the child is gone
     }

@@ -102,4 +102,8 @@ export interface Stats {
   max: number;
 }
 
-export const stats = (xs: number[]): Stats => ({ p50: percentile(xs, 50), p99: percentile(xs, 99), max: Math.max(...xs) });
+export const stats = (xs: number[]): Stats => ({
+  p50: percentile(xs, 50),
+  p99: percentile(xs, 99),
+  max: Math.max(...xs),
+});

@@ -20,14 +20,45 @@ export function qemuVersion(exe: string): string | null {
 }
 
 function qemuCommand(exe: string, elf: string, vcpus: number, socket: string): string[] {
-  return [exe, "-M", "microvm", "-accel", "kvm", "-smp", String(vcpus), "-m", "64", "-nographic", "-nodefaults",
-    "-qmp", `unix:${socket},server=on,wait=off`, "-kernel", elf];
+  return [
+    exe,
+    "-M",
+    "microvm",
+    "-accel",
+    "kvm",
+    "-smp",
+    String(vcpus),
+    "-m",
+    "64",
+    "-nographic",
+    "-nodefaults",
+    "-qmp",
+    `unix:${socket},server=on,wait=off`,
+    "-kernel",
+    elf,
+  ];
 }
 
 /** The first `n` counters, through HMP's `xp` (a physical memory dump) over QMP. */
 async function counters(qmp: Qmp, n: number): Promise<number[]> {
-  const out = String(await qmp.execute("human-monitor-command", { "command-line": `xp /${n}wx 0x${COUNTERS.toString(16)}` }, COMMAND_DEADLINE_MS));
-  return out.split("\n").flatMap((line) => line.split(":").slice(1).join(":").match(/0x[0-9a-f]+/g) ?? []).map(Number);
+  const out = String(
+    await qmp.execute(
+      "human-monitor-command",
+      { "command-line": `xp /${n}wx 0x${COUNTERS.toString(16)}` },
+      COMMAND_DEADLINE_MS,
+    ),
+  );
+  return out
+    .split("\n")
+    .flatMap(
+      (line) =>
+        line
+          .split(":")
+          .slice(1)
+          .join(":")
+          .match(/0x[0-9a-f]+/g) ?? [],
+    )
+    .map(Number);
 }
 
 /** QEMU booting `elf` on `vcpus` vCPUs, its QMP negotiated, every vCPU counting. */
@@ -37,7 +68,8 @@ export async function qemuSession(exe: string, dir: string, elf: string, vcpus: 
   const proc = track(Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe" }));
   const stderr = collect(proc.stderr);
   collect(proc.stdout);
-  const fail = (why: string) => new Error(`${why}: ${cmd.join(" ")}\n${stderr().trimEnd().split("\n").slice(-6).join("\n")}`);
+  const fail = (why: string) =>
+    new Error(`${why}: ${cmd.join(" ")}\n${stderr().trimEnd().split("\n").slice(-6).join("\n")}`);
   let qmp: Qmp | null = null;
   const close = async () => {
     await qmp?.execute("quit", undefined, COMMAND_DEADLINE_MS).catch(() => undefined);
@@ -47,7 +79,8 @@ export async function qemuSession(exe: string, dir: string, elf: string, vcpus: 
   try {
     const deadline = performance.now() + READY_DEADLINE_MS;
     while (!qmp) {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw fail(`exited (${proc.exitCode ?? proc.signalCode})`);
+      if (proc.exitCode !== null || proc.signalCode !== null)
+        throw fail(`exited (${proc.exitCode ?? proc.signalCode})`);
       if (performance.now() > deadline) throw fail(`no QMP on ${socket} within ${READY_DEADLINE_MS} ms`);
       // The socket file can appear a moment before QEMU accepts on it: then connect fails, and we retry.
       if (existsSync(socket)) qmp = await Qmp.connect(socket, COMMAND_DEADLINE_MS).catch(() => null);

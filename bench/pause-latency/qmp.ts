@@ -28,7 +28,10 @@ export class Qmp {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const greeted = new Promise<unknown>((resolve, reject) => {
       qmp.greeting = resolve;
-      timer = setTimeout(() => reject(new QmpError(`no QMP greeting on ${path} within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new QmpError(`no QMP greeting on ${path} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
     });
     greeted.catch(() => undefined); // observed below, unless connect itself fails first
     try {
@@ -67,6 +70,7 @@ export class Qmp {
     }
   }
 
+  // biome-ignore lint/suspicious/noExplicitAny: QMP messages are untyped JSON
   private onMessage(m: any): void {
     if (m.QMP) {
       this.greeting?.(m);
@@ -96,7 +100,9 @@ export class Qmp {
         reject(new QmpError(`no reply to ${command} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending = { id, resolve, reject, timer };
-      this.socket!.write(`${JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id })}\n`);
+      this.socket!.write(
+        `${JSON.stringify(args ? { execute: command, arguments: args, id } : { execute: command, id })}\n`,
+      );
     });
   }
 

@@ -9,10 +9,10 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { type GuestName, buildPvh, buildRaw, haveTool } from "./build.ts";
+import { buildPvh, buildRaw, type GuestName, haveTool } from "./build.ts";
 import { librarySession, restSession } from "./bunvmm.ts";
 import { killAll } from "./children.ts";
-import { CycleRunner, type CycleOptions, type Samples, type Stats, stats } from "./cycles.ts";
+import { type CycleOptions, CycleRunner, type Samples, type Stats, stats } from "./cycles.ts";
 import { qemuExe, qemuSession, qemuVersion } from "./qemu.ts";
 import { CountingOps, OtherLoad, type Session } from "./session.ts";
 
@@ -24,7 +24,10 @@ const num = (name: string, dflt: number): number => {
 };
 const SAMPLES = num("samples", 300);
 const WARMUP = num("warmup", 10);
-const VCPUS = (arg("vcpus") ?? "1,2,4,8").split(",").map(Number).filter((n) => Number.isInteger(n) && n >= 1 && n <= 64);
+const VCPUS = (arg("vcpus") ?? "1,2,4,8")
+  .split(",")
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n >= 1 && n <= 64);
 const DUMP = arg("dump");
 /** Cycles per turn: the contenders of a cell take turns, this many cycles at a time. */
 const BLOCK = 50;
@@ -59,7 +62,10 @@ function machine(qemu: string | null): string {
   const kernel = Bun.spawnSync(["uname", "-sr"], { stdout: "pipe" }).stdout.toString().trim();
   const hz = (() => {
     const release = Bun.spawnSync(["uname", "-r"], { stdout: "pipe" }).stdout.toString().trim();
-    for (const read of [() => Bun.gunzipSync(readFileSync("/proc/config.gz")), () => readFileSync(`/boot/config-${release}`)]) {
+    for (const read of [
+      () => Bun.gunzipSync(readFileSync("/proc/config.gz")),
+      () => readFileSync(`/boot/config-${release}`),
+    ]) {
       try {
         const m = /^CONFIG_HZ=(\d+)/m.exec(new TextDecoder().decode(read()));
         if (m) return m[1]!;
@@ -83,25 +89,37 @@ const triple = (s: Stats) => `${f(s.p50)} / ${f(s.p99)} / ${f(s.max)}`;
 const vcpuLabel = (n: number) => `${n} vCPU${n === 1 ? "" : "s"}`;
 
 function table(title: string, which: 0 | 1, contenders: Contender[], cells: Map<string, Cell>): string {
-  const lines: string[][] = [[title, ...contenders.map((c) => (c.unavailable ? `${c.label}: ${c.unavailable}` : `${c.label} ${c.ops[which]}`))]];
+  const lines: string[][] = [
+    [
+      title,
+      ...contenders.map((c) =>
+        c.unavailable ? `${c.label}: ${c.unavailable}` : `${c.label} ${c.ops[which]}`,
+      ),
+    ],
+  ];
   for (const mode of MODES) {
     for (const n of VCPUS) {
-      lines.push([`${mode}, ${vcpuLabel(n)}`, ...contenders.map((c) => {
-        const cell = cells.get(`${c.key}/${mode}/${n}`);
-        if (!cell) return "—";
-        if ("error" in cell) return `failed: ${cell.error.split("\n")[0]!.slice(0, 40)}`;
-        return triple(which === 0 ? cell.pause : cell.resume);
-      })]);
+      lines.push([
+        `${mode}, ${vcpuLabel(n)}`,
+        ...contenders.map((c) => {
+          const cell = cells.get(`${c.key}/${mode}/${n}`);
+          if (!cell) return "—";
+          if ("error" in cell) return `failed: ${cell.error.split("\n")[0]!.slice(0, 40)}`;
+          return triple(which === 0 ? cell.pause : cell.resume);
+        }),
+      ]);
     }
   }
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-  const fmt = (l: string[]) => l.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join("  ");
+  const fmt = (l: string[]) =>
+    l.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join("  ");
   const out = lines.map(fmt);
   out.splice(1, 0, widths.map((w) => "-".repeat(w)).join("  "));
   return out.join("\n");
 }
 
-const ordinal = (k: number) => `${k}${k % 100 >= 11 && k % 100 <= 13 ? "th" : ["th", "st", "nd", "rd"][k % 10] ?? "th"}`;
+const ordinal = (k: number) =>
+  `${k}${k % 100 >= 11 && k % 100 <= 13 ? "th" : (["th", "st", "nd", "rd"][k % 10] ?? "th")}`;
 
 const FOOTNOTE = `
 Each cell: p50 / p99 / max in ms over ${SAMPLES} cycles (nearest rank: the p99 is the ${ordinal(SAMPLES - Math.ceil(0.99 * SAMPLES) + 1)}
@@ -140,7 +158,11 @@ JSON: pause_*/resume_* = bunvmm library, api_* = bunvmm REST, qemu_stop_*/qemu_c
 
 function figures(contenders: Contender[], cells: Map<string, Cell>) {
   const out: Record<string, number | null> = {};
-  const names: Record<ContenderKey, [string, string]> = { lib: ["pause", "resume"], api: ["api_pause", "api_resume"], qemu: ["qemu_stop", "qemu_cont"] };
+  const names: Record<ContenderKey, [string, string]> = {
+    lib: ["pause", "resume"],
+    api: ["api_pause", "api_resume"],
+    qemu: ["qemu_stop", "qemu_cont"],
+  };
   for (const c of contenders) {
     for (const mode of MODES) {
       for (const n of VCPUS) {
@@ -163,10 +185,14 @@ function figures(contenders: Contender[], cells: Map<string, Cell>) {
 /** The first cycle after boot (a warm-up cycle, not counted), per contender, across cells. */
 function warmupRemark(contenders: Contender[], cells: Map<string, Cell>): void {
   for (const c of contenders) {
-    const ok = [...cells.entries()].filter(([k, v]) => k.startsWith(`${c.key}/`) && "samples" in v).map(([, v]) => v) as { samples: Samples }[];
+    const ok = [...cells.entries()]
+      .filter(([k, v]) => k.startsWith(`${c.key}/`) && "samples" in v)
+      .map(([, v]) => v) as { samples: Samples }[];
     if (!ok.length || !ok[0]!.samples.warmupPause.length) continue;
     const range = (xs: number[]) => `${f(Math.min(...xs))}-${f(Math.max(...xs))} ms`;
-    remarks.push(`${c.label}: first cycle after boot (a warm-up cycle, not counted): ${c.ops[0]} ${range(ok.map((v) => v.samples.warmupPause[0]!))}, ${c.ops[1]} ${range(ok.map((v) => v.samples.warmupResume[0]!))} across cells`);
+    remarks.push(
+      `${c.label}: first cycle after boot (a warm-up cycle, not counted): ${c.ops[0]} ${range(ok.map((v) => v.samples.warmupPause[0]!))}, ${c.ops[1]} ${range(ok.map((v) => v.samples.warmupResume[0]!))} across cells`,
+    );
   }
 }
 
@@ -186,7 +212,13 @@ interface Turn {
  * then lets them take turns, BLOCK cycles at a time (resume, cycles, pause), so that a burst of other
  * work on the machine hits every contender alike. Then checks and closes them.
  */
-async function measureCell(contenders: Contender[], mode: Mode, n: number, o: CycleOptions, cells: Map<string, Cell>) {
+async function measureCell(
+  contenders: Contender[],
+  mode: Mode,
+  n: number,
+  o: CycleOptions,
+  cells: Map<string, Cell>,
+) {
   const where = (c: Contender) => `${c.label}, ${mode}, ${vcpuLabel(n)}`;
   const fail = (c: Contender, e: unknown) => {
     const msg = e instanceof Error ? e.message : String(e);
@@ -225,15 +257,27 @@ async function measureCell(contenders: Contender[], mode: Mode, n: number, o: Cy
     }
     for (const t of turns.filter((t) => !t.error)) {
       const s = t.runner.samples;
-      cells.set(`${t.c.key}/${mode}/${n}`, { samples: s, pause: stats(s.pause), resume: stats(s.resume), otherCores: t.load.cores() });
+      cells.set(`${t.c.key}/${mode}/${n}`, {
+        samples: s,
+        pause: stats(s.pause),
+        resume: stats(s.resume),
+        otherCores: t.load.cores(),
+      });
       const after = await t.session.counters();
       const still = after.flatMap((c, i) => (c === t.before[i] ? [i] : []));
       // hotplug.S counts once per scan of every CPU, each under an unfair spinlock: with 8 vCPUs on 2
       // busy cores one vCPU can spin on that lock for seconds (its thread runs, and parks when asked).
-      const why = mode === "mmio" && t.c.key !== "qemu" ? " (hotplug.S: starved on its unfair spinlock, not stopped)" : "";
-      if (still.length) remarks.push(`${where(t.c)}: vCPU(s) ${still.join(", ")} did not count during the cycles${why}`);
+      const why =
+        mode === "mmio" && t.c.key !== "qemu"
+          ? " (hotplug.S: starved on its unfair spinlock, not stopped)"
+          : "";
+      if (still.length)
+        remarks.push(`${where(t.c)}: vCPU(s) ${still.join(", ")} did not count during the cycles${why}`);
       const seen = await t.session.pausesSeen();
-      if (seen.some((p) => p !== t.ops.pauses)) remarks.push(`${where(t.c)}: the VMM counted ${JSON.stringify(seen)} pauses, ${t.ops.pauses} were asked for`);
+      if (seen.some((p) => p !== t.ops.pauses))
+        remarks.push(
+          `${where(t.c)}: the VMM counted ${JSON.stringify(seen)} pauses, ${t.ops.pauses} were asked for`,
+        );
     }
   } finally {
     await Promise.all(turns.map((t) => t.session.close().catch((e) => fail(t.c, e))));
@@ -244,14 +288,19 @@ function loadTable(contenders: Contender[], cells: Map<string, Cell>): string {
   const lines: string[][] = [["other processes, cores busy", ...contenders.map((c) => c.label)]];
   for (const mode of MODES) {
     for (const n of VCPUS) {
-      lines.push([`${mode}, ${vcpuLabel(n)}`, ...contenders.map((c) => {
-        const cell = cells.get(`${c.key}/${mode}/${n}`);
-        return cell && "samples" in cell && cell.otherCores !== null ? cell.otherCores.toFixed(2) : "—";
-      })]);
+      lines.push([
+        `${mode}, ${vcpuLabel(n)}`,
+        ...contenders.map((c) => {
+          const cell = cells.get(`${c.key}/${mode}/${n}`);
+          return cell && "samples" in cell && cell.otherCores !== null ? cell.otherCores.toFixed(2) : "—";
+        }),
+      ]);
     }
   }
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-  const out = lines.map((l) => l.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join("  "));
+  const out = lines.map((l) =>
+    l.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join("  "),
+  );
   out.splice(1, 0, widths.map((w) => "-".repeat(w)).join("  "));
   return out.join("\n");
 }
@@ -273,33 +322,61 @@ async function main(): Promise<number> {
     const raw = new Map<GuestName, string>();
     const image = (g: GuestName) => raw.get(g) ?? raw.set(g, buildRaw(dir, g)).get(g)!;
     const pvh = new Map<string, string>();
-    const elf = (g: GuestName, n: number) => pvh.get(`${g}/${n}`) ?? pvh.set(`${g}/${n}`, buildPvh(dir, g, n)).get(`${g}/${n}`)!;
+    const elf = (g: GuestName, n: number) =>
+      pvh.get(`${g}/${n}`) ?? pvh.set(`${g}/${n}`, buildPvh(dir, g, n)).get(`${g}/${n}`)!;
     const bunvmmGuest: Record<Mode, GuestName> = { spin: "counter", mmio: "hotplug" };
     const qemuGuest: Record<Mode, GuestName> = { spin: "counter", mmio: "mmio-spin" };
     const contenders: Contender[] = [
-      { key: "lib", label: "bunvmm library", ops: ["pause()", "resume()"], unavailable: null,
-        start: (m, n) => librarySession(image(bunvmmGuest[m]), n) },
-      { key: "api", label: "bunvmm REST", ops: ["vm.pause", "vm.resume"], unavailable: null,
-        start: (m, n) => restSession(dir, image(bunvmmGuest[m]), n) },
-      { key: "qemu", label: qv ? `QEMU ${qv.split(".").slice(0, 2).join(".")} QMP` : "QEMU", ops: ["stop", "cont"],
+      {
+        key: "lib",
+        label: "bunvmm library",
+        ops: ["pause()", "resume()"],
+        unavailable: null,
+        start: (m, n) => librarySession(image(bunvmmGuest[m]), n),
+      },
+      {
+        key: "api",
+        label: "bunvmm REST",
+        ops: ["vm.pause", "vm.resume"],
+        unavailable: null,
+        start: (m, n) => restSession(dir, image(bunvmmGuest[m]), n),
+      },
+      {
+        key: "qemu",
+        label: qv ? `QEMU ${qv.split(".").slice(0, 2).join(".")} QMP` : "QEMU",
+        ops: ["stop", "cont"],
         unavailable: exe ? null : "not installed",
-        start: (m, n) => qemuSession(exe!, dir, elf(qemuGuest[m], n), n) },
+        start: (m, n) => qemuSession(exe!, dir, elf(qemuGuest[m], n), n),
+      },
     ];
     for (const c of contenders) if (c.unavailable) progress(`${c.label}: skipped (${c.unavailable})`);
     const cells = new Map<string, Cell>();
-    const o: CycleOptions = { samples: SAMPLES, warmup: WARMUP, gapMinMs: GAP_MIN_MS, gapMaxMs: GAP_MAX_MS, seed: SEED };
+    const o: CycleOptions = {
+      samples: SAMPLES,
+      warmup: WARMUP,
+      gapMinMs: GAP_MIN_MS,
+      gapMaxMs: GAP_MAX_MS,
+      seed: SEED,
+    };
     for (const mode of MODES) for (const n of VCPUS) await measureCell(contenders, mode, n, o, cells);
     const seconds = (performance.now() - started) / 1000;
     progress(`done in ${seconds.toFixed(1)} s`);
     for (const x of failures) process.stderr.write(`failed: ${x}\n`);
     if (DUMP) {
-      const dump = Object.fromEntries([...cells.entries()].map(([k, v]) => [k, "samples" in v ? { ...v.samples, otherCores: v.otherCores } : v]));
+      const dump = Object.fromEntries(
+        [...cells.entries()].map(([k, v]) => [
+          k,
+          "samples" in v ? { ...v.samples, otherCores: v.otherCores } : v,
+        ]),
+      );
       writeFileSync(DUMP, JSON.stringify(dump));
     }
     warmupRemark(contenders, cells);
     const loadAfter = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
     console.log(machine(qv));
-    console.log(`load average: ${loadBefore} before, ${loadAfter} after; the run took ${seconds.toFixed(0)} s`);
+    console.log(
+      `load average: ${loadBefore} before, ${loadAfter} after; the run took ${seconds.toFixed(0)} s`,
+    );
     console.log();
     console.log(table("pause, ms: p50 / p99 / max", 0, contenders, cells));
     console.log();

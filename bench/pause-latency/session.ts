@@ -38,7 +38,12 @@ const POLL_MS = 2;
  * Polls `read` until each of the `n` counters is non-zero and has moved once more since; throws at the
  * deadline, naming the counters it saw.
  */
-export async function waitCounting(read: () => Promise<number[]>, n: number, deadlineMs: number, what: string) {
+export async function waitCounting(
+  read: () => Promise<number[]>,
+  n: number,
+  deadlineMs: number,
+  what: string,
+) {
   const deadline = performance.now() + deadlineMs;
   let first: number[] | null = null;
   let last: number[] = [];
@@ -47,7 +52,9 @@ export async function waitCounting(read: () => Promise<number[]>, n: number, dea
     if (first === null && last.length === n && last.every((c) => c > 0)) first = last;
     else if (first && last.every((c, i) => c !== first![i])) return;
     if (performance.now() > deadline) {
-      throw new Error(`${what}: not all ${n} vCPUs counting within ${deadlineMs} ms (counters ${JSON.stringify(last)})`);
+      throw new Error(
+        `${what}: not all ${n} vCPUs counting within ${deadlineMs} ms (counters ${JSON.stringify(last)})`,
+      );
     }
     await sleep(POLL_MS); // bounded by the deadline above
   }
@@ -69,7 +76,10 @@ function machineBusyTicks(): number {
 function processTicks(pid: number | "self"): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number); // f[0] is field 3 (state)
+    const f = stat
+      .slice(stat.lastIndexOf(")") + 2)
+      .split(" ")
+      .map(Number); // f[0] is field 3 (state)
     return f[11]! + f[12]! + (pid === "self" ? f[13]! + f[14]! : 0);
   } catch {
     return 0;
@@ -101,6 +111,6 @@ export class OtherLoad {
 
   /** Mean number of cores other processes kept busy, or null before any interval. */
   cores(): number | null {
-    return this.wallMs > 0 ? Math.max(0, (this.otherTicks / CLK_TCK) * 1000 / this.wallMs) : null;
+    return this.wallMs > 0 ? Math.max(0, ((this.otherTicks / CLK_TCK) * 1000) / this.wallMs) : null;
   }
 }

@@ -68,9 +68,12 @@ export function jsonResponse(status: number, body: unknown, headers: Record<stri
  * anything else is a bunvmm bug: logged in full, answered 500 with its message.
  */
 export function errorResponse(e: unknown, log: ConsolaInstance): Response {
-  if (e instanceof ApiError) return jsonResponse(e.status, { error: e.message } satisfies ErrorResponse, { ...e.headers });
-  if (e instanceof LifecycleError) return jsonResponse(STATUS_REFUSED, { error: e.message } satisfies ErrorResponse);
-  if (e instanceof ResizeError) return jsonResponse(STATUS_RESIZE_PENDING, { error: e.message } satisfies ErrorResponse);
+  if (e instanceof ApiError)
+    return jsonResponse(e.status, { error: e.message } satisfies ErrorResponse, { ...e.headers });
+  if (e instanceof LifecycleError)
+    return jsonResponse(STATUS_REFUSED, { error: e.message } satisfies ErrorResponse);
+  if (e instanceof ResizeError)
+    return jsonResponse(STATUS_RESIZE_PENDING, { error: e.message } satisfies ErrorResponse);
   // A pause that timed out was rolled back (the VM is still Running); the message names the stuck vCPU.
   if (e instanceof VcpuTimeoutError || e instanceof DeadlineError) {
     log.warn(e.message);

@@ -86,7 +86,8 @@ function describeIssue(issue: v.BaseIssue<unknown>, what: string): string {
   const keys = issue.path?.map((item) => String(item.key)) ?? [];
   const key = keys.join(".");
   if (!key) return `request body is not a ${what}: expected ${issue.message}`;
-  if (issue.type === "strict_object" && issue.input === keys.at(-1)) return `${key}: not supported in ${what}`;
+  if (issue.type === "strict_object" && issue.input === keys.at(-1))
+    return `${key}: not supported in ${what}`;
   if (issue.input === undefined) return `${key}: required`;
   return `${key} = ${JSON.stringify(issue.input)}: expected ${issue.message}`;
 }

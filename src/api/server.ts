@@ -12,18 +12,18 @@
  */
 import { resolve } from "node:path";
 import type { ConsolaInstance } from "consola/core";
+import { within } from "../vmm/deadline.ts";
 import { createLogger } from "../vmm/logger.ts";
 import type { Vm } from "../vmm/vm.ts";
-import { within } from "../vmm/deadline.ts";
 import { ApiError, ApiSocketError, errorResponse } from "./api-error.ts";
 import { BODY_LIMIT_BYTES, BODY_READ_TIMEOUT_MS, readBody } from "./request-body.ts";
 import { API_ROOT, ROUTES, type RouteContext } from "./routes/index.ts";
 import {
-  type SocketIdentity,
   claimSocketPath,
   errorCode,
   listenPrivately,
   removeOwnSocket,
+  type SocketIdentity,
   socketIdentity,
 } from "./socket-file.ts";
 
@@ -90,7 +90,10 @@ export class ApiServer implements AsyncDisposable {
         }),
       );
     } catch (e) {
-      const why = errorCode(e) === "EADDRINUSE" ? "is in use by another process" : `cannot be listened on: ${String(e)}`;
+      const why =
+        errorCode(e) === "EADDRINUSE"
+          ? "is in use by another process"
+          : `cannot be listened on: ${String(e)}`;
       throw new ApiSocketError(api.socket, `api socket ${api.socket} ${why}`);
     }
     api.identity = socketIdentity(api.socket);

@@ -27,7 +27,10 @@ export interface SocketIdentity {
 export async function claimSocketPath(path: string): Promise<void> {
   const length = Buffer.byteLength(path);
   if (length > SOCKET_PATH_MAX) {
-    throw new ApiSocketError(path, `api socket path is too long (${length} bytes, at most ${SOCKET_PATH_MAX}): ${path}`);
+    throw new ApiSocketError(
+      path,
+      `api socket path is too long (${length} bytes, at most ${SOCKET_PATH_MAX}): ${path}`,
+    );
   }
   let isSocket: boolean;
   try {
@@ -37,11 +40,13 @@ export async function claimSocketPath(path: string): Promise<void> {
     throw new ApiSocketError(path, `api socket ${path}: ${errorText(e)}`);
   }
   if (!isSocket) throw new ApiSocketError(path, `api socket ${path} exists and is not a socket`);
-  if (await somethingAnswers(path)) throw new ApiSocketError(path, `api socket ${path} is in use by another process`);
+  if (await somethingAnswers(path))
+    throw new ApiSocketError(path, `api socket ${path} is in use by another process`);
   try {
     unlinkSync(path); // stale: its server is gone
   } catch (e) {
-    if (errorCode(e) !== "ENOENT") throw new ApiSocketError(path, `cannot remove the stale api socket ${path}: ${errorText(e)}`);
+    if (errorCode(e) !== "ENOENT")
+      throw new ApiSocketError(path, `cannot remove the stale api socket ${path}: ${errorText(e)}`);
   }
 }
 
@@ -91,7 +96,9 @@ export function removeOwnSocket(path: string, ours: SocketIdentity | undefined):
 }
 
 export function errorCode(e: unknown): string | undefined {
-  return typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined;
+  return typeof e === "object" && e !== null && "code" in e && typeof e.code === "string"
+    ? e.code
+    : undefined;
 }
 
 function errorText(e: unknown): string {

@@ -6,10 +6,13 @@
 import * as v from "valibot";
 import packageJson from "../../package.json" with { type: "json" };
 import type { VmConfig } from "../config/index.ts";
-import type { Vm, VmCounters as LibraryCounters, VmState } from "../vmm/vm.ts";
+import type { VmCounters as LibraryCounters, Vm, VmState } from "../vmm/vm.ts";
 
 /** cloud-hypervisor's ConsoleMode spelling of our lower-case serial modes. */
-const CONSOLE_MODE = { tty: "Tty", file: "File", off: "Off" } as const satisfies Record<VmConfig["serial"]["mode"], string>;
+const CONSOLE_MODE = { tty: "Tty", file: "File", off: "Off" } as const satisfies Record<
+  VmConfig["serial"]["mode"],
+  string
+>;
 
 /** VmConfig as sent: our config with cloud-hypervisor's names; serial.mode in its ConsoleMode spelling. */
 export type WireVmConfig = Omit<VmConfig, "serial"> & {
@@ -80,7 +83,12 @@ export function vmResizeSchema(maxVcpus: number) {
     v.unknown(),
     v.check(isPlainObject, `a JSON object like {"desired_vcpus": 2}`),
     v.strictObject({
-      desired_vcpus: v.pipe(v.number(count), v.integer(count), v.minValue(1, count), v.maxValue(maxVcpus, count)),
+      desired_vcpus: v.pipe(
+        v.number(count),
+        v.integer(count),
+        v.minValue(1, count),
+        v.maxValue(maxVcpus, count),
+      ),
     }),
   );
 }

@@ -2,17 +2,18 @@
  * Which errors are the user's to fix (one line, no stack trace) and which are bunvmm bugs (full
  * report). Exit codes a script can rely on.
  */
+
+import { AcpiError } from "../arch/x86_64/acpi/acpi-error.ts";
+import { LinuxBootError } from "../arch/x86_64/boot-error.ts";
+import { UnknownCpuFeatureError } from "../arch/x86_64/cpuid.ts";
 import { ConfigError } from "../config/index.ts";
 import { KvmError } from "../kvm/kvm-error.ts";
 import { GuestMemoryError } from "../memory/guest-memory.ts";
 import { HostError } from "../vmm/builder.ts";
-import { PayloadError } from "../vmm/payload.ts";
-import { LifecycleError, ResizeError } from "../vmm/vm.ts";
 import { VcpuTimeoutError } from "../vmm/cpu-manager.ts";
 import { DeadlineError } from "../vmm/deadline.ts";
-import { LinuxBootError } from "../arch/x86_64/boot-error.ts";
-import { AcpiError } from "../arch/x86_64/acpi/acpi-error.ts";
-import { UnknownCpuFeatureError } from "../arch/x86_64/cpuid.ts";
+import { PayloadError } from "../vmm/payload.ts";
+import { LifecycleError, ResizeError } from "../vmm/vm.ts";
 
 /** Exit codes of `bunvmm`. */
 export const EXIT_OK = 0;

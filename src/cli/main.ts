@@ -5,14 +5,15 @@
  */
 import { type CommandDef, defineCommand, runCommand as runCitty, showUsage } from "citty";
 import packageJson from "../../package.json" with { type: "json" };
-import { EXIT_ERROR, isUserError } from "./errors.ts";
 import { createLogger } from "../vmm/logger.ts";
+import { acpiTablesCommand } from "./commands/acpi-tables.ts";
 import { remoteCommand } from "./commands/remote.ts";
 import { runCommand } from "./commands/run.ts";
 import { validateCommand } from "./commands/validate.ts";
-import { acpiTablesCommand } from "./commands/acpi-tables.ts";
+import { EXIT_ERROR, isUserError } from "./errors.ts";
 
 // citty's CommandDef is invariant in its args; commands differ in theirs.
+// biome-ignore lint/suspicious/noExplicitAny: see above
 type AnyCommand = CommandDef<any>;
 const subCommands: Record<string, AnyCommand> = {
   run: runCommand,
@@ -41,7 +42,9 @@ async function cli(rawArgs: string[]): Promise<void> {
     }
     if (!sub) {
       await showUsage(main);
-      log.error(`unknown command ${JSON.stringify(first)}; expected one of: ${Object.keys(subCommands).join(", ")}`);
+      log.error(
+        `unknown command ${JSON.stringify(first)}; expected one of: ${Object.keys(subCommands).join(", ")}`,
+      );
       process.exitCode = EXIT_ERROR;
       return;
     }

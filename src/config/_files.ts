@@ -3,7 +3,7 @@
  * key that holds it, not later as a bare ENOENT from deep inside the VMM.
  * @module
  */
-import { type Stats, accessSync, constants, statSync } from "node:fs";
+import { accessSync, constants, type Stats, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ConfigError, type ConfigIssue, issueAt } from "./config-error.ts";
 import { SOCKET_PATH_MAX } from "./limits.ts";
@@ -56,7 +56,12 @@ function checkCreatablePath(key: string, given: string, abs: string): ConfigIssu
     if ("problem" in target) accessSync(dir, constants.W_OK | constants.X_OK);
     else accessSync(abs, constants.W_OK);
   } catch (error) {
-    return issueAt(key, given, CREATABLE_PATH, `${describeFsError(error, "file")}: ${"problem" in target ? dir : abs}`);
+    return issueAt(
+      key,
+      given,
+      CREATABLE_PATH,
+      `${describeFsError(error, "file")}: ${"problem" in target ? dir : abs}`,
+    );
   }
   return undefined;
 }
@@ -79,7 +84,11 @@ function checkSocketPath(key: string, given: string, abs: string): ConfigIssue |
  */
 export function resolveFiles(config: VmConfig, baseDir: string, source?: string): VmConfig {
   const issues: ConfigIssue[] = [];
-  const check = (key: string, given: string | undefined, checker: typeof checkReadableFile): string | undefined => {
+  const check = (
+    key: string,
+    given: string | undefined,
+    checker: typeof checkReadableFile,
+  ): string | undefined => {
     if (given === undefined) return undefined;
     const abs = resolve(baseDir, given);
     const issue = checker(key, given, abs);

@@ -22,7 +22,8 @@ function toConfigIssue(issue: v.BaseIssue<unknown>): ConfigIssue {
   const known = TABLE_KEYS[segments.slice(0, -1).join(".")] ?? [];
   const expected = `one of ${known.map((k) => JSON.stringify(k)).join(", ")}`;
   const suggestion = didYouMean(segments.at(-1) ?? "", known);
-  const hint = suggestion === undefined ? `expected ${expected}` : `did you mean ${JSON.stringify(suggestion)}?`;
+  const hint =
+    suggestion === undefined ? `expected ${expected}` : `did you mean ${JSON.stringify(suggestion)}?`;
   return { ...issueAt(key, undefined, expected, `unknown key (${hint})`), value };
 }
 

@@ -47,7 +47,12 @@ export function formatKey(segments: readonly string[]): string {
  * Builds the issue for a key, reading `key = value: expected …` (or `key: …` when the value is missing),
  * so every complaint about a value has the same shape. `problem` replaces the `expected …` part.
  */
-export function issueAt(key: string, value: unknown, expected: string, problem = `expected ${expected}`): ConfigIssue {
+export function issueAt(
+  key: string,
+  value: unknown,
+  expected: string,
+  problem = `expected ${expected}`,
+): ConfigIssue {
   const subject = key === "" ? "config" : key;
   const shown = value === undefined ? subject : `${subject} = ${formatValue(value)}`;
   return { key, value, expected, message: `${shown}: ${problem}` };

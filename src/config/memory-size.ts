@@ -6,11 +6,22 @@ import { ConfigError, issueAt } from "./config-error.ts";
 import { GIB, KIB, MEMORY_SIZE_ALIGN, MEMORY_SIZE_MAX, MEMORY_SIZE_MIN, MIB } from "./limits.ts";
 
 const SIZE_PATTERN = /^(\d+)(k|m|g|kib|mib|gib)?$/i;
-const MULTIPLIERS: Readonly<Record<string, number>> = { k: KIB, m: MIB, g: GIB, kib: KIB, mib: MIB, gib: GIB };
+const MULTIPLIERS: Readonly<Record<string, number>> = {
+  k: KIB,
+  m: MIB,
+  g: GIB,
+  kib: KIB,
+  mib: MIB,
+  gib: GIB,
+};
 
 /** Sizes in messages are said in MiB or GiB, which is how users write them. */
 function describeBytes(bytes: number): string {
-  return bytes % GIB === 0 ? `${bytes / GIB} GiB` : bytes % MIB === 0 ? `${bytes / MIB} MiB` : `${bytes} bytes`;
+  return bytes % GIB === 0
+    ? `${bytes / GIB} GiB`
+    : bytes % MIB === 0
+      ? `${bytes / MIB} MiB`
+      : `${bytes} bytes`;
 }
 
 const MEMORY_SIZE_FORMAT = `a size like "512M", "1G" or a number of bytes`;

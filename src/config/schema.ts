@@ -4,9 +4,9 @@
  * @module
  */
 import * as v from "valibot";
+import { CPU_FEATURES } from "../arch/x86_64/cpuid.ts";
 import { CMDLINE_MAX, DEFAULT_MEMORY_SIZE, DEFAULT_VCPUS, MAX_VCPUS, MIN_VCPUS } from "./limits.ts";
 import { checkMemorySize } from "./memory-size.ts";
-import { CPU_FEATURES } from "../arch/x86_64/cpuid.ts";
 
 /** Payload formats: a bzImage, a vmlinux ELF booted through PVH, or bunvmm's flat binary (docs/raw-payload.md). */
 export const PAYLOAD_FORMATS = ["auto", "bzimage", "elf", "raw"] as const;
@@ -44,7 +44,12 @@ function table<const TEntries extends v.ObjectEntries>(entries: TEntries) {
 }
 
 const path = v.pipe(v.string(PATH), v.nonEmpty(PATH), v.excludes("\0", PATH));
-const vcpuCount = v.pipe(v.number(VCPUS), v.integer(VCPUS), v.minValue(MIN_VCPUS, VCPUS), v.maxValue(MAX_VCPUS, VCPUS));
+const vcpuCount = v.pipe(
+  v.number(VCPUS),
+  v.integer(VCPUS),
+  v.minValue(MIN_VCPUS, VCPUS),
+  v.maxValue(MAX_VCPUS, VCPUS),
+);
 
 const FEATURE_NAMES = Object.keys(CPU_FEATURES).sort();
 const FEATURES = `a list of CPU feature names, each ${oneOf(FEATURE_NAMES)}`;
@@ -90,7 +95,11 @@ const payloadEntries = {
   kernel: v.optional(path),
   initramfs: v.optional(path),
   cmdline: v.optional(
-    v.pipe(v.string(CMDLINE), v.maxBytes(CMDLINE_MAX, CMDLINE), v.excludes("\0", "a string without NUL characters")),
+    v.pipe(
+      v.string(CMDLINE),
+      v.maxBytes(CMDLINE_MAX, CMDLINE),
+      v.excludes("\0", "a string without NUL characters"),
+    ),
     "",
   ),
   format: v.optional(v.picklist(PAYLOAD_FORMATS, oneOf(PAYLOAD_FORMATS)), "auto"),

@@ -18,7 +18,9 @@ export class AssembleError extends Error {
 function run(cmd: string[]): void {
   const p = Bun.spawnSync(cmd, { stderr: "pipe", stdout: "pipe" });
   if (p.exitCode !== 0) {
-    throw new AssembleError(`${cmd[0]} failed (${p.exitCode}): ${p.stderr.toString().trim() || p.stdout.toString().trim()}`);
+    throw new AssembleError(
+      `${cmd[0]} failed (${p.exitCode}): ${p.stderr.toString().trim() || p.stdout.toString().trim()}`,
+    );
   }
 }
 
@@ -33,7 +35,19 @@ export function assembleRawGuest(source: string, defines: Record<string, number>
     const bin = join(dir, `${basename(source)}.bin`);
     const syms = Object.entries(defines).flatMap(([k, v]) => ["--defsym", `${k}=${v}`]);
     run(["as", "--32", "-I", GUEST_INCLUDE_DIR, "-I", dirname(source), ...syms, "-o", obj, source]);
-    run(["ld", "-m", "elf_i386", `-Ttext=0x${RAW_LOAD_ADDRESS.toString(16)}`, "-e", `0x${RAW_LOAD_ADDRESS.toString(16)}`, "--oformat", "binary", "-o", bin, obj]);
+    run([
+      "ld",
+      "-m",
+      "elf_i386",
+      `-Ttext=0x${RAW_LOAD_ADDRESS.toString(16)}`,
+      "-e",
+      `0x${RAW_LOAD_ADDRESS.toString(16)}`,
+      "--oformat",
+      "binary",
+      "-o",
+      bin,
+      obj,
+    ]);
     return new Uint8Array(readFileSync(bin));
   } finally {
     rmSync(dir, { recursive: true, force: true });

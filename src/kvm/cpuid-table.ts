@@ -1,5 +1,5 @@
 /** A list of kvm_cpuid_entry2, as KVM_GET_SUPPORTED_CPUID returns and KVM_SET_CPUID2 takes. */
-import { KVM_CPUID2_LAYOUT, KVM_CPUID_ENTRY2_LAYOUT } from "../../ffi/kvm-structs.ts";
+import { KVM_CPUID_ENTRY2_LAYOUT, KVM_CPUID2_LAYOUT } from "../../ffi/kvm-structs.ts";
 
 export interface CpuidEntry {
   function: number;

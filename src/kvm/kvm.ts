@@ -2,7 +2,7 @@
  * The /dev/kvm handle: system ioctls only. One method per ioctl, no policy
  * (https://docs.kernel.org/virt/kvm/api.html, section 4).
  */
-import { O_CLOEXEC, O_RDWR, addressOf, cString, errno, libc } from "../../ffi/libc.ts";
+
 import {
   KVM_CHECK_EXTENSION,
   KVM_CREATE_VM,
@@ -10,9 +10,10 @@ import {
   KVM_GET_SUPPORTED_CPUID,
   KVM_GET_VCPU_MMAP_SIZE,
 } from "../../ffi/ioctl-numbers.ts";
-import { KVM_CPUID2_LAYOUT, KVM_CPUID_ENTRY2_LAYOUT } from "../../ffi/kvm-structs.ts";
-import { KvmError, check } from "./kvm-error.ts";
+import { KVM_CPUID_ENTRY2_LAYOUT, KVM_CPUID2_LAYOUT } from "../../ffi/kvm-structs.ts";
+import { addressOf, cString, errno, libc, O_CLOEXEC, O_RDWR } from "../../ffi/libc.ts";
 import { CpuidTable } from "./cpuid-table.ts";
+import { check, KvmError } from "./kvm-error.ts";
 
 /** The API version every KVM since 2.6.22 reports (KVM_GET_API_VERSION). */
 export const KVM_API_VERSION = 12;

@@ -3,7 +3,7 @@
  * (https://docs.kernel.org/virt/kvm/api.html). KVM holds the vCPU mutex for the whole KVM_RUN, so
  * while a worker runs this vCPU only that worker may call these (PLATFORM.md).
  */
-import { addressOf, libc } from "../../ffi/libc.ts";
+
 import {
   KVM_GET_LAPIC,
   KVM_GET_MP_STATE,
@@ -25,8 +25,8 @@ import {
   KVM_FPU_LAYOUT,
   KVM_LAPIC_STATE_LAYOUT,
   KVM_MP_STATE_LAYOUT,
-  KVM_MSRS_LAYOUT,
   KVM_MSR_ENTRY_LAYOUT,
+  KVM_MSRS_LAYOUT,
   KVM_REGS_LAYOUT,
   KVM_REGS_NAMES,
   KVM_SEGMENT_LAYOUT,
@@ -37,9 +37,9 @@ import {
   type RegName,
   type SegmentName,
 } from "../../ffi/kvm-structs.ts";
-import { errno } from "../../ffi/libc.ts";
-import { check } from "./kvm-error.ts";
+import { addressOf, errno, libc } from "../../ffi/libc.ts";
 import type { CpuidTable } from "./cpuid-table.ts";
+import { check } from "./kvm-error.ts";
 
 export type Regs = Record<RegName, bigint>;
 
@@ -143,7 +143,10 @@ export class VcpuFd {
       };
     }
     for (const r of SREGS_U64) s[r] = v.getBigUint64(f[r].offset, true);
-    s.interrupt_bitmap = buf.slice(f.interrupt_bitmap.offset, f.interrupt_bitmap.offset + f.interrupt_bitmap.size);
+    s.interrupt_bitmap = buf.slice(
+      f.interrupt_bitmap.offset,
+      f.interrupt_bitmap.offset + f.interrupt_bitmap.size,
+    );
     return s;
   }
 

@@ -3,14 +3,14 @@
  * (https://docs.kernel.org/virt/kvm/api.html). VM ioctls are safe from any thread, so vCPU workers
  * hold a VmFd too (for KVM_IRQ_LINE).
  */
-import { addressOf, libc } from "../../ffi/libc.ts";
+
 import {
   KVM_CREATE_IRQCHIP,
   KVM_CREATE_PIT2,
   KVM_CREATE_VCPU,
   KVM_GET_IRQCHIP,
-  KVM_IRQCHIP_SIZE,
   KVM_IRQ_LINE,
+  KVM_IRQCHIP_SIZE,
   KVM_SET_IDENTITY_MAP_ADDR,
   KVM_SET_TSS_ADDR,
   KVM_SET_USER_MEMORY_REGION,
@@ -20,6 +20,7 @@ import {
   KVM_PIT_CONFIG_LAYOUT,
   KVM_USERSPACE_MEMORY_REGION_LAYOUT,
 } from "../../ffi/kvm-structs.ts";
+import { addressOf, libc } from "../../ffi/libc.ts";
 import { check } from "./kvm-error.ts";
 
 /** kvm_irqchip.chip_id values (KVM_IRQCHIP_* in <asm/kvm.h>). */

@@ -7,15 +7,15 @@
  */
 import { toArrayBuffer } from "bun:ffi";
 import {
+  errno,
+  libc,
+  MADV_HUGEPAGE,
   MAP_ANONYMOUS,
   MAP_FAILED,
   MAP_NORESERVE,
   MAP_PRIVATE,
-  MADV_HUGEPAGE,
   PROT_READ,
   PROT_WRITE,
-  errno,
-  libc,
 } from "../../ffi/libc.ts";
 import { KvmError } from "../kvm/kvm-error.ts";
 
@@ -58,14 +58,24 @@ export class GuestMemory {
    * on our nested machines: fewer EPT faults). @throws {GuestMemoryError} for an unaligned size,
    * {KvmError} when mmap fails.
    */
-  static allocate(ranges: ReadonlyArray<{ gpa: number; size: number }>, options: { thp?: boolean } = {}): GuestMemory {
+  static allocate(
+    ranges: ReadonlyArray<{ gpa: number; size: number }>,
+    options: { thp?: boolean } = {},
+  ): GuestMemory {
     const regions: Region[] = [];
     try {
       for (const { gpa, size } of ranges) {
         if (size <= 0 || size % PAGE_SIZE !== 0 || gpa % PAGE_SIZE !== 0) {
           throw new GuestMemoryError(gpa, size, `is not a whole number of ${PAGE_SIZE}-byte pages`);
         }
-        const addr = libc.mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        const addr = libc.mmap(
+          0,
+          size,
+          PROT_READ | PROT_WRITE,
+          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+          -1,
+          0,
+        );
         if (BigInt(addr) === MAP_FAILED) throw new KvmError(`mmap of ${size} bytes of guest RAM`, errno());
         regions.push(GuestMemory.region({ gpa, size, hostAddr: Number(addr) }));
         // Advice only: where THP is off it fails and RAM simply stays on 4 KiB pages.
@@ -80,7 +90,10 @@ export class GuestMemory {
 
   /** Views over memory another thread allocated; `close()` on it unmaps nothing. */
   static attach(descriptors: readonly RegionDescriptor[]): GuestMemory {
-    return new GuestMemory(descriptors.map((d) => GuestMemory.region(d)), false);
+    return new GuestMemory(
+      descriptors.map((d) => GuestMemory.region(d)),
+      false,
+    );
   }
 
   private static region(d: RegionDescriptor): Region {

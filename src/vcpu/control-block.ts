@@ -50,9 +50,11 @@ export const RUNSTATE_NAMES = ["STARTING", "RUNNING", "PARKED", "EXITED"] as con
 export type RunStateName = (typeof RUNSTATE_NAMES)[number];
 
 export const epochOf = (cmd: number): number => (cmd >>> EPOCH_SHIFT) & EPOCH_MASK;
-export const packCmd = (epoch: number, flags: number): number => (((epoch & EPOCH_MASK) << EPOCH_SHIFT) | flags) | 0;
+export const packCmd = (epoch: number, flags: number): number =>
+  ((epoch & EPOCH_MASK) << EPOCH_SHIFT) | flags | 0;
 /** True when `ack` is `epoch` or later, across wrap-around. */
-export const epochReached = (ack: number, epoch: number): boolean => ((ack - epoch) & EPOCH_MASK) < EPOCH_HALF;
+export const epochReached = (ack: number, epoch: number): boolean =>
+  ((ack - epoch) & EPOCH_MASK) < EPOCH_HALF;
 export const nextEpoch = (epoch: number): number => (epoch + 1) & EPOCH_MASK;
 
 /** Counters a vCPU keeps about itself (read by vm.counters). */

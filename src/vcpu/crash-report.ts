@@ -2,9 +2,10 @@
  * What a user needs when a guest CPU dies: why, where (RIP and the instruction bytes there) and the
  * registers. Built by the vCPU's own worker (only it may issue its vCPU ioctls) and posted to the VMM.
  */
+
+import { KVM_REGS_NAMES } from "../../ffi/kvm-structs.ts";
 import type { VcpuFd } from "../kvm/vcpu-fd.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
-import { KVM_REGS_NAMES } from "../../ffi/kvm-structs.ts";
 
 /** Longest x86 instruction. */
 const MAX_INSTRUCTION_BYTES = 15;
@@ -21,7 +22,12 @@ export interface CrashReport {
 const hex = (v: bigint | number) => `0x${v.toString(16)}`;
 
 /** Collects what it can; a report is never allowed to fail (the vCPU may be in any state). */
-export function buildCrashReport(vcpuIndex: number, reason: string, vcpu: VcpuFd, memory: GuestMemory): CrashReport {
+export function buildCrashReport(
+  vcpuIndex: number,
+  reason: string,
+  vcpu: VcpuFd,
+  memory: GuestMemory,
+): CrashReport {
   const registers: string[] = [];
   let where = "";
   try {
@@ -44,7 +50,12 @@ export function buildCrashReport(vcpuIndex: number, reason: string, vcpu: VcpuFd
     where = ` at RIP ${hex(regs.rip)} (CS base ${hex(sregs.cs.base)}; bytes ${bytes})`;
     const names = KVM_REGS_NAMES;
     for (let i = 0; i < names.length; i += 6) {
-      registers.push(names.slice(i, i + 6).map((n) => `${n}=${hex(regs[n])}`).join(" "));
+      registers.push(
+        names
+          .slice(i, i + 6)
+          .map((n) => `${n}=${hex(regs[n])}`)
+          .join(" "),
+      );
     }
     registers.push(
       `cr0=${hex(sregs.cr0)} cr2=${hex(sregs.cr2)} cr3=${hex(sregs.cr3)} cr4=${hex(sregs.cr4)} efer=${hex(sregs.efer)}`,

@@ -14,19 +14,19 @@
  * process, so such a delivery is harmless; immediate_exit still guarantees the next KVM_RUN returns.
  */
 import { ptr } from "bun:ffi";
+import { KVM_RUN_LAYOUT } from "../../ffi/kvm-structs.ts";
 import {
+  errno,
   GLIBC_SIGSET_BYTES,
   KERNEL_SIGSET_BYTES,
+  libc,
   RTLD_DEFAULT,
   SA_RESTART,
   SIG_BLOCK,
-  errno,
-  libc,
 } from "../../ffi/libc.ts";
 import { SIGACTION_LAYOUT } from "../../ffi/libc-structs.ts";
-import { KVM_RUN_LAYOUT } from "../../ffi/kvm-structs.ts";
-import type { VcpuFd } from "../kvm/vcpu-fd.ts";
 import { KvmError } from "../kvm/kvm-error.ts";
+import type { VcpuFd } from "../kvm/vcpu-fd.ts";
 
 /** A real-time signal neither glibc (32, 33) nor Bun uses. */
 export const KICK_SIGNAL = 40;
@@ -52,7 +52,11 @@ export function installKickHandler(): void {
   const act = new Uint8Array(SIGACTION_LAYOUT.size);
   const v = new DataView(act.buffer);
   v.setBigUint64(SIGACTION_LAYOUT.fields.sa_handler.offset, BigInt(noop), true);
-  act.fill(0xff, SIGACTION_LAYOUT.fields.sa_mask.offset, SIGACTION_LAYOUT.fields.sa_mask.offset + SIGACTION_LAYOUT.fields.sa_mask.size);
+  act.fill(
+    0xff,
+    SIGACTION_LAYOUT.fields.sa_mask.offset,
+    SIGACTION_LAYOUT.fields.sa_mask.offset + SIGACTION_LAYOUT.fields.sa_mask.size,
+  );
   v.setInt32(SIGACTION_LAYOUT.fields.sa_flags.offset, SA_RESTART, true);
   if (libc.sigaction(KICK_SIGNAL, ptr(act), null) !== 0) throw new KvmError("sigaction", errno());
   handlerInstalled = true;

@@ -7,6 +7,11 @@
  * before parking (one KVM_RUN with immediate_exit = 1, cloud-hypervisor #3658). Checked by
  * model/pause.pml (the same loop) and test/vcpu/pause-protocol.test.ts (on real KVM).
  */
+
+import { type AccessSize, allOnes } from "../../devices/bus.ts";
+import type { Buses } from "../../devices/device-spec.ts";
+import type { VmRequestSink } from "../../devices/vm-request.ts";
+import { describeErrno, EAGAIN, EINTR } from "../../ffi/errno-names.ts";
 import {
   KVM_EXIT_FAIL_ENTRY,
   KVM_EXIT_HLT,
@@ -21,17 +26,14 @@ import {
   KVM_INTERNAL_ERROR_EMULATION,
   KVM_RUN_LAYOUT,
 } from "../../ffi/kvm-structs.ts";
-import { EAGAIN, EINTR, describeErrno } from "../../ffi/errno-names.ts";
-import type { VcpuFd } from "../kvm/vcpu-fd.ts";
 import { libc } from "../../ffi/libc.ts";
+import type { VcpuFd } from "../kvm/vcpu-fd.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
-import { type AccessSize, allOnes } from "../../devices/bus.ts";
-import type { Buses } from "../../devices/device-spec.ts";
-import type { VmRequestSink } from "../../devices/vm-request.ts";
 import {
   CMD,
-  ControlBlock,
+  type ControlBlock,
   EXITS,
+  epochOf,
   IO_EXITS,
   KICK,
   KICKS,
@@ -43,10 +45,9 @@ import {
   RUNNING,
   UNOWNED_MMIO,
   UNOWNED_PIO,
-  epochOf,
 } from "./control-block.ts";
+import { buildCrashReport, type CrashReport } from "./crash-report.ts";
 import type { KickReceiver } from "./kick.ts";
-import { type CrashReport, buildCrashReport } from "./crash-report.ts";
 
 const F = KVM_RUN_LAYOUT.fields;
 const EXIT_REASON = F.exit_reason.offset;
@@ -218,7 +219,8 @@ export class VcpuRunner {
     for (let i = 0; i < count; i++) {
       const at = base + i * size;
       if (out) {
-        const value = size === 1 ? this.run8[at]! : size === 2 ? v.getUint16(at, true) : v.getUint32(at, true);
+        const value =
+          size === 1 ? this.run8[at]! : size === 2 ? v.getUint16(at, true) : v.getUint32(at, true);
         if (!this.buses.pio.write(port, size, value)) this.control.count(UNOWNED_PIO);
       } else {
         let value = this.buses.pio.read(port, size);
@@ -239,7 +241,11 @@ export class VcpuRunner {
     const len = v.getUint32(MMIO_LEN, true) as AccessSize;
     if (this.run8[MMIO_IS_WRITE]) {
       const value =
-        len === 1 ? this.run8[MMIO_DATA]! : len === 2 ? v.getUint16(MMIO_DATA, true) : v.getUint32(MMIO_DATA, true);
+        len === 1
+          ? this.run8[MMIO_DATA]!
+          : len === 2
+            ? v.getUint16(MMIO_DATA, true)
+            : v.getUint32(MMIO_DATA, true);
       if (!this.buses.mmio.write(addr, len, value)) this.control.count(UNOWNED_MMIO);
       return;
     }

@@ -6,14 +6,14 @@
  * outcome) and the control block; it never waits for the VMM (inv 2, inv 5).
  */
 import { toArrayBuffer } from "bun:ffi";
+import type { EjectTarget } from "../../devices/cpu-hotplug-controller.ts";
+import { attachDevices, type DeviceSpec } from "../../devices/device-spec.ts";
+import { KvmIrqLine } from "../../devices/irq-line.ts";
+import type { VmRequest } from "../../devices/vm-request.ts";
 import { VcpuFd } from "../kvm/vcpu-fd.ts";
 import { VmFd } from "../kvm/vm-fd.ts";
 import { GuestMemory, type RegionDescriptor } from "../memory/guest-memory.ts";
-import { type DeviceSpec, attachDevices } from "../../devices/device-spec.ts";
-import { KvmIrqLine } from "../../devices/irq-line.ts";
-import type { VmRequest } from "../../devices/vm-request.ts";
-import type { EjectTarget } from "../../devices/cpu-hotplug-controller.ts";
-import { ControlBlock, KILL, epochOf } from "./control-block.ts";
+import { ControlBlock, epochOf, KILL } from "./control-block.ts";
 import { KickReceiver } from "./kick.ts";
 import { type VcpuOutcome, VcpuRunner } from "./run-loop.ts";
 
@@ -78,7 +78,11 @@ function start(init: VcpuWorkerInit): void {
     control.acknowledgeExit(epochOf(control.cmd));
     outcome = {
       kind: "crashed",
-      report: { vcpu: init.index, summary: `vCPU ${init.index} worker failed: ${(e as Error).message}`, registers: [] },
+      report: {
+        vcpu: init.index,
+        summary: `vCPU ${init.index} worker failed: ${(e as Error).message}`,
+        registers: [],
+      },
     };
   }
   post({ type: "outcome", vcpu: init.index, outcome });

@@ -2,42 +2,43 @@
  * Wires a machine from a config: KVM VM, irqchip and PIT, guest RAM, the payload, the devices and the
  * boot vCPUs. The only place that knows all layers (Firecracker's builder.rs).
  */
-import { Kvm, KVM_API_VERSION } from "../kvm/kvm.ts";
-import { KvmError } from "../kvm/kvm-error.ts";
-import { VmFd } from "../kvm/vm-fd.ts";
+
+import type { ByteQueue } from "../../devices/byte-queue.ts";
+import { CPU_ENABLED } from "../../devices/cpu-hotplug-controller.ts";
 import { EINTR } from "../../ffi/errno-names.ts";
 import {
-  KVM_MP_STATE_UNINITIALIZED,
   KVM_CAP_IMMEDIATE_EXIT,
   KVM_CAP_IRQCHIP,
   KVM_CAP_MAX_VCPUS,
   KVM_CAP_PIT2,
   KVM_CAP_SET_TSS_ADDR,
   KVM_CAP_USER_MEMORY,
+  KVM_MP_STATE_UNINITIALIZED,
   KVM_PIT_SPEAKER_DUMMY,
 } from "../../ffi/kvm-structs.ts";
-import { GuestMemory } from "../memory/guest-memory.ts";
+import { buildAcpiTables } from "../arch/x86_64/acpi/tables.ts";
+import { FPU_FCW_RESET, flatProtectedModeSregs, MXCSR_RESET } from "../arch/x86_64/cpu-state.ts";
+import { cpuidForVcpu, isAmdLike } from "../arch/x86_64/cpuid.ts";
+import { lapicWithLint } from "../arch/x86_64/lapic.ts";
 import {
   ACPI_TABLES_START,
   IDENTITY_MAP_ADDRESS,
   RAW_LOAD_ADDRESS,
-  TSS_ADDRESS,
   ramRanges,
+  TSS_ADDRESS,
 } from "../arch/x86_64/layout.ts";
-import { buildAcpiTables } from "../arch/x86_64/acpi/tables.ts";
 import { loadLinux } from "../arch/x86_64/linux-boot.ts";
 import { bootMsrs, describeMsr } from "../arch/x86_64/msrs.ts";
-import { lapicWithLint } from "../arch/x86_64/lapic.ts";
-import { FPU_FCW_RESET, MXCSR_RESET, flatProtectedModeSregs } from "../arch/x86_64/cpu-state.ts";
-import { cpuidForVcpu, isAmdLike } from "../arch/x86_64/cpuid.ts";
 import { loadRawImage, rawEntryRegs } from "../arch/x86_64/raw-payload.ts";
 import type { VmConfig } from "../config/index.ts";
-import { DeviceManager } from "./device-manager.ts";
-import { CpuManager, type CpuManagerEnv } from "./cpu-manager.ts";
-import { resolvePayload } from "./payload.ts";
+import { KVM_API_VERSION, Kvm } from "../kvm/kvm.ts";
+import { KvmError } from "../kvm/kvm-error.ts";
 import type { Regs, Sregs, VcpuFd } from "../kvm/vcpu-fd.ts";
-import type { ByteQueue } from "../../devices/byte-queue.ts";
-import { CPU_ENABLED } from "../../devices/cpu-hotplug-controller.ts";
+import { VmFd } from "../kvm/vm-fd.ts";
+import { GuestMemory } from "../memory/guest-memory.ts";
+import { CpuManager, type CpuManagerEnv } from "./cpu-manager.ts";
+import { DeviceManager } from "./device-manager.ts";
+import { resolvePayload } from "./payload.ts";
 
 /** KVM_CREATE_VM can fail with EINTR when a signal lands during its set-up (QEMU retries it too). */
 const CREATE_VM_ATTEMPTS = 5;
@@ -93,13 +94,16 @@ export function buildMachine(
   const cleanup: Array<() => void> = [() => kvm.close()];
   try {
     const api = kvm.getApiVersion();
-    if (api !== KVM_API_VERSION) throw new HostError(`KVM API version ${api}; bunvmm needs ${KVM_API_VERSION}`);
+    if (api !== KVM_API_VERSION)
+      throw new HostError(`KVM API version ${api}; bunvmm needs ${KVM_API_VERSION}`);
     for (const [cap, name] of REQUIRED_CAPS) {
       if (kvm.checkExtension(cap) === 0) throw new HostError(`this host's KVM lacks ${name}`);
     }
     const maxVcpus = kvm.checkExtension(KVM_CAP_MAX_VCPUS);
     if (config.cpus.max_vcpus > maxVcpus) {
-      throw new HostError(`cpus.max_vcpus = ${config.cpus.max_vcpus}, but this host's KVM allows ${maxVcpus}`);
+      throw new HostError(
+        `cpus.max_vcpus = ${config.cpus.max_vcpus}, but this host's KVM allows ${maxVcpus}`,
+      );
     }
     const runSize = kvm.getVcpuMmapSize();
     const supportedCpuid = kvm.getSupportedCpuid();
@@ -114,7 +118,9 @@ export function buildMachine(
 
     const memory = GuestMemory.allocate(ramRanges(config.memory.size), { thp: config.memory.thp });
     cleanup.push(() => memory.close());
-    memory.descriptors.forEach((r, slot) => vm.setUserMemoryRegion(slot, r.gpa, r.size, BigInt(r.hostAddr)));
+    memory.descriptors.forEach((r, slot) => {
+      vm.setUserMemoryRegion(slot, r.gpa, r.size, BigInt(r.hostAddr));
+    });
     log(`mapped ${config.memory.size >> 20} MiB of guest RAM`);
 
     const acpi = buildAcpiTables({ bootVcpus: config.cpus.boot_vcpus, maxVcpus: config.cpus.max_vcpus });
@@ -143,7 +149,10 @@ export function buildMachine(
     log(`loaded ${payload.source}: ${boot.describe}`);
 
     const devices = new DeviceManager(vm, config.cpus.max_vcpus, serial);
-    const cpus = new CpuManager({ vm, runSize, memory, devices: devices.specs, ...events }, config.cpus.max_vcpus);
+    const cpus = new CpuManager(
+      { vm, runSize, memory, devices: devices.specs, ...events },
+      config.cpus.max_vcpus,
+    );
     const cpuidOptions = { maxVcpus: config.cpus.max_vcpus, hide: config.cpus.hide_features };
     const msrs = bootMsrs({ amd: isAmdLike(supportedCpuid) });
     /** What every vCPU gets, boot or hot-added: CPUID (first time only), MSRs, FPU, LAPIC LINT0/LINT1. */
@@ -170,7 +179,8 @@ export function buildMachine(
       vcpu.setSregs(boot.sregs(vcpu.getSregs()));
       vcpu.setRegs(boot.regs);
     });
-    for (let i = 1; i < config.cpus.boot_vcpus; i++) cpus.prepare(i, (vcpu, fresh) => configureAp(vcpu, i, fresh));
+    for (let i = 1; i < config.cpus.boot_vcpus; i++)
+      cpus.prepare(i, (vcpu, fresh) => configureAp(vcpu, i, fresh));
     for (let i = 0; i < config.cpus.boot_vcpus; i++) devices.hotplug.setStatus(i, CPU_ENABLED);
     log(`created ${config.cpus.boot_vcpus} vCPU(s) (max ${config.cpus.max_vcpus})`);
     return { kvm, vm, memory, devices, cpus, payloadSource: payload.source, configureAp };

@@ -7,28 +7,29 @@
  * state is lock-free shared words). Pause is all or nothing: on its deadline it rolls back and reports
  * the vCPU, epoch and RUNSTATE it was stuck on (inv 9). Checked by model/pause.pml.
  */
-import { MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, errno, libc } from "../../ffi/libc.ts";
+
 import { toArrayBuffer } from "bun:ffi";
+import type { DeviceSpec } from "../../devices/device-spec.ts";
+import { errno, libc, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE } from "../../ffi/libc.ts";
 import { KvmError } from "../kvm/kvm-error.ts";
 import { VcpuFd } from "../kvm/vcpu-fd.ts";
 import type { VmFd } from "../kvm/vm-fd.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
-import type { DeviceSpec } from "../../devices/device-spec.ts";
 import {
   ACK,
   ControlBlock,
   EXITED,
+  epochOf,
+  epochReached,
   FLAG_MASK,
   KILL,
+  nextEpoch,
   PARKED,
   PAUSE,
+  packCmd,
   RUNNING,
   RUNSTATE_NAMES,
   type VcpuCounters,
-  epochOf,
-  epochReached,
-  nextEpoch,
-  packCmd,
 } from "../vcpu/control-block.ts";
 import { installKickHandler, kick } from "../vcpu/kick.ts";
 import type { VcpuOutcome } from "../vcpu/run-loop.ts";
@@ -55,7 +56,9 @@ export class VcpuTimeoutError extends Error {
     readonly stuck: ReadonlyArray<{ vcpu: number; epoch: number; ack: number; runState: string }>,
     outcome: string,
   ) {
-    const who = stuck.map((s) => `vCPU ${s.vcpu} ${s.runState} (acked epoch ${s.ack}, wanted ${s.epoch})`).join(", ");
+    const who = stuck
+      .map((s) => `vCPU ${s.vcpu} ${s.runState} (acked epoch ${s.ack}, wanted ${s.epoch})`)
+      .join(", ");
     super(`${operation} timed out after ${timeoutMs} ms waiting for ${who}; ${outcome}`);
   }
 }
@@ -228,7 +231,12 @@ export class CpuManager {
   }
 
   /** Resolves true when the vCPU acknowledged `epoch` in one of `states`, false at the deadline. */
-  private async awaitAck(s: VcpuSlot, epoch: number, states: readonly number[], deadline: number): Promise<boolean> {
+  private async awaitAck(
+    s: VcpuSlot,
+    epoch: number,
+    states: readonly number[],
+    deadline: number,
+  ): Promise<boolean> {
     for (;;) {
       const ack = Atomics.load(s.control.words, ACK);
       const state = s.control.runState;
@@ -272,7 +280,9 @@ export class CpuManager {
       "pause",
       timeoutMs,
       stuck,
-      notBack.length === 0 ? "rolled back: every vCPU is running" : `rollback also stuck on ${notBack.length} vCPU(s)`,
+      notBack.length === 0
+        ? "rolled back: every vCPU is running"
+        : `rollback also stuck on ${notBack.length} vCPU(s)`,
     );
   }
 

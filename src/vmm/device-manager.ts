@@ -3,16 +3,17 @@
  * handles on them: the CPU hotplug bookkeeping and the GED. Workers build the buses from `specs`
  * (devices/device-spec.ts). The serial queues belong to the Vm, so console output survives reboots.
  */
-import type { DeviceSpec } from "../../devices/device-spec.ts";
-import type { ByteQueue } from "../../devices/byte-queue.ts";
-import { createSerial8250State } from "../../devices/serial-8250.ts";
-import { createI8042State } from "../../devices/i8042.ts";
+
+import { createGedState, GedState } from "../../devices/acpi-ged.ts";
 import { ACPI_POWER_PORT } from "../../devices/acpi-power.ts";
+import type { ByteQueue } from "../../devices/byte-queue.ts";
 import { CpuHotplugState, createCpuHotplugState } from "../../devices/cpu-hotplug-controller.ts";
-import { GedState, createGedState } from "../../devices/acpi-ged.ts";
+import type { DeviceSpec } from "../../devices/device-spec.ts";
+import { createI8042State } from "../../devices/i8042.ts";
 import { KvmIrqLine } from "../../devices/irq-line.ts";
-import type { VmFd } from "../kvm/vm-fd.ts";
+import { createSerial8250State } from "../../devices/serial-8250.ts";
 import { COM1_GSI, COM1_PORT, CPU_HOTPLUG_BASE, GED_BASE, GED_GSI } from "../arch/x86_64/layout.ts";
+import type { VmFd } from "../kvm/vm-fd.ts";
 
 /** The platform: COM1, i8042, ACPI power registers, CPU hotplug controller, GED. */
 export class DeviceManager {

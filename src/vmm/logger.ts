@@ -3,7 +3,13 @@
  * but the guest's serial output. consola's default entry (fancy and basic reporters) costs ~9 MiB of
  * RSS at import; the core costs ~2 (measured with `bun -e`, see docs/performance.md).
  */
-import { type ConsolaInstance, type ConsolaReporter, LogLevels, type LogType, createConsola } from "consola/core";
+import {
+  type ConsolaInstance,
+  type ConsolaReporter,
+  createConsola,
+  LogLevels,
+  type LogType,
+} from "consola/core";
 
 export const LOG_LEVEL_NAMES = ["silent", "fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevelName = (typeof LOG_LEVEL_NAMES)[number];

@@ -57,7 +57,8 @@ export function resolvePayload(
 ): Payload {
   if (kernel === undefined) return { format: "raw", image: demoGuestImage(), source: "built-in demo" };
   const image = readPayloadFile(kernel, "payload.kernel");
-  const initramfs = initramfsPath === undefined ? undefined : readPayloadFile(initramfsPath, "payload.initramfs");
+  const initramfs =
+    initramfsPath === undefined ? undefined : readPayloadFile(initramfsPath, "payload.initramfs");
   const found = detect(image);
   const wanted = format === "auto" ? found : format;
   if (wanted === undefined) {
@@ -69,12 +70,18 @@ export function resolvePayload(
   if (wanted === "raw") {
     if (image.length === 0) throw new PayloadError(kernel, "the raw image is empty");
     if (image.length > RAW_MAX_SIZE) {
-      throw new PayloadError(kernel, `the raw image is ${image.length} bytes; at most ${RAW_MAX_SIZE} fit below 0x9f000`);
+      throw new PayloadError(
+        kernel,
+        `the raw image is ${image.length} bytes; at most ${RAW_MAX_SIZE} fit below 0x9f000`,
+      );
     }
     return { format: "raw", image, source: kernel };
   }
   if (format !== "auto" && found !== wanted) {
-    throw new PayloadError(kernel, `payload.format is "${format}" but the file is ${found ? `a ${found}` : "neither format"}`);
+    throw new PayloadError(
+      kernel,
+      `payload.format is "${format}" but the file is ${found ? `a ${found}` : "neither format"}`,
+    );
   }
   return { format: wanted, image, initramfs, source: kernel };
 }

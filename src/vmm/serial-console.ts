@@ -97,7 +97,8 @@ export class SerialConsole {
    * DeadlineError after `timeoutMs`, quoting the tail of the output, or when the VM stops first.
    */
   waitFor(pattern: RegExp | string, timeoutMs: number): Promise<RegExpMatchArray> {
-    const re = typeof pattern === "string" ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")) : pattern;
+    const re =
+      typeof pattern === "string" ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")) : pattern;
     return new Promise((resolve, reject) => {
       const check = (chunk: Uint8Array | null) => {
         const m = this.decoded.match(re);
@@ -117,7 +118,11 @@ export class SerialConsole {
 
   private timeoutError(re: RegExp, timeoutMs: number, why = ""): DeadlineError {
     const tail = JSON.stringify(this.decoded.slice(-300));
-    return new DeadlineError(`serial output matching ${re}`, timeoutMs, `${why ? `${why}; ` : ""}last output: ${tail}`);
+    return new DeadlineError(
+      `serial output matching ${re}`,
+      timeoutMs,
+      `${why ? `${why}; ` : ""}last output: ${tail}`,
+    );
   }
 
   /** Queues bytes for the guest to read; returns how many fitted. */

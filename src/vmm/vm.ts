@@ -9,16 +9,16 @@
  * resize is refused until it is done (inv 10).
  */
 import type { ConsolaInstance } from "consola/core";
-import { createLogger } from "./logger.ts";
-import { type VmConfig, loadConfigFile, parseConfig } from "../config/index.ts";
-import type { CrashReport } from "../vcpu/crash-report.ts";
-import type { VcpuCounters } from "../vcpu/control-block.ts";
-import type { GuestMemory } from "../memory/guest-memory.ts";
+import { GedEvent } from "../../devices/acpi-ged.ts";
 import { ByteQueue, createByteQueueBuffer } from "../../devices/byte-queue.ts";
 import { CPU_ENABLED, CPU_INSERTING, CPU_REMOVING } from "../../devices/cpu-hotplug-controller.ts";
-import { GedEvent } from "../../devices/acpi-ged.ts";
 import type { VmRequest } from "../../devices/vm-request.ts";
-import { type Machine, buildMachine, closeMachine } from "./builder.ts";
+import { loadConfigFile, parseConfig, type VmConfig } from "../config/index.ts";
+import type { GuestMemory } from "../memory/guest-memory.ts";
+import type { VcpuCounters } from "../vcpu/control-block.ts";
+import type { CrashReport } from "../vcpu/crash-report.ts";
+import { buildMachine, closeMachine, type Machine } from "./builder.ts";
+import { createLogger } from "./logger.ts";
 import { SerialConsole, type SerialSink } from "./serial-console.ts";
 
 export type VmState = "Created" | "Running" | "Paused" | "Shutdown";
@@ -123,7 +123,8 @@ export class Vm implements AsyncDisposable {
    * (the built-in demo). @throws {ConfigError} {PayloadError} {KvmError} {HostError} with one-line messages.
    */
   static async create(config?: string | object, options: VmOptions = {}): Promise<Vm> {
-    const resolved = typeof config === "string" ? await loadConfigFile(config) : parseConfig(config ?? DEMO_CONFIG);
+    const resolved =
+      typeof config === "string" ? await loadConfigFile(config) : parseConfig(config ?? DEMO_CONFIG);
     return new Vm(structuredClone(resolved), options);
   }
 
@@ -212,15 +213,20 @@ export class Vm implements AsyncDisposable {
    */
   resize(desiredVcpus: number): Promise<void> {
     return this.serialise(async () => {
-      if (this._state !== "Running" && this._state !== "Paused") throw new LifecycleError("resize", this._state);
+      if (this._state !== "Running" && this._state !== "Paused")
+        throw new LifecycleError("resize", this._state);
       const max = this.config.cpus.max_vcpus;
       if (!Number.isInteger(desiredVcpus) || desiredVcpus < 1 || desiredVcpus > max) {
-        throw new ResizeError(`desired_vcpus = ${desiredVcpus}: expected an integer from 1 to max_vcpus (${max})`);
+        throw new ResizeError(
+          `desired_vcpus = ${desiredVcpus}: expected an integer from 1 to max_vcpus (${max})`,
+        );
       }
       const { hotplug, ged } = this.machine.devices;
       for (let cpu = 0; cpu < max; cpu++) {
         if (hotplug.pendingRemoval(cpu)) {
-          throw new ResizeError(`cannot resize while vCPU ${cpu} is being removed; the guest has not ejected it yet`);
+          throw new ResizeError(
+            `cannot resize while vCPU ${cpu} is being removed; the guest has not ejected it yet`,
+          );
         }
       }
       const present = this.config.cpus.boot_vcpus;
@@ -252,7 +258,8 @@ export class Vm implements AsyncDisposable {
   /** Restarts the guest from its payload in a fresh KVM VM (cloud-hypervisor's vm.reboot). */
   reboot(): Promise<void> {
     return this.serialise(async () => {
-      if (this._state !== "Running" && this._state !== "Paused") throw new LifecycleError("reboot", this._state);
+      if (this._state !== "Running" && this._state !== "Paused")
+        throw new LifecycleError("reboot", this._state);
       await this.restart();
     });
   }
@@ -286,7 +293,11 @@ export class Vm implements AsyncDisposable {
 
   /** cloud-hypervisor's vm.info shape: the config (VmConfig names), the state and the RAM size. */
   info(): { config: VmConfig; state: VmState; memory_actual_size: number } {
-    return { config: structuredClone(this.config), state: this._state, memory_actual_size: this.config.memory.size };
+    return {
+      config: structuredClone(this.config),
+      state: this._state,
+      memory_actual_size: this.config.memory.size,
+    };
   }
 
   counters(): VmCounters {
@@ -335,7 +346,10 @@ export class Vm implements AsyncDisposable {
       process.stdin.pause();
     }
     if (stuck.length === 0) closeMachine(this.machine);
-    else this.log.warn(`vCPU(s) ${stuck.join(", ")} did not exit within ${this.timeoutMs} ms; leaving their memory mapped`);
+    else
+      this.log.warn(
+        `vCPU(s) ${stuck.join(", ")} did not exit within ${this.timeoutMs} ms; leaving their memory mapped`,
+      );
     this.resolveExit(exit);
     return exit;
   }

@@ -5,7 +5,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SOURCE_CLI, type CliResult, runCli } from "../helpers/cli.ts";
+import { type CliResult, runCli, SOURCE_CLI } from "../helpers/cli.ts";
 import { guestImage } from "../helpers/guests.ts";
 import { waitForApi } from "./_client.ts";
 
@@ -16,7 +16,10 @@ export function tempDir(): string {
 
 /** A TOML config for the counter guest with `boot` of `max` vCPUs, serial off, plus `extra` lines. */
 export function counterToml(dir: string, opts: { boot?: number; max?: number; extra?: string } = {}): string {
-  const path = join(dir, `counter-${opts.boot ?? 2}-${opts.max ?? 4}-${Math.random().toString(36).slice(2)}.toml`);
+  const path = join(
+    dir,
+    `counter-${opts.boot ?? 2}-${opts.max ?? 4}-${Math.random().toString(36).slice(2)}.toml`,
+  );
   writeFileSync(
     path,
     `[payload]\nkernel = "${guestImage("counter")}"\nformat = "raw"\n[memory]\nsize = "16M"\n` +

@@ -13,6 +13,7 @@ export interface ApiAnswer {
   allow: string | null;
   body: string;
   /** The body parsed as JSON (throws when it is not). */
+  // biome-ignore lint/suspicious/noExplicitAny: callers name the shape they expect
   json<T = any>(): T;
 }
 
@@ -49,9 +50,24 @@ export async function apiFetch(
 }
 
 /** The same with curl, as a user types it: `curl --unix-socket S -X PUT http://localhost/api/v1/vm.pause`. */
-export async function curl(socket: string, method: string, endpoint: string, body?: string): Promise<ApiAnswer> {
+export async function curl(
+  socket: string,
+  method: string,
+  endpoint: string,
+  body?: string,
+): Promise<ApiAnswer> {
   const path = `${API_PREFIX}/${endpoint}`;
-  const argv = ["curl", "-sS", "-i", "--max-time", String(REQUEST_TIMEOUT_MS / 1000), "--unix-socket", socket, "-X", method];
+  const argv = [
+    "curl",
+    "-sS",
+    "-i",
+    "--max-time",
+    String(REQUEST_TIMEOUT_MS / 1000),
+    "--unix-socket",
+    socket,
+    "-X",
+    method,
+  ];
   if (body !== undefined) argv.push("-H", "Content-Type: application/json", "--data-binary", body);
   argv.push(`http://localhost${path}`);
   const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
@@ -65,8 +81,18 @@ export async function curl(socket: string, method: string, endpoint: string, bod
   const text = out.slice(split + 4);
   const status = Number(/^HTTP\/[\d.]+ (\d{3})/.exec(head[0] ?? "")?.[1]);
   const header = (name: string) =>
-    head.find((l) => l.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim() ?? null;
-  expectMatchesSpec({ method, path, status, allow: header("allow"), contentType: header("content-type"), body: text });
+    head
+      .find((l) => l.toLowerCase().startsWith(`${name}:`))
+      ?.slice(name.length + 1)
+      .trim() ?? null;
+  expectMatchesSpec({
+    method,
+    path,
+    status,
+    allow: header("allow"),
+    contentType: header("content-type"),
+    body: text,
+  });
   return answer(status, header("allow"), text);
 }
 
@@ -75,9 +101,19 @@ export function expectRawMatchesSpec(method: string, path: string, raw: string):
   const split = raw.indexOf("\r\n\r\n");
   const head = raw.slice(0, split).split("\r\n");
   const header = (name: string) =>
-    head.find((l) => l.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim() ?? null;
+    head
+      .find((l) => l.toLowerCase().startsWith(`${name}:`))
+      ?.slice(name.length + 1)
+      .trim() ?? null;
   const status = Number(/^HTTP\/[\d.]+ (\d{3})/.exec(head[0] ?? "")?.[1]);
-  expectMatchesSpec({ method, path, status, allow: header("allow"), contentType: header("content-type"), body: raw.slice(split + 4) });
+  expectMatchesSpec({
+    method,
+    path,
+    status,
+    allow: header("allow"),
+    contentType: header("content-type"),
+    body: raw.slice(split + 4),
+  });
   return status;
 }
 
@@ -116,7 +152,11 @@ export async function rawClient(socket: string): Promise<RawClient> {
 }
 
 /** Polls `condition` (sync or async) until true; throws naming `what` at the deadline. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!(await condition())) {
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -138,7 +178,10 @@ export async function waitForApi(socket: string, timeoutMs = 30_000): Promise<vo
     async () => {
       if (!isSocket(socket)) return false;
       try {
-        const r = await fetch("http://localhost/api/v1/vmm.ping", { unix: socket, signal: AbortSignal.timeout(2000) });
+        const r = await fetch("http://localhost/api/v1/vmm.ping", {
+          unix: socket,
+          signal: AbortSignal.timeout(2000),
+        });
         await r.text();
         return r.status === 200;
       } catch {

@@ -69,14 +69,17 @@ export function specProblems(r: SeenResponse): string[] {
   let response: ResponseObject | SchemaRef | undefined;
   const problems: string[] = [];
   if (!item) {
-    if (r.status !== 404) problems.push(`${r.path} is not in the document, so it must answer 404, not ${r.status}`);
+    if (r.status !== 404)
+      problems.push(`${r.path} is not in the document, so it must answer 404, not ${r.status}`);
     response = spec.components.responses.NotFound;
   } else {
     const op = item[r.method.toLowerCase() as "get" | "put"];
     if (!op) {
       const allowed = Object.keys(item).map((m) => m.toUpperCase());
-      if (r.status !== 405) problems.push(`${r.method} ${r.path} is not in the document, so it must answer 405, not ${r.status}`);
-      if (r.allow !== allowed.join(", ")) problems.push(`Allow header is ${JSON.stringify(r.allow)}, the document says ${allowed.join(", ")}`);
+      if (r.status !== 405)
+        problems.push(`${r.method} ${r.path} is not in the document, so it must answer 405, not ${r.status}`);
+      if (r.allow !== allowed.join(", "))
+        problems.push(`Allow header is ${JSON.stringify(r.allow)}, the document says ${allowed.join(", ")}`);
       response = spec.components.responses.MethodNotAllowed;
     } else {
       response = op.responses[String(r.status)];
@@ -89,10 +92,14 @@ export function specProblems(r: SeenResponse): string[] {
   if (!response) return problems;
   const json = response.content?.["application/json"];
   if (!json) {
-    if (r.body !== "") problems.push(`${r.method} ${r.path} ${r.status}: the document says no body, got ${JSON.stringify(r.body)}`);
+    if (r.body !== "")
+      problems.push(
+        `${r.method} ${r.path} ${r.status}: the document says no body, got ${JSON.stringify(r.body)}`,
+      );
     return problems;
   }
-  if (!r.contentType?.startsWith("application/json")) problems.push(`content type is ${r.contentType}, not application/json`);
+  if (!r.contentType?.startsWith("application/json"))
+    problems.push(`content type is ${r.contentType}, not application/json`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(r.body);
@@ -102,7 +109,9 @@ export function specProblems(r: SeenResponse): string[] {
   }
   const validate = schemaValidator(json.schema.$ref);
   if (!validate(parsed)) {
-    problems.push(`body does not match ${json.schema.$ref}: ${ajv.errorsText(validate.errors)}; body ${r.body.slice(0, 300)}`);
+    problems.push(
+      `body does not match ${json.schema.$ref}: ${ajv.errorsText(validate.errors)}; body ${r.body.slice(0, 300)}`,
+    );
   }
   return problems;
 }
@@ -112,6 +121,8 @@ export function expectMatchesSpec(r: SeenResponse): void {
   checkedResponses++;
   const problems = specProblems(r);
   if (problems.length > 0) {
-    throw new Error(`response to ${r.method} ${r.path} (${r.status}) does not match docs/openapi.yaml:\n  ${problems.join("\n  ")}`);
+    throw new Error(
+      `response to ${r.method} ${r.path} (${r.status}) does not match docs/openapi.yaml:\n  ${problems.join("\n  ")}`,
+    );
   }
 }

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { CliResult } from "../helpers/cli.ts";
-import { schemaValidator } from "./_openapi.ts";
 import { type BunvmmChild, counterToml, remote, runWithApi, tempDir } from "./_bunvmm.ts";
+import { schemaValidator } from "./_openapi.ts";
 
 setDefaultTimeout(90_000);
 
@@ -37,6 +37,7 @@ function fails(r: CliResult, text: string): void {
   expect(lines[0]).toContain(text);
 }
 /** Reads print JSON matching the document's schema. */
+// biome-ignore lint/suspicious/noExplicitAny: validated against the schema, then read freely
 function json(out: string, schema: string): any {
   const value = JSON.parse(out);
   const validate = schemaValidator(`#/components/schemas/${schema}`);
@@ -47,11 +48,17 @@ const info = async () => json(ok(await remote(socket, "info")), "VmInfo");
 
 describe("bunvmm remote", () => {
   test("ping prints the VmmPingResponse of the bunvmm on the socket", async () => {
-    expect(json(ok(await remote(socket, "ping")), "VmmPingResponse")).toMatchObject({ pid: child.proc.pid, version: "0.1.0" });
+    expect(json(ok(await remote(socket, "ping")), "VmmPingResponse")).toMatchObject({
+      pid: child.proc.pid,
+      version: "0.1.0",
+    });
   });
 
   test("info and counters print VmInfo and VmCounters", async () => {
-    expect(await info()).toMatchObject({ state: "Running", config: { cpus: { boot_vcpus: 2, max_vcpus: 4 } } });
+    expect(await info()).toMatchObject({
+      state: "Running",
+      config: { cpus: { boot_vcpus: 2, max_vcpus: 4 } },
+    });
     expect(Object.keys(json(ok(await remote(socket, "counters")), "VmCounters"))).toEqual(
       expect.arrayContaining(["vcpu0", "vcpu1", "serial"]),
     );
@@ -69,7 +76,10 @@ describe("bunvmm remote", () => {
   test("resize N hot-plugs vCPUs; a count out of range is the server's one-line 400", async () => {
     expect(ok(await remote(socket, "resize", "3"))).toBe("resized to 3 vCPU(s)\n");
     expect((await info()).config.cpus.boot_vcpus).toBe(3);
-    fails(await remote(socket, "resize", "9"), "desired_vcpus = 9: expected an integer from 1 to 4 (cpus.max_vcpus)");
+    fails(
+      await remote(socket, "resize", "9"),
+      "desired_vcpus = 9: expected an integer from 1 to 4 (cpus.max_vcpus)",
+    );
   });
 
   test("power-button and reboot print one line", async () => {

@@ -5,16 +5,15 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { apiFetch, curl, isSocket, waitFor } from "./_client.ts";
-import { counterToml, runWithApi, spawnBunvmm, tempDir } from "./_bunvmm.ts";
 import { expectOneLineError } from "../helpers/cli.ts";
+import { counterToml, runWithApi, spawnBunvmm, tempDir } from "./_bunvmm.ts";
+import { apiFetch, curl, isSocket, waitFor } from "./_client.ts";
 
 setDefaultTimeout(90_000);
 
 const dir = tempDir();
 let n = 0;
 const nextSocket = () => join(dir, `run-${n++}.sock`);
-
 
 describe("bunvmm run --api-socket", () => {
   test("curl: vm.pause, vm.info Paused, vm.resume, vm.info Running, vm.shutdown: exit 0 and the socket is gone", async () => {

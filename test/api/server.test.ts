@@ -5,13 +5,13 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { LogLevels, createConsola } from "consola";
 import { VcpuTimeoutError, Vm } from "bunvmm";
+import { createConsola, LogLevels } from "consola";
 import { ApiSocketError, BODY_LIMIT_BYTES, CLOSE_TIMEOUT_MS, startApiServer } from "../../src/api/index.ts";
 import { BUN } from "../helpers/cli.ts";
 import { rawGuestConfig } from "../helpers/guests.ts";
-import { apiFetch, expectRawMatchesSpec, isSocket, prng, rawClient, waitFor } from "./_client.ts";
 import { tempDir } from "./_bunvmm.ts";
+import { apiFetch, expectRawMatchesSpec, isSocket, prng, rawClient, waitFor } from "./_client.ts";
 
 setDefaultTimeout(60_000);
 
@@ -24,7 +24,11 @@ const nextSocket = () => join(dir, `api-${sockets++}.sock`);
 /** A booted counter guest (2 of 4 vCPUs) with the API on a fresh socket. */
 async function serve(opts: { boot?: boolean; bodyTimeoutMs?: number } = {}) {
   const vm = await Vm.create(rawGuestConfig("counter", { boot: 2, max: 4 }), QUIET);
-  const api = await startApiServer(vm, { socket: nextSocket(), logger, ...(opts.bodyTimeoutMs ? { bodyTimeoutMs: opts.bodyTimeoutMs } : {}) });
+  const api = await startApiServer(vm, {
+    socket: nextSocket(),
+    logger,
+    ...(opts.bodyTimeoutMs ? { bodyTimeoutMs: opts.bodyTimeoutMs } : {}),
+  });
   if (opts.boot !== false) await vm.boot();
   return {
     vm,
@@ -51,7 +55,11 @@ describe("ApiServer endpoints", () => {
     await using s = await serve();
     const info = (await apiFetch(s.socket, "GET", "vm.info")).json();
     expect(info).toMatchObject({ state: "Running", memory_actual_size: 16 * 1024 * 1024 });
-    expect(info.config).toMatchObject({ cpus: { boot_vcpus: 2, max_vcpus: 4 }, memory: { size: 16 << 20 }, serial: { mode: "Off" } });
+    expect(info.config).toMatchObject({
+      cpus: { boot_vcpus: 2, max_vcpus: 4 },
+      memory: { size: 16 << 20 },
+      serial: { mode: "Off" },
+    });
     expect((await apiFetch(s.socket, "PUT", "vm.pause")).status).toBe(204);
     expect(await state(s.socket)).toBe("Paused");
     expect(s.vm.vcpuStates()).toEqual(["PARKED", "PARKED"]);
@@ -64,7 +72,9 @@ describe("ApiServer endpoints", () => {
     await apiFetch(s.socket, "PUT", "vm.pause");
     const c = (await apiFetch(s.socket, "GET", "vm.counters")).json();
     expect(Object.keys(c)).toEqual(expect.arrayContaining(["vcpu0", "vcpu1", "serial"]));
-    expect(Object.keys(c.vcpu0)).toEqual(expect.arrayContaining(["exits", "io_exits", "mmio_exits", "pauses", "kicks"]));
+    expect(Object.keys(c.vcpu0)).toEqual(
+      expect.arrayContaining(["exits", "io_exits", "mmio_exits", "pauses", "kicks"]),
+    );
     expect(c.vcpu0.pauses + c.vcpu1.pauses).toBeGreaterThanOrEqual(1);
     expect(c.serial).toEqual({ bytes_out: 0, bytes_dropped: 0 });
   });
@@ -122,7 +132,8 @@ describe("ApiServer refusals", () => {
   test("a pause that times out answers 500 with the VcpuTimeoutError's message", async () => {
     const stuck = [{ vcpu: 1, epoch: 3, ack: 2, runState: "RUNNING" }];
     const stub = {
-      pause: () => Promise.reject(new VcpuTimeoutError("pause", 1000, stuck, "rolled back: every vCPU is running")),
+      pause: () =>
+        Promise.reject(new VcpuTimeoutError("pause", 1000, stuck, "rolled back: every vCPU is running")),
     } as unknown as Vm;
     await using api = await startApiServer(stub, { socket: nextSocket(), logger });
     const r = await apiFetch(api.socket, "PUT", "vm.pause");
@@ -156,16 +167,58 @@ describe("ApiServer bad requests", () => {
     // bodies
     ["PUT", "/api/v1/vm.resize", 400, "request body is not valid JSON: ", "{"],
     ["PUT", "/api/v1/vm.resize", 400, "this endpoint needs a JSON body (VmResize)", ""],
-    ["PUT", "/api/v1/vm.resize", 400, `request body is too large: ${BODY_LIMIT_BYTES + 1} bytes, the limit is ${BODY_LIMIT_BYTES}`, "x".repeat(BODY_LIMIT_BYTES + 1)],
+    [
+      "PUT",
+      "/api/v1/vm.resize",
+      400,
+      `request body is too large: ${BODY_LIMIT_BYTES + 1} bytes, the limit is ${BODY_LIMIT_BYTES}`,
+      "x".repeat(BODY_LIMIT_BYTES + 1),
+    ],
     ["PUT", "/api/v1/vm.pause", 400, "vm.pause takes no request body", "{}"],
     // VmResize fields
-    ["PUT", "/api/v1/vm.resize", 400, "desired_vcpus = 0: expected an integer from 1 to 4 (cpus.max_vcpus)", '{"desired_vcpus": 0}'],
-    ["PUT", "/api/v1/vm.resize", 400, "desired_vcpus = 5: expected an integer from 1 to 4 (cpus.max_vcpus)", '{"desired_vcpus": 5}'],
-    ["PUT", "/api/v1/vm.resize", 400, "desired_vcpus = 1.5: expected an integer from 1 to 4", '{"desired_vcpus": 1.5}'],
-    ["PUT", "/api/v1/vm.resize", 400, 'desired_vcpus = "2": expected an integer from 1 to 4', '{"desired_vcpus": "2"}'],
+    [
+      "PUT",
+      "/api/v1/vm.resize",
+      400,
+      "desired_vcpus = 0: expected an integer from 1 to 4 (cpus.max_vcpus)",
+      '{"desired_vcpus": 0}',
+    ],
+    [
+      "PUT",
+      "/api/v1/vm.resize",
+      400,
+      "desired_vcpus = 5: expected an integer from 1 to 4 (cpus.max_vcpus)",
+      '{"desired_vcpus": 5}',
+    ],
+    [
+      "PUT",
+      "/api/v1/vm.resize",
+      400,
+      "desired_vcpus = 1.5: expected an integer from 1 to 4",
+      '{"desired_vcpus": 1.5}',
+    ],
+    [
+      "PUT",
+      "/api/v1/vm.resize",
+      400,
+      'desired_vcpus = "2": expected an integer from 1 to 4',
+      '{"desired_vcpus": "2"}',
+    ],
     ["PUT", "/api/v1/vm.resize", 400, "desired_vcpus: required", "{}"],
-    ["PUT", "/api/v1/vm.resize", 400, "desired_ram: not supported in VmResize", '{"desired_vcpus": 2, "desired_ram": 1073741824}'],
-    ["PUT", "/api/v1/vm.resize", 400, 'request body is not a VmResize: expected a JSON object like {"desired_vcpus": 2}', "[2]"],
+    [
+      "PUT",
+      "/api/v1/vm.resize",
+      400,
+      "desired_ram: not supported in VmResize",
+      '{"desired_vcpus": 2, "desired_ram": 1073741824}',
+    ],
+    [
+      "PUT",
+      "/api/v1/vm.resize",
+      400,
+      'request body is not a VmResize: expected a JSON object like {"desired_vcpus": 2}',
+      "[2]",
+    ],
     ["PUT", "/api/v1/vm.resize", 400, "request body is not a VmResize", "null"],
   ] as const)("%s %s answers %d: %s", async (method, path, status, message, body) => {
     const r = await apiFetch(s.socket, method, path, body);
@@ -180,13 +233,21 @@ describe("ApiServer bad requests", () => {
     const body = new ReadableStream<Uint8Array>({
       pull(c) {
         sent++;
-        if (sent > 64) c.close(); // 1 MiB at most
+        if (sent > 64)
+          c.close(); // 1 MiB at most
         else c.enqueue(chunk);
       },
     });
-    const big = await fetch("http://localhost/api/v1/vm.resize", { unix: s.socket, method: "PUT", body, signal: AbortSignal.timeout(15_000) });
+    const big = await fetch("http://localhost/api/v1/vm.resize", {
+      unix: s.socket,
+      method: "PUT",
+      body,
+      signal: AbortSignal.timeout(15_000),
+    });
     expect(big.status).toBe(400);
-    expect(await big.json()).toEqual({ error: `request body is too large: more than ${BODY_LIMIT_BYTES} bytes` });
+    expect(await big.json()).toEqual({
+      error: `request body is too large: more than ${BODY_LIMIT_BYTES} bytes`,
+    });
     expect(await state(s.socket)).toBe("Running");
   });
 });
@@ -210,7 +271,11 @@ describe("ApiServer socket", () => {
   test("replaces a stale socket whose process died", async () => {
     const socket = nextSocket();
     const killed = Bun.spawn(
-      [BUN, "-e", `Bun.serve({ unix: ${JSON.stringify(socket)}, fetch: () => new Response("") }); process.kill(process.pid, "SIGKILL");`],
+      [
+        BUN,
+        "-e",
+        `Bun.serve({ unix: ${JSON.stringify(socket)}, fetch: () => new Response("") }); process.kill(process.pid, "SIGKILL");`,
+      ],
       { stdout: "ignore", stderr: "ignore" },
     );
     await killed.exited;
@@ -225,7 +290,9 @@ describe("ApiServer socket", () => {
     const path = join(dir, "not-a-socket");
     writeFileSync(path, "precious");
     const vm = await Vm.create(rawGuestConfig("counter"), QUIET);
-    await expect(startApiServer(vm, { socket: path, logger })).rejects.toThrow(`api socket ${path} exists and is not a socket`);
+    await expect(startApiServer(vm, { socket: path, logger })).rejects.toThrow(
+      `api socket ${path} exists and is not a socket`,
+    );
     expect(await Bun.file(path).text()).toBe("precious");
     await vm.shutdown();
   });
@@ -245,7 +312,10 @@ describe("ApiServer concurrency", () => {
       resize: [204, 405, 429],
     };
     const plans = Array.from({ length: 100 }, () =>
-      Array.from({ length: 5 }, () => ({ op: ops[Math.floor(random() * ops.length)]!, vcpus: 1 + Math.floor(random() * 4) })),
+      Array.from({ length: 5 }, () => ({
+        op: ops[Math.floor(random() * ops.length)]!,
+        vcpus: 1 + Math.floor(random() * 4),
+      })),
     );
     let answered = 0;
     const client = async (plan: (typeof plans)[number]) => {
@@ -253,23 +323,47 @@ describe("ApiServer concurrency", () => {
         const r =
           op === "info"
             ? await apiFetch(s.socket, "GET", "vm.info")
-            : await apiFetch(s.socket, "PUT", `vm.${op}`, op === "resize" ? { desired_vcpus: vcpus } : undefined);
+            : await apiFetch(
+                s.socket,
+                "PUT",
+                `vm.${op}`,
+                op === "resize" ? { desired_vcpus: vcpus } : undefined,
+              );
         answered++;
-        expect({ seed, op, status: r.status, allowed: allowed[op].includes(r.status) }).toEqual({ seed, op, status: r.status, allowed: true });
+        expect({ seed, op, status: r.status, allowed: allowed[op].includes(r.status) }).toEqual({
+          seed,
+          op,
+          status: r.status,
+          allowed: true,
+        });
         if (r.status === 204 || r.status === 200) ok[op]++;
         if (op === "info") expect(["Running", "Paused"]).toContain(r.json().state);
       }
     };
-    await Promise.race([Promise.all(plans.map(client)), deadline(45_000, `100 clients' answers (seed ${seed})`)]);
+    await Promise.race([
+      Promise.all(plans.map(client)),
+      deadline(45_000, `100 clients' answers (seed ${seed})`),
+    ]);
     expect(answered).toBe(500);
-    expect({ seed, pauses: ok.pause > 0, resumes: ok.resume > 0 }).toEqual({ seed, pauses: true, resumes: true });
+    expect({ seed, pauses: ok.pause > 0, resumes: ok.resume > 0 }).toEqual({
+      seed,
+      pauses: true,
+      resumes: true,
+    });
     // Pause succeeds only from Running and resume only from Paused, and the Vm runs them one at a
     // time: the successes alternate, so the last completed one decides the state.
     const final = await state(s.socket);
-    expect({ seed, final, pausedByCount: ok.pause - ok.resume === 1 }).toEqual({ seed, final, pausedByCount: final === "Paused" });
+    expect({ seed, final, pausedByCount: ok.pause - ok.resume === 1 }).toEqual({
+      seed,
+      final,
+      pausedByCount: final === "Paused",
+    });
     expect(ok.pause - ok.resume).toBeOneOf([0, 1]);
     const want = final === "Paused" ? "PARKED" : "RUNNING";
-    await waitFor(() => s.vm.vcpuStates().every((st) => st === want), `every vCPU ${want} (seed ${seed}): ${s.vm.vcpuStates()}`);
+    await waitFor(
+      () => s.vm.vcpuStates().every((st) => st === want),
+      `every vCPU ${want} (seed ${seed}): ${s.vm.vcpuStates()}`,
+    );
     // Not wedged: the next toggle works and is seen.
     const toggle = final === "Paused" ? "resume" : "pause";
     expect((await apiFetch(s.socket, "PUT", `vm.${toggle}`)).status).toBe(204);
@@ -281,9 +375,13 @@ describe("ApiServer concurrency", () => {
     const halfHeaders = await rawClient(s.socket);
     halfHeaders.write("PUT /api/v1/vm.pause HTTP/1.1\r\nHost: localhost\r\n"); // never ends its headers
     const halfBody = await rawClient(s.socket);
-    halfBody.write('PUT /api/v1/vm.resize HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{"desired_');
+    halfBody.write(
+      'PUT /api/v1/vm.resize HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{"desired_',
+    );
     const vanished = await rawClient(s.socket);
-    vanished.write('PUT /api/v1/vm.resize HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{"desired_');
+    vanished.write(
+      'PUT /api/v1/vm.resize HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{"desired_',
+    );
     vanished.close();
     const hungUp = await rawClient(s.socket);
     hungUp.write("PUT /api/v1/vm.pause HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n");

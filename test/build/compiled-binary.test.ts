@@ -6,8 +6,8 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BUN, REPO, runCli } from "../helpers/cli.ts";
 import packageJson from "../../package.json" with { type: "json" };
+import { BUN, REPO, runCli } from "../helpers/cli.ts";
 
 const outDir = mkdtempSync(join(tmpdir(), "bunvmm-binary-"));
 const binary = join(outDir, "bunvmm");

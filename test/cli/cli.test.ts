@@ -6,10 +6,10 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO, SOURCE_CLI, expectOneLineError, runCli } from "../helpers/cli.ts";
-import { runAsNobody } from "../helpers/as-nobody.ts";
-import { guestImage } from "../helpers/guests.ts";
 import packageJson from "../../package.json" with { type: "json" };
+import { runAsNobody } from "../helpers/as-nobody.ts";
+import { expectOneLineError, REPO, runCli, SOURCE_CLI } from "../helpers/cli.ts";
+import { guestImage } from "../helpers/guests.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunvmm-cli-"));
 function toml(name: string, text: string): string {
@@ -18,7 +18,10 @@ function toml(name: string, text: string): string {
   return path;
 }
 function rawToml(name: string, guest: string, extra = ""): string {
-  return toml(name, `[payload]\nkernel = "${guestImage(guest)}"\nformat = "raw"\n[memory]\nsize = "16M"\n${extra}`);
+  return toml(
+    name,
+    `[payload]\nkernel = "${guestImage(guest)}"\nformat = "raw"\n[memory]\nsize = "16M"\n${extra}`,
+  );
 }
 
 describe("bunvmm run", () => {
@@ -40,20 +43,30 @@ describe("bunvmm run", () => {
 
   test("serial mode file writes the guest's output to the file, not stdout", async () => {
     const out = join(dir, "serial.log");
-    const r = await runCli([...SOURCE_CLI, "run", toml("file.toml", `[serial]\nmode = "file"\nfile = "${out}"\n`)]);
+    const r = await runCli([
+      ...SOURCE_CLI,
+      "run",
+      toml("file.toml", `[serial]\nmode = "file"\nfile = "${out}"\n`),
+    ]);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toBe("");
     expect(await Bun.file(out).text()).toContain("all 1 vCPUs said hello");
   });
 
   test("a missing config file names the path", async () => {
-    expectOneLineError(await runCli([...SOURCE_CLI, "run", join(dir, "nope.toml")]), `config file not found: ${join(dir, "nope.toml")}`);
+    expectOneLineError(
+      await runCli([...SOURCE_CLI, "run", join(dir, "nope.toml")]),
+      `config file not found: ${join(dir, "nope.toml")}`,
+    );
   });
 
   test.each([
     ["[cpus]\nboot_vcpus = 0\n", "cpus.boot_vcpus = 0: expected an integer from 1 to 255"],
     ["[cpus]\nboot_vcpu = 2\n", 'cpus.boot_vcpu: unknown key (did you mean "boot_vcpus"?)'],
-    ['[memory]\nsize = "512X"\n', 'memory.size = "512X": expected a size like "512M", "1G" or a number of bytes'],
+    [
+      '[memory]\nsize = "512X"\n',
+      'memory.size = "512X": expected a size like "512M", "1G" or a number of bytes',
+    ],
     ['[serial]\nmode = "pty"\n', 'serial.mode = "pty": expected one of "tty", "file", "off"'],
     ["[cpus\n", "TOML syntax error"],
   ])("a bad config %j gets one line naming key, value and expectation", async (text, message) => {
@@ -61,13 +74,24 @@ describe("bunvmm run", () => {
   });
 
   test("a missing kernel file names the path", async () => {
-    const r = await runCli([...SOURCE_CLI, "run", toml("k.toml", `[payload]\nkernel = "${join(dir, "vmlinuz")}"\n`)]);
+    const r = await runCli([
+      ...SOURCE_CLI,
+      "run",
+      toml("k.toml", `[payload]\nkernel = "${join(dir, "vmlinuz")}"\n`),
+    ]);
     expectOneLineError(r, `file not found: ${join(dir, "vmlinuz")}`);
   });
 
   test("a kernel that is neither bzImage nor ELF says so and how to boot a flat binary", async () => {
-    const r = await runCli([...SOURCE_CLI, "run", toml("n.toml", `[payload]\nkernel = "${guestImage("echo")}"\n`)]);
-    expectOneLineError(r, 'neither a bzImage (no "HdrS" at 0x202) nor an ELF vmlinux; for a flat binary set payload.format = "raw"');
+    const r = await runCli([
+      ...SOURCE_CLI,
+      "run",
+      toml("n.toml", `[payload]\nkernel = "${guestImage("echo")}"\n`),
+    ]);
+    expectOneLineError(
+      r,
+      'neither a bzImage (no "HdrS" at 0x202) nor an ELF vmlinux; for a flat binary set payload.format = "raw"',
+    );
   });
 
   test("an unreadable /dev/kvm gets the ioctl-style hint", async () => {
@@ -80,7 +104,9 @@ describe("bunvmm run", () => {
     const r = await runCli([...SOURCE_CLI, "run", rawToml("tf.toml", "triple-fault")]);
     expect(r.exitCode).toBe(2);
     expect(r.stdout).toBe("T");
-    expect(r.stderr).toMatch(/\[error\] \[bunvmm\] vCPU 0 stopped: the guest triple-faulted \(KVM_EXIT_SHUTDOWN\) at RIP 0x1000e .*bytes 0f 0b/);
+    expect(r.stderr).toMatch(
+      /\[error\] \[bunvmm\] vCPU 0 stopped: the guest triple-faulted \(KVM_EXIT_SHUTDOWN\) at RIP 0x1000e .*bytes 0f 0b/,
+    );
     expect(r.stderr).toContain("rip=0x1000e");
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
@@ -92,7 +118,10 @@ describe("bunvmm run", () => {
   });
 
   test("SIGTERM shuts a running VM down and exits 0", async () => {
-    const proc = Bun.spawn([...SOURCE_CLI, "run", rawToml("echo.toml", "echo")], { stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn([...SOURCE_CLI, "run", rawToml("echo.toml", "echo")], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     const killer = setTimeout(() => proc.kill("SIGKILL"), 30_000); // deadline for the whole test
     const reader = proc.stdout.getReader();
     let out = "";
@@ -114,7 +143,11 @@ describe("bunvmm run", () => {
 
 describe("bunvmm validate", () => {
   test("prints the resolved config as JSON", async () => {
-    const r = await runCli([...SOURCE_CLI, "validate", toml("v.toml", '[cpus]\nboot_vcpus = 2\n[memory]\nsize = "1G"\n')]);
+    const r = await runCli([
+      ...SOURCE_CLI,
+      "validate",
+      toml("v.toml", '[cpus]\nboot_vcpus = 2\n[memory]\nsize = "1G"\n'),
+    ]);
     expect(r.exitCode).toBe(0);
     const config = JSON.parse(r.stdout);
     expect(config.cpus).toEqual({ boot_vcpus: 2, max_vcpus: 2, hide_features: [] });
@@ -132,22 +165,36 @@ describe("bunvmm", () => {
   test("an unknown command lists the commands and exits 1", async () => {
     const r = await runCli([...SOURCE_CLI, "frobnicate"]);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain('unknown command "frobnicate"; expected one of: run, validate, remote, acpi-tables');
+    expect(r.stderr).toContain(
+      'unknown command "frobnicate"; expected one of: run, validate, remote, acpi-tables',
+    );
   });
 });
 
 describe("bunvmm acpi-tables", () => {
   test("writes each table a VM with this config gets as <signature>.dat, which iasl disassembles", async () => {
     const out = join(dir, "tables");
-    const r = await runCli([...SOURCE_CLI, "acpi-tables", toml("acpi.toml", "[cpus]\nboot_vcpus = 2\nmax_vcpus = 8\n"), "--out", out]);
+    const r = await runCli([
+      ...SOURCE_CLI,
+      "acpi-tables",
+      toml("acpi.toml", "[cpus]\nboot_vcpus = 2\nmax_vcpus = 8\n"),
+      "--out",
+      out,
+    ]);
     expect(r.exitCode).toBe(0);
     const { buildAcpiTables } = await import("../../src/arch/x86_64/acpi/tables.ts");
     const expected = buildAcpiTables({ bootVcpus: 2, maxVcpus: 8 });
     for (const [signature, bytes] of expected.tables) {
-      const written = new Uint8Array(await Bun.file(join(out, `${signature.toLowerCase()}.dat`)).arrayBuffer());
+      const written = new Uint8Array(
+        await Bun.file(join(out, `${signature.toLowerCase()}.dat`)).arrayBuffer(),
+      );
       expect(Buffer.from(written).equals(Buffer.from(bytes))).toBe(true);
     }
-    const iasl = Bun.spawnSync(["iasl", "-d", join(out, "apic.dat")], { cwd: out, stdout: "pipe", stderr: "pipe" });
+    const iasl = Bun.spawnSync(["iasl", "-d", join(out, "apic.dat")], {
+      cwd: out,
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     expect(iasl.exitCode).toBe(0);
     expect(await Bun.file(join(out, "apic.dsl")).text()).toContain("Local Apic Address : FEE00000");
   });

@@ -51,9 +51,9 @@ describe("issueAt", () => {
     expect(issueAt("", 3, "a table").message).toBe("config = 3: expected a table");
   });
   test("issueAt() lets a problem replace the `expected …` part", () => {
-    expect(issueAt("payload.kernel", "x.bin", "a readable regular file", "file not found: /x.bin").message).toBe(
-      'payload.kernel = "x.bin": file not found: /x.bin',
-    );
+    expect(
+      issueAt("payload.kernel", "x.bin", "a readable regular file", "file not found: /x.bin").message,
+    ).toBe('payload.kernel = "x.bin": file not found: /x.bin');
   });
 });
 
@@ -65,7 +65,11 @@ describe("ConfigError", () => {
     expect(error).toBeInstanceOf(Error);
     expect(error.name).toBe("ConfigError");
     expect(error.message).toBe("cpus.boot_vcpus = 0: expected an integer from 1 to 255");
-    expect([error.key, error.value, error.expected]).toEqual(["cpus.boot_vcpus", 0, "an integer from 1 to 255"]);
+    expect([error.key, error.value, error.expected]).toEqual([
+      "cpus.boot_vcpus",
+      0,
+      "an integer from 1 to 255",
+    ]);
     expect(error.issues).toEqual([first, second]);
     expect(error.source).toBe("vm.toml");
   });

@@ -5,17 +5,20 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { MIB } from "../../src/config/limits.ts";
 import { loadConfigFile, parseConfig } from "../../src/config/index.ts";
-import { catchConfigError, rejectedConfigError } from "./_catch-config-error.ts";
+import { MIB } from "../../src/config/limits.ts";
 import { nobodyScript, runAsNobody } from "../helpers/as-nobody.ts";
+import { catchConfigError, rejectedConfigError } from "./_catch-config-error.ts";
 
 let dir = "";
 const at = (...parts: string[]) => join(dir, ...parts);
 /** Runs `script` (it may use `config`, the src/config module) as nobody: root may read any file. */
 function asNobody(script: string): string {
   const config = join(import.meta.dir, "..", "..", "src", "config", "index.ts");
-  const file = nobodyScript("config-check", `import * as config from ${JSON.stringify(config)};\n${script}\n`);
+  const file = nobodyScript(
+    "config-check",
+    `import * as config from ${JSON.stringify(config)};\n${script}\n`,
+  );
   const r = runAsNobody(file);
   if (r.exitCode !== 0) throw new Error(`the unprivileged check failed: ${r.stderr}`);
   return r.stdout.trim();
@@ -165,7 +168,11 @@ describe("parseConfig() file paths", () => {
   test("parseConfig() lists every unusable path", () => {
     const input = { payload: { kernel: "k", initramfs: "i" }, api: { socket: "run/s" } };
     const error = catchConfigError(() => parseConfig(input, { baseDir: dir, source: "vm.toml" }));
-    expect(error.issues.map((issue) => issue.key)).toEqual(["payload.kernel", "payload.initramfs", "api.socket"]);
+    expect(error.issues.map((issue) => issue.key)).toEqual([
+      "payload.kernel",
+      "payload.initramfs",
+      "api.socket",
+    ]);
     expect(error.expected).toBe("a readable regular file");
     expect(error.value).toBe("k");
     expect(error.source).toBe("vm.toml");
@@ -214,7 +221,7 @@ describe("loadConfigFile", () => {
   });
 
   test("loadConfigFile() takes a path relative to the working directory", async () => {
-    const path = write("inline.toml", 'cpus = { boot_vcpus = 3 }\nmemory.size = 1073741824\n');
+    const path = write("inline.toml", "cpus = { boot_vcpus = 3 }\nmemory.size = 1073741824\n");
     const config = await loadConfigFile(relative(process.cwd(), path));
     expect(config.cpus).toEqual({ boot_vcpus: 3, max_vcpus: 3, hide_features: [] });
     expect(config.memory.size).toBe(1024 * MIB);
@@ -234,9 +241,17 @@ describe("loadConfigFile", () => {
   const VCPUS = "expected an integer from 1 to 255";
   test.each([
     ["an array of tables", "[[cpus]]\nboot_vcpus = 2\n", 'cpus = [{"boot_vcpus":2}]: expected a table'],
-    ["a datetime", "[cpus]\nboot_vcpus = 1979-05-27T07:32:00Z\n", `cpus.boot_vcpus = "1979-05-27T07:32:00Z": ${VCPUS}`],
+    [
+      "a datetime",
+      "[cpus]\nboot_vcpus = 1979-05-27T07:32:00Z\n",
+      `cpus.boot_vcpus = "1979-05-27T07:32:00Z": ${VCPUS}`,
+    ],
     ["a float", "[cpus]\nboot_vcpus = 2.5\n", `cpus.boot_vcpus = 2.5: ${VCPUS}`],
-    ["inf", "[memory]\nsize = inf\n", 'memory.size = inf: expected a size like "512M", "1G" or a number of bytes'],
+    [
+      "inf",
+      "[memory]\nsize = inf\n",
+      'memory.size = inf: expected a size like "512M", "1G" or a number of bytes',
+    ],
     ["a misspelt key", "[serial]\nmdoe = 'off'\n", 'serial.mdoe: unknown key (did you mean "mode"?)'],
     ["a dotted key", "cpus.boot_vcpus.x = 1\n", `cpus.boot_vcpus = {"x":1}: ${VCPUS}`],
   ] as const)("loadConfigFile() rejects %s", async (_name, toml, message) => {
@@ -261,13 +276,16 @@ describe("loadConfigFile", () => {
       '[payload]\ncmdline = "quiet\n',
       "Unterminated string; newlines must be escaped in basic strings (line 2)",
     ],
-  ] as const)("loadConfigFile() reports %s as a TOML syntax error with its line", async (_name, toml, detail) => {
-    const path = write("syntax.toml", toml);
-    const error = await rejectedConfigError(loadConfigFile(path));
-    expect(error.message).toBe(`${path}: TOML syntax error: ${detail}`);
-    expect(error.key).toBe("");
-    expect(error.source).toBe(path);
-  });
+  ] as const)(
+    "loadConfigFile() reports %s as a TOML syntax error with its line",
+    async (_name, toml, detail) => {
+      const path = write("syntax.toml", toml);
+      const error = await rejectedConfigError(loadConfigFile(path));
+      expect(error.message).toBe(`${path}: TOML syntax error: ${detail}`);
+      expect(error.key).toBe("");
+      expect(error.source).toBe(path);
+    },
+  );
 
   test("loadConfigFile() reports a missing file with its absolute path", async () => {
     const path = relative(process.cwd(), at("missing.toml"));

@@ -3,8 +3,8 @@
  * schema violation. File checks and TOML files are in load.test.ts.
  */
 import { describe, expect, test } from "bun:test";
+import { parseConfig, type VmConfig } from "../../src/config/index.ts";
 import { CMDLINE_MAX, GIB, MIB } from "../../src/config/limits.ts";
-import { type VmConfig, parseConfig } from "../../src/config/index.ts";
 import { catchConfigError } from "./_catch-config-error.ts";
 
 const DEFAULTS: VmConfig = {
@@ -50,7 +50,11 @@ describe("parseConfig() defaults", () => {
       { ...DEFAULTS, cpus: { boot_vcpus: 1, max_vcpus: 1, hide_features: ["cx16", "xsave"] } },
     ],
     ["a memory size string", { memory: { size: "1G" } }, { ...DEFAULTS, memory: { size: GIB, thp: true } }],
-    ["a memory size in bytes", { memory: { size: 64 * MIB } }, { ...DEFAULTS, memory: { size: 64 * MIB, thp: true } }],
+    [
+      "a memory size in bytes",
+      { memory: { size: 64 * MIB } },
+      { ...DEFAULTS, memory: { size: 64 * MIB, thp: true } },
+    ],
     ["huge pages off", { memory: { thp: false } }, { ...DEFAULTS, memory: { size: 512 * MIB, thp: false } }],
     ["a serial mode in any case", { serial: { mode: "Tty" } }, DEFAULTS],
     ["serial off", { serial: { mode: "OFF" } }, { ...DEFAULTS, serial: { mode: "off" } }],
@@ -68,9 +72,12 @@ describe("parseConfig() defaults", () => {
     expect(parseConfig(input)).toStrictEqual(expected);
   });
 
-  test.each(["auto", "bzimage", "elf", "raw"] as const)("parseConfig() accepts payload.format = %p", (format) => {
-    expect(parseConfig({ payload: { format } }).payload.format).toBe(format);
-  });
+  test.each(["auto", "bzimage", "elf", "raw"] as const)(
+    "parseConfig() accepts payload.format = %p",
+    (format) => {
+      expect(parseConfig({ payload: { format } }).payload.format).toBe(format);
+    },
+  );
 });
 
 describe("parseConfig() errors", () => {
@@ -90,16 +97,42 @@ describe("parseConfig() errors", () => {
     ["a misspelt table", { cpu: {} }, 'cpu: unknown key (did you mean "cpus"?)'],
     ["a swapped-letter table", { memroy: {} }, 'memroy: unknown key (did you mean "memory"?)'],
     ["an unknown table", { vm: {} }, `vm: unknown key (expected ${TOP_KEYS})`],
-    ["a misspelt key", { cpus: { boot_vcpu: 2 } }, 'cpus.boot_vcpu: unknown key (did you mean "boot_vcpus"?)'],
-    ["a key in the wrong case", { cpus: { Boot_Vcpus: 2 } },
-      'cpus.Boot_Vcpus: unknown key (did you mean "boot_vcpus"?)'],
-    ["an unknown key", { cpus: { vcpus: 2 } }, 'cpus.vcpus: unknown key (expected one of "boot_vcpus", "max_vcpus", "hide_features")'],
-    ["a nested table", { cpus: { topology: {} } },
-      'cpus.topology: unknown key (expected one of "boot_vcpus", "max_vcpus", "hide_features")'],
-    ["a quoted key", { cpus: { "boot.vcpus": 2 } }, 'cpus."boot.vcpus": unknown key (did you mean "boot_vcpus"?)'],
+    [
+      "a misspelt key",
+      { cpus: { boot_vcpu: 2 } },
+      'cpus.boot_vcpu: unknown key (did you mean "boot_vcpus"?)',
+    ],
+    [
+      "a key in the wrong case",
+      { cpus: { Boot_Vcpus: 2 } },
+      'cpus.Boot_Vcpus: unknown key (did you mean "boot_vcpus"?)',
+    ],
+    [
+      "an unknown key",
+      { cpus: { vcpus: 2 } },
+      'cpus.vcpus: unknown key (expected one of "boot_vcpus", "max_vcpus", "hide_features")',
+    ],
+    [
+      "a nested table",
+      { cpus: { topology: {} } },
+      'cpus.topology: unknown key (expected one of "boot_vcpus", "max_vcpus", "hide_features")',
+    ],
+    [
+      "a quoted key",
+      { cpus: { "boot.vcpus": 2 } },
+      'cpus."boot.vcpus": unknown key (did you mean "boot_vcpus"?)',
+    ],
     ["a misspelt memory key", { memory: { sise: "1G" } }, 'memory.sise: unknown key (did you mean "size"?)'],
-    ["a misspelt payload key", { payload: { kernal: "k" } }, 'payload.kernal: unknown key (did you mean "kernel"?)'],
-    ["a misspelt serial key", { serial: { mdoe: "file" } }, 'serial.mdoe: unknown key (did you mean "mode"?)'],
+    [
+      "a misspelt payload key",
+      { payload: { kernal: "k" } },
+      'payload.kernal: unknown key (did you mean "kernel"?)',
+    ],
+    [
+      "a misspelt serial key",
+      { serial: { mdoe: "file" } },
+      'serial.mdoe: unknown key (did you mean "mode"?)',
+    ],
     ["a misspelt api key", { api: { sock: "s" } }, 'api.sock: unknown key (did you mean "socket"?)'],
     // cpus
     ["zero boot vCPUs", { cpus: { boot_vcpus: 0 } }, `cpus.boot_vcpus = 0: ${VCPUS}`],
@@ -110,32 +143,65 @@ describe("parseConfig() errors", () => {
     ["infinite boot vCPUs", { cpus: { boot_vcpus: Infinity } }, `cpus.boot_vcpus = inf: ${VCPUS}`],
     ["negative max vCPUs", { cpus: { max_vcpus: -1 } }, `cpus.max_vcpus = -1: ${VCPUS}`],
     ["too many max vCPUs", { cpus: { max_vcpus: 300 } }, `cpus.max_vcpus = 300: ${VCPUS}`],
-    ["an unknown feature to hide", { cpus: { hide_features: ["cx16", "sse9"] } },
-      'cpus.hide_features.1 = "sse9": expected a list of CPU feature names, each one of "avx", "avx2", "cx16", "x2apic", "xsave"'],
-    ["features to hide as a string", { cpus: { hide_features: "cx16" } },
-      'cpus.hide_features = "cx16": expected a list of CPU feature names, each one of "avx", "avx2", "cx16", "x2apic", "xsave"'],
-    ["max vCPUs below boot vCPUs", { cpus: { boot_vcpus: 2, max_vcpus: 1 } },
-      "cpus.max_vcpus = 1: expected an integer from cpus.boot_vcpus (2) to 255"],
+    [
+      "an unknown feature to hide",
+      { cpus: { hide_features: ["cx16", "sse9"] } },
+      'cpus.hide_features.1 = "sse9": expected a list of CPU feature names, each one of "avx", "avx2", "cx16", "x2apic", "xsave"',
+    ],
+    [
+      "features to hide as a string",
+      { cpus: { hide_features: "cx16" } },
+      'cpus.hide_features = "cx16": expected a list of CPU feature names, each one of "avx", "avx2", "cx16", "x2apic", "xsave"',
+    ],
+    [
+      "max vCPUs below boot vCPUs",
+      { cpus: { boot_vcpus: 2, max_vcpus: 1 } },
+      "cpus.max_vcpus = 1: expected an integer from cpus.boot_vcpus (2) to 255",
+    ],
     // memory
     ["a size with a bad suffix", { memory: { size: "512X" } }, `memory.size = "512X": ${SIZE_FORMAT}`],
     ["a size as a boolean", { memory: { size: true } }, `memory.size = true: ${SIZE_FORMAT}`],
-    ["a size not in pages", { memory: { size: 5000 } }, "memory.size = 5000: expected a multiple of 4096 bytes"],
-    ["a size too small", { memory: { size: "512K" } }, 'memory.size = "512K": expected a size from 1 MiB to 64 GiB'],
-    ["a size too large", { memory: { size: "100G" } }, 'memory.size = "100G": expected a size from 1 MiB to 64 GiB'],
+    [
+      "a size not in pages",
+      { memory: { size: 5000 } },
+      "memory.size = 5000: expected a multiple of 4096 bytes",
+    ],
+    [
+      "a size too small",
+      { memory: { size: "512K" } },
+      'memory.size = "512K": expected a size from 1 MiB to 64 GiB',
+    ],
+    [
+      "a size too large",
+      { memory: { size: "100G" } },
+      'memory.size = "100G": expected a size from 1 MiB to 64 GiB',
+    ],
     ["thp as a string", { memory: { thp: "on" } }, 'memory.thp = "on": expected true or false'],
     // payload
     ["a kernel path as a number", { payload: { kernel: 3 } }, `payload.kernel = 3: ${PATH}`],
     ["an empty kernel path", { payload: { kernel: "" } }, `payload.kernel = "": ${PATH}`],
     ["a kernel path with NUL", { payload: { kernel: "a\0b" } }, `payload.kernel = "a\\u0000b": ${PATH}`],
-    ["an initramfs without a kernel", { payload: { initramfs: "initrd.img" } },
-      'payload.initramfs = "initrd.img": expected a kernel to go with it (payload.kernel)'],
+    [
+      "an initramfs without a kernel",
+      { payload: { initramfs: "initrd.img" } },
+      'payload.initramfs = "initrd.img": expected a kernel to go with it (payload.kernel)',
+    ],
     ["a cmdline as a list", { payload: { cmdline: ["quiet"] } }, `payload.cmdline = ["quiet"]: ${CMDLINE}`],
-    ["a cmdline one byte too long", { payload: { cmdline: "x".repeat(CMDLINE_MAX + 1) } },
-      `payload.cmdline = "${"x".repeat(58)}…: ${CMDLINE}`],
-    ["a cmdline too long in UTF-8 bytes", { payload: { cmdline: "é".repeat(1024) } },
-      `payload.cmdline = "${"é".repeat(58)}…: ${CMDLINE}`],
-    ["a cmdline with NUL", { payload: { cmdline: "quiet\0" } },
-      'payload.cmdline = "quiet\\u0000": expected a string without NUL characters'],
+    [
+      "a cmdline one byte too long",
+      { payload: { cmdline: "x".repeat(CMDLINE_MAX + 1) } },
+      `payload.cmdline = "${"x".repeat(58)}…: ${CMDLINE}`,
+    ],
+    [
+      "a cmdline too long in UTF-8 bytes",
+      { payload: { cmdline: "é".repeat(1024) } },
+      `payload.cmdline = "${"é".repeat(58)}…: ${CMDLINE}`,
+    ],
+    [
+      "a cmdline with NUL",
+      { payload: { cmdline: "quiet\0" } },
+      'payload.cmdline = "quiet\\u0000": expected a string without NUL characters',
+    ],
     ["an unknown format", { payload: { format: "pe" } }, `payload.format = "pe": ${FORMATS}`],
     ["a format in upper case", { payload: { format: "ELF" } }, `payload.format = "ELF": ${FORMATS}`],
     ["a format as a number", { payload: { format: 1 } }, `payload.format = 1: ${FORMATS}`],
@@ -143,12 +209,21 @@ describe("parseConfig() errors", () => {
     ["an unknown serial mode", { serial: { mode: "pty" } }, `serial.mode = "pty": ${MODES}`],
     ["an unknown serial mode, mixed case", { serial: { mode: "Pty" } }, `serial.mode = "Pty": ${MODES}`],
     ["a serial mode as a boolean", { serial: { mode: false } }, `serial.mode = false: ${MODES}`],
-    ["file mode without a file", { serial: { mode: "file" } },
-      'serial.file: expected a path when serial.mode is "file"'],
-    ["a file with the default mode", { serial: { file: "serial.log" } },
-      'serial.file = "serial.log": expected serial.mode = "file" to go with it'],
-    ["a file with mode off", { serial: { mode: "off", file: "serial.log" } },
-      'serial.file = "serial.log": expected serial.mode = "file" to go with it'],
+    [
+      "file mode without a file",
+      { serial: { mode: "file" } },
+      'serial.file: expected a path when serial.mode is "file"',
+    ],
+    [
+      "a file with the default mode",
+      { serial: { file: "serial.log" } },
+      'serial.file = "serial.log": expected serial.mode = "file" to go with it',
+    ],
+    [
+      "a file with mode off",
+      { serial: { mode: "off", file: "serial.log" } },
+      'serial.file = "serial.log": expected serial.mode = "file" to go with it',
+    ],
     ["a serial file as a number", { serial: { mode: "file", file: 1 } }, `serial.file = 1: ${PATH}`],
     // api
     ["a socket as a number", { api: { socket: 3 } }, `api.socket = 3: ${PATH}`],

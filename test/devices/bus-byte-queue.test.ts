@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { Bus, BusConflictError, allOnes, type BusDevice } from "../../devices/bus.ts";
+import { allOnes, Bus, BusConflictError, type BusDevice } from "../../devices/bus.ts";
 import { ByteQueue, createByteQueueBuffer } from "../../devices/byte-queue.ts";
 
 class Recorder implements BusDevice {

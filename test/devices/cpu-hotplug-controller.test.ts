@@ -1,19 +1,25 @@
 import { describe, expect, test } from "bun:test";
 import {
+  AcpiGed,
+  createGedState,
+  GED_NOTIFICATION_OFFSET,
+  GedEvent,
+  GedState,
+} from "../../devices/acpi-ged.ts";
+import {
   CPU_EJECT,
   CPU_ENABLED,
-  CPU_HOTPLUG_CSEL_OFFSET as CSEL,
   CPU_HOTPLUG_FIELDS,
   CPU_HOTPLUG_SIZE,
-  CPU_HOTPLUG_STATUS_OFFSET as STATUS,
   CPU_INSERTING,
   CPU_REMOVING,
   CpuHotplugController,
   CpuHotplugState,
-  type EjectTarget,
+  CPU_HOTPLUG_CSEL_OFFSET as CSEL,
   createCpuHotplugState,
+  type EjectTarget,
+  CPU_HOTPLUG_STATUS_OFFSET as STATUS,
 } from "../../devices/cpu-hotplug-controller.ts";
-import { AcpiGed, GED_NOTIFICATION_OFFSET, GedEvent, GedState, createGedState } from "../../devices/acpi-ged.ts";
 import { RecordingIrqLine } from "../../devices/irq-line.ts";
 
 const KILL = 2;
@@ -44,7 +50,12 @@ class RecordingEjectTarget implements EjectTarget {
 function controller(max = 4) {
   const buffer = createCpuHotplugState(max);
   const target = new RecordingEjectTarget(max);
-  return { dev: new CpuHotplugController(buffer, target), state: new CpuHotplugState(buffer), ejected: target.ejected, target };
+  return {
+    dev: new CpuHotplugController(buffer, target),
+    state: new CpuHotplugState(buffer),
+    ejected: target.ejected,
+    target,
+  };
 }
 
 describe("CpuHotplugController", () => {

@@ -1,6 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { I8042, I8042_COMMAND, I8042_DATA, createI8042State } from "../../devices/i8042.ts";
-import { ACPI_RESET, ACPI_RESET_VALUE, ACPI_S5_SLEEP_VALUE, ACPI_SLEEP_CONTROL, AcpiPower } from "../../devices/acpi-power.ts";
+import {
+  ACPI_RESET,
+  ACPI_RESET_VALUE,
+  ACPI_S5_SLEEP_VALUE,
+  ACPI_SLEEP_CONTROL,
+  AcpiPower,
+} from "../../devices/acpi-power.ts";
+import { createI8042State, I8042, I8042_COMMAND, I8042_DATA } from "../../devices/i8042.ts";
 import type { VmRequest } from "../../devices/vm-request.ts";
 
 function recorder() {

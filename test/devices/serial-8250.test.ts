@@ -1,5 +1,8 @@
 import { describe, expect, test } from "bun:test";
+import { ByteQueue, createByteQueueBuffer } from "../../devices/byte-queue.ts";
+import { RecordingIrqLine } from "../../devices/irq-line.ts";
 import {
+  createSerial8250State,
   Serial8250,
   UART_FCR,
   UART_IER,
@@ -15,10 +18,7 @@ import {
   UART_RX,
   UART_SCR,
   UART_TX,
-  createSerial8250State,
 } from "../../devices/serial-8250.ts";
-import { ByteQueue, createByteQueueBuffer } from "../../devices/byte-queue.ts";
-import { RecordingIrqLine } from "../../devices/irq-line.ts";
 
 function uart() {
   const irq = new RecordingIrqLine();

@@ -6,11 +6,11 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ALL_LAYOUTS, CHECKED_CONSTANTS } from "../../ffi/kvm-structs.ts";
-import { IOCTL_NUMBERS } from "../../ffi/ioctl-numbers.ts";
 import { ERRNO } from "../../ffi/errno-names.ts";
-import { SIGACTION_LAYOUT } from "../../ffi/libc-structs.ts";
+import { IOCTL_NUMBERS } from "../../ffi/ioctl-numbers.ts";
+import { ALL_LAYOUTS, CHECKED_CONSTANTS } from "../../ffi/kvm-structs.ts";
 import { SA_RESTART, SIG_BLOCK, SIG_UNBLOCK } from "../../ffi/libc.ts";
+import { SIGACTION_LAYOUT } from "../../ffi/libc-structs.ts";
 
 function generateC(): { source: string; expected: Map<string, number> } {
   const lines: string[] = [];
@@ -24,13 +24,15 @@ function generateC(): { source: string; expected: Map<string, number> } {
     print(`sizeof(${layout.cName})`, `sizeof(${s})`, layout.size);
     for (const [path, field] of Object.entries(layout.fields)) {
       print(`offsetof(${layout.cName}, ${path})`, `offsetof(${s}, ${path})`, field.offset);
-      if (field.size > 0) print(`sizeof(${layout.cName}.${path})`, `sizeof(((${s} *)0)->${path})`, field.size);
+      if (field.size > 0)
+        print(`sizeof(${layout.cName}.${path})`, `sizeof(((${s} *)0)->${path})`, field.size);
     }
   }
   for (const [name, value] of Object.entries(IOCTL_NUMBERS)) print(name, name, value);
   for (const [name, value] of Object.entries(CHECKED_CONSTANTS)) print(name, name, value);
   for (const [name, [value]] of Object.entries(ERRNO)) print(name, name, value);
-  for (const [name, value] of Object.entries({ SA_RESTART, SIG_BLOCK, SIG_UNBLOCK })) print(name, name, value);
+  for (const [name, value] of Object.entries({ SA_RESTART, SIG_BLOCK, SIG_UNBLOCK }))
+    print(name, name, value);
   const source = [
     "#define _GNU_SOURCE",
     "#include <stdio.h>",
@@ -61,7 +63,9 @@ describe("ffi layouts", () => {
       const at = line.lastIndexOf(" ");
       actual.set(line.slice(0, at), Number(line.slice(at + 1)));
     }
-    const mismatches = [...expected].filter(([k, v]) => actual.get(k) !== v).map(([k, v]) => `${k}: ours ${v}, header ${actual.get(k)}`);
+    const mismatches = [...expected]
+      .filter(([k, v]) => actual.get(k) !== v)
+      .map(([k, v]) => `${k}: ours ${v}, header ${actual.get(k)}`);
     expect(mismatches).toEqual([]);
     expect(actual.size).toBe(expected.size);
   });

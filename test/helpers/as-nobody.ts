@@ -33,10 +33,14 @@ export interface NobodyResult {
 export function runAsNobody(entry: string, args: string[] = []): NobodyResult {
   const { dir, bun } = staging();
   const out = join(dir, `${basename(entry, ".ts")}-${Math.random().toString(36).slice(2)}.js`);
-  const build = Bun.spawnSync([BUN, "build", "--target=bun", "--outfile", out, entry], { stderr: "pipe", stdout: "pipe" });
+  const build = Bun.spawnSync([BUN, "build", "--target=bun", "--outfile", out, entry], {
+    stderr: "pipe",
+    stdout: "pipe",
+  });
   if (build.exitCode !== 0) throw new Error(`bun build ${entry} failed: ${build.stderr.toString()}`);
   chmodSync(out, 0o644);
-  const asUser = process.getuid?.() === 0 ? ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups"] : [];
+  const asUser =
+    process.getuid?.() === 0 ? ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups"] : [];
   const p = Bun.spawnSync([...asUser, bun, out, ...args], { cwd: dir, stdout: "pipe", stderr: "pipe" });
   return { exitCode: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
 }

@@ -26,7 +26,10 @@ export async function runCli(
     env: { ...process.env, ...opts.env },
   });
   const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 60_000); // deadline
-  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  const [stdout, stderr] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+  ]);
   await proc.exited;
   clearTimeout(timer);
   return { exitCode: proc.exitCode, signal: proc.signalCode, stdout, stderr };

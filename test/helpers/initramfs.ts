@@ -2,7 +2,7 @@
  * A minimal initramfs for kernel boot tests: one /init script in a newc cpio archive, made with
  * Debian's `cpio` (installed by .ci/run). The early-boot tests only need the kernel to find and place it.
  */
-import { mkdtempSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -17,8 +17,11 @@ export function tinyInitramfs(): string {
   writeFileSync(join(root, "init"), "#!/bin/sh\necho bunvmm initramfs\n");
   chmodSync(join(root, "init"), 0o755);
   const out = join(dir, "initramfs.cpio");
-  const cpio = Bun.spawnSync(["sh", "-c", `cd ${root} && echo init | cpio -o -H newc > ${out}`], { stderr: "pipe" });
-  if (cpio.exitCode !== 0) throw new Error(`cpio failed (apt-get install cpio): ${cpio.stderr.toString().trim()}`);
+  const cpio = Bun.spawnSync(["sh", "-c", `cd ${root} && echo init | cpio -o -H newc > ${out}`], {
+    stderr: "pipe",
+  });
+  if (cpio.exitCode !== 0)
+    throw new Error(`cpio failed (apt-get install cpio): ${cpio.stderr.toString().trim()}`);
   if (readFileSync(out).length === 0) throw new Error("cpio wrote an empty archive");
   cached = out;
   return out;

@@ -1,12 +1,12 @@
 /** The ioctl wrappers against the real /dev/kvm: values, and errors that name the ioctl and errno. */
 import { describe, expect, test } from "bun:test";
+import { KVM_CAP_IRQCHIP, KVM_CAP_MAX_VCPUS, KVM_MP_STATE_RUNNABLE } from "../../ffi/kvm-structs.ts";
+import { initialRegs } from "../../src/arch/x86_64/cpu-state.ts";
 import { KVM_API_VERSION, Kvm } from "../../src/kvm/kvm.ts";
 import { KvmError } from "../../src/kvm/kvm-error.ts";
 import { VcpuFd } from "../../src/kvm/vcpu-fd.ts";
 import { VmFd } from "../../src/kvm/vm-fd.ts";
-import { KVM_CAP_IRQCHIP, KVM_CAP_MAX_VCPUS, KVM_MP_STATE_RUNNABLE } from "../../ffi/kvm-structs.ts";
 import { GuestMemory, GuestMemoryError } from "../../src/memory/guest-memory.ts";
-import { initialRegs } from "../../src/arch/x86_64/cpu-state.ts";
 
 /** An fd number nothing in this process has open. */
 const BAD_FD = 0x7fff;

@@ -7,18 +7,19 @@
  */
 import { describe, expect, test } from "bun:test";
 import { Vm } from "bunvmm";
+import { buildAcpiTables } from "../../src/arch/x86_64/acpi/tables.ts";
+import { describeE820, e820Table } from "../../src/arch/x86_64/e820.ts";
 import { debianKernel } from "../arch/x86_64/_debian-kernel.ts";
 import { tinyInitramfs } from "../helpers/initramfs.ts";
 import { Rng, randomGap } from "../helpers/rng.ts";
-import { describeE820, e820Table } from "../../src/arch/x86_64/e820.ts";
-import { buildAcpiTables } from "../../src/arch/x86_64/acpi/tables.ts";
 
 const RAM = 256 << 20;
 const BOOT_VCPUS = 2;
 const MAX_VCPUS = 8;
 const CMDLINE = "console=ttyS0 earlyprintk=ttyS0 noxsave clearcpuid=cx16 acpi_force_table_verification";
 /** What Linux must not say about a machine we built. (The serial console ends lines with \r\n.) */
-const COMPLAINTS = /ACPI Error|ACPI BIOS Error|ACPI Warning|ACPI BIOS Warning|\[Firmware Bug\]|\[Firmware Warn\]/;
+const COMPLAINTS =
+  /ACPI Error|ACPI BIOS Error|ACPI Warning|ACPI BIOS Warning|\[Firmware Bug\]|\[Firmware Warn\]/;
 
 function config(kernel: string, format: "bzimage" | "elf") {
   return {
@@ -30,7 +31,7 @@ function config(kernel: string, format: "bzimage" | "elf") {
 }
 
 const hex16 = (n: number) => n.toString(16).toUpperCase().padStart(16, "0");
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** Every line we expect, in the order the kernel prints them. */
 function milestones(): Array<[string, RegExp]> {
@@ -41,10 +42,14 @@ function milestones(): Array<[string, RegExp]> {
   ]);
   return [
     ["the banner", /Linux version 6\.1\.\d+/],
-    ["the command line", new RegExp(`Command line: ${escape(CMDLINE)}\r?\n`)],
+    ["the command line", new RegExp(`Command line: ${escapeRegExp(CMDLINE)}\r?\n`)],
     [
       "the e820 map we built",
-      new RegExp(`BIOS-provided physical RAM map:\r?\n${describeE820(e820Table(RAM)).map((l) => `[^\n]*BIOS-e820: ${escape(l)}\r?\n`).join("")}`),
+      new RegExp(
+        `BIOS-provided physical RAM map:\r?\n${describeE820(e820Table(RAM))
+          .map((l) => `[^\n]*BIOS-e820: ${escapeRegExp(l)}\r?\n`)
+          .join("")}`,
+      ),
     ],
     ["the initramfs placed", /RAMDISK: \[mem 0x[0-9a-f]+-0x[0-9a-f]+\]/],
     ...tables,
@@ -67,46 +72,34 @@ async function expectMilestones(vm: Vm, deadlineMs: number) {
 }
 
 describe("Linux early boot", () => {
-  test(
-    "vmlinux through PVH reaches every early milestone with our tables, CPUs and memory map",
-    async () => {
-      await using vm = await Vm.create(config(debianKernel().vmlinuxPath, "elf"));
-      await vm.boot();
-      await expectMilestones(vm, 150_000);
-    },
-    200_000,
-  );
+  test("vmlinux through PVH reaches every early milestone with our tables, CPUs and memory map", async () => {
+    await using vm = await Vm.create(config(debianKernel().vmlinuxPath, "elf"));
+    await vm.boot();
+    await expectMilestones(vm, 150_000);
+  }, 200_000);
 
-  test(
-    "bzImage through the 64-bit boot protocol reaches the same milestones",
-    async () => {
-      await using vm = await Vm.create(config(debianKernel().bzImagePath, "bzimage"));
-      await vm.boot();
-      await expectMilestones(vm, 280_000);
-    },
-    320_000,
-  );
+  test("bzImage through the 64-bit boot protocol reaches the same milestones", async () => {
+    await using vm = await Vm.create(config(debianKernel().bzImagePath, "bzimage"));
+    await vm.boot();
+    await expectMilestones(vm, 280_000);
+  }, 320_000);
 
-  test(
-    "500+ pause/resume cycles during the PVH boot: the kernel still gets there and no cycle hangs",
-    async () => {
-      await using vm = await Vm.create(config(debianKernel().vmlinuxPath, "elf"));
-      await vm.boot();
-      const last = /Kernel command line: /;
-      const rng = new Rng(0xb007);
-      let cycles = 0;
-      const deadline = performance.now() + 200_000;
-      while ((cycles < 500 || !last.test(vm.serial.text)) && performance.now() < deadline) {
-        await vm.pause(); // each has its own 1 s deadline: a hang fails the test with the stuck vCPU
-        await randomGap(rng, 2);
-        await vm.resume();
-        await randomGap(rng, 10); // let the kernel run between pauses, so the boot gets somewhere
-        cycles++;
-      }
-      expect(cycles).toBeGreaterThanOrEqual(500);
-      await expectMilestones(vm, 10_000);
-      console.info(`${cycles} pause/resume cycles during the boot`);
-    },
-    260_000,
-  );
+  test("500+ pause/resume cycles during the PVH boot: the kernel still gets there and no cycle hangs", async () => {
+    await using vm = await Vm.create(config(debianKernel().vmlinuxPath, "elf"));
+    await vm.boot();
+    const last = /Kernel command line: /;
+    const rng = new Rng(0xb007);
+    let cycles = 0;
+    const deadline = performance.now() + 200_000;
+    while ((cycles < 500 || !last.test(vm.serial.text)) && performance.now() < deadline) {
+      await vm.pause(); // each has its own 1 s deadline: a hang fails the test with the stuck vCPU
+      await randomGap(rng, 2);
+      await vm.resume();
+      await randomGap(rng, 10); // let the kernel run between pauses, so the boot gets somewhere
+      cycles++;
+    }
+    expect(cycles).toBeGreaterThanOrEqual(500);
+    await expectMilestones(vm, 10_000);
+    console.info(`${cycles} pause/resume cycles during the boot`);
+  }, 260_000);
 });

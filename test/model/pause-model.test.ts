@@ -43,7 +43,9 @@ interface PanResult {
 
 function requireTools(): void {
   if (Bun.which("spin") === null) {
-    throw new Error("spin is not installed: the pause model cannot be checked. Install it with `apt-get install spin`.");
+    throw new Error(
+      "spin is not installed: the pause model cannot be checked. Install it with `apt-get install spin`.",
+    );
   }
   if (Bun.which("gcc") === null) {
     throw new Error("gcc is not installed: spin's verifier is C. Install it with `apt-get install gcc`.");
@@ -53,7 +55,8 @@ function requireTools(): void {
 function run(cmd: string[], cwd: string, timeout: number): string {
   const r = Bun.spawnSync(cmd, { cwd, timeout, stdout: "pipe", stderr: "pipe" });
   const output = r.stdout.toString() + r.stderr.toString();
-  if (r.exitedDueToTimeout) throw new Error(`${cmd.join(" ")}: did not finish within ${timeout} ms\n${output}`);
+  if (r.exitedDueToTimeout)
+    throw new Error(`${cmd.join(" ")}: did not finish within ${timeout} ms\n${output}`);
   if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")}: exit ${r.exitCode}\n${output}`);
   return output;
 }
@@ -75,7 +78,10 @@ function verify(model: (typeof MODEL_FILES)[number], mode: string, defines: stri
   if (errors === null) throw new Error(`pan printed no "errors: N" line\n${output}`);
   return {
     errors: Number(errors[1]),
-    error: /pan:\d+: (invalid end state|assertion violated .*?|acceptance cycle)(?: \(at depth \d+\))?$/m.exec(output)?.[1],
+    error:
+      /pan:\d+: (invalid end state|assertion violated .*?|acceptance cycle)(?: \(at depth \d+\))?$/m.exec(
+        output,
+      )?.[1],
     statesStored: Number(/^\s*([\d.e+]+) states, stored/m.exec(output)?.[1] ?? NaN),
     stateVectorBytes: Number(/State-vector (\d+) byte/.exec(output)?.[1] ?? NaN),
     incomplete: /Search not completed|reached -DMEMLIM bound|max search depth too small/.test(output),
@@ -138,7 +144,10 @@ describe("model/pause.pml", () => {
     // a worker created while paused and resumed before it first ran never acks the resume epoch
     ["NO_FIX_ACK_RUNNING", /^assertion violated\s+!\(deadline_hit\)$/],
     // duplicate ejects: a second kick, a second reap, an unmarked slot reaped, an overflowing mailbox
-    ["NO_FIX_EJECT_ONCE", /^assertion violated (\(THREADS\[\w+\]>0\)|\(\(r!=0\)&&PENDING_REMOVAL\[r\]\)|nfull\(mbox\))$/],
+    [
+      "NO_FIX_EJECT_ONCE",
+      /^assertion violated (\(THREADS\[\w+\]>0\)|\(\(r!=0\)&&PENDING_REMOVAL\[r\]\)|nfull\(mbox\))$/,
+    ],
     // a signal sent to a worker thread that has already ended (or a stale ACK write: a deadline needed)
     ["NO_FIX_EXIT_LAST", /^assertion violated (\(THREADS\[\w+\]>0\)|\s*!\(deadline_hit\))$/],
   ] as const)(
@@ -169,11 +178,16 @@ describe("model/pause-broken-8092.pml", () => {
         const trail = run(["spin", "-t", "-p", "pause-broken-8092.pml"], r.dir, BUILD_TIMEOUT_MS);
         const finalPart = trail.slice(trail.lastIndexOf("#processes:"));
         const source = readFileSync(join(MODEL_DIR, "pause.pml"), "utf8").split("\n");
-        const stoppedAt = [...finalPart.matchAll(/proc\s+\d+ \((\w+):\d+\) pause\.pml:(\d+) \(state \d+\)(.*)$/gm)].map(
-          ([, proc, line, rest]) => ({ proc, line: Number(line), valid: (rest ?? "").includes("valid end state") }),
-        );
+        const stoppedAt = [
+          ...finalPart.matchAll(/proc\s+\d+ \((\w+):\d+\) pause\.pml:(\d+) \(state \d+\)(.*)$/gm),
+        ].map(([, proc, line, rest]) => ({
+          proc,
+          line: Number(line),
+          valid: (rest ?? "").includes("valid end state"),
+        }));
         const lineText = (n: number) => source[n - 1] ?? "";
-        const near = (n: number, needle: string) => [0, 1, 2, 3].some((d) => lineText(n + d).includes(needle));
+        const near = (n: number, needle: string) =>
+          [0, 1, 2, 3].some((d) => lineText(n + d).includes(needle));
 
         // The VMM (holder N + 1 = 4) holds vcpu_states and is in the middle of pause() ...
         expect(finalPart).toMatch(/\bvcpu_states_lock = 4\b/);
@@ -184,7 +198,9 @@ describe("model/pause-broken-8092.pml", () => {
         expect(vmm[0]!.valid).toBe(false);
         expect(near(vmm[0]!.line, "ALL_PAUSED(epoch)")).toBe(true);
         // ... while a vCPU is stuck taking vcpu_states in the hotplug controller's MMIO handler.
-        const blockedOnLock = stoppedAt.filter((p) => p.proc === "vcpu" && lineText(p.line).includes("LOCK_STATES(v)"));
+        const blockedOnLock = stoppedAt.filter(
+          (p) => p.proc === "vcpu" && lineText(p.line).includes("LOCK_STATES(v)"),
+        );
         expect(blockedOnLock.length).toBeGreaterThan(0);
       } catch (e) {
         console.error(r.output);

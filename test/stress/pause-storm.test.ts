@@ -42,7 +42,8 @@ async function guarded<T>(vm: Vm, what: string, op: () => Promise<T>): Promise<T
   }
 }
 
-const counters = (vm: Vm, n: number) => Array.from({ length: n }, (_, i) => vm.memory.readU32(COUNTERS + 4 * i));
+const counters = (vm: Vm, n: number) =>
+  Array.from({ length: n }, (_, i) => vm.memory.readU32(COUNTERS + 4 * i));
 
 interface StormStats {
   pairs: number;
@@ -96,7 +97,8 @@ async function storm(vm: Vm, max: number, rng: Rng): Promise<StormStats> {
   return stats;
 }
 
-const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? 0;
+const percentile = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? 0;
 
 describe("pause storm", () => {
   test.each([
@@ -133,39 +135,35 @@ describe("pause storm", () => {
     600_000,
   );
 
-  test(
-    "a guest writing random values at random widths to the hotplug and GED registers leaves the VMM healthy",
-    async () => {
-      const rng = new Rng(0xf022);
-      await using vm = await Vm.create(rawGuestConfig("fuzz-hotplug", { boot: 4, max: 6 }), QUIET);
-      await vm.boot();
-      await waitUntil(() => counters(vm, 4).every((c) => c > 0), "all 4 vCPUs fuzzing", 20_000);
-      const until = performance.now() + FUZZ_SECONDS * 1000;
-      let cycles = 0;
-      while (performance.now() < until) {
-        await guarded(vm, "pause under fuzz", () => vm.pause());
-        await guarded(vm, "resume under fuzz", () => vm.resume());
-        if (rng.int(10) === 0) {
-          await guarded(vm, "resize under fuzz", () => vm.resize(1 + rng.int(6))).catch((e) => {
-            if (!(e instanceof ResizeError)) throw e;
-          });
-        }
-        cycles++;
-        await randomGap(rng, 5);
+  test("a guest writing random values at random widths to the hotplug and GED registers leaves the VMM healthy", async () => {
+    const rng = new Rng(0xf022);
+    await using vm = await Vm.create(rawGuestConfig("fuzz-hotplug", { boot: 4, max: 6 }), QUIET);
+    await vm.boot();
+    await waitUntil(() => counters(vm, 4).every((c) => c > 0), "all 4 vCPUs fuzzing", 20_000);
+    const until = performance.now() + FUZZ_SECONDS * 1000;
+    let cycles = 0;
+    while (performance.now() < until) {
+      await guarded(vm, "pause under fuzz", () => vm.pause());
+      await guarded(vm, "resume under fuzz", () => vm.resume());
+      if (rng.int(10) === 0) {
+        await guarded(vm, "resize under fuzz", () => vm.resize(1 + rng.int(6))).catch((e) => {
+          if (!(e instanceof ResizeError)) throw e;
+        });
       }
-      // The state stayed consistent: only defined status bits, CPU 0 never ejected, vCPU 0 alive.
-      expect(vm.hotplugStatus().every((s) => (s & ~0b111) === 0)).toBe(true);
-      expect(vm.hotplugStatus()[0]! & 1).toBe(1);
-      const c = vm.counters();
-      expect(c.hotplug.ignored_accesses).toBeGreaterThan(0); // the guest did hit wrong widths
-      expect(vm.vcpuStates()[0]).toBe("RUNNING");
-      const before = counters(vm, 1)[0]!;
-      await waitUntil(() => counters(vm, 1)[0]! > before, "vCPU 0 still fuzzing", 20_000);
-      console.info(
-        `fuzz ${FUZZ_SECONDS} s: ${cycles} pause/resume cycles, ${c.hotplug.ignored_accesses} ignored accesses, ${c.hotplug.refused_ejects} refused ejects`,
-      );
-      expect((await vm.shutdown()).reason).toBe("shutdown");
-    },
-    600_000,
-  );
+      cycles++;
+      await randomGap(rng, 5);
+    }
+    // The state stayed consistent: only defined status bits, CPU 0 never ejected, vCPU 0 alive.
+    expect(vm.hotplugStatus().every((s) => (s & ~0b111) === 0)).toBe(true);
+    expect(vm.hotplugStatus()[0]! & 1).toBe(1);
+    const c = vm.counters();
+    expect(c.hotplug.ignored_accesses).toBeGreaterThan(0); // the guest did hit wrong widths
+    expect(vm.vcpuStates()[0]).toBe("RUNNING");
+    const before = counters(vm, 1)[0]!;
+    await waitUntil(() => counters(vm, 1)[0]! > before, "vCPU 0 still fuzzing", 20_000);
+    console.info(
+      `fuzz ${FUZZ_SECONDS} s: ${cycles} pause/resume cycles, ${c.hotplug.ignored_accesses} ignored accesses, ${c.hotplug.refused_ejects} refused ejects`,
+    );
+    expect((await vm.shutdown()).reason).toBe("shutdown");
+  }, 600_000);
 });

@@ -43,7 +43,11 @@ describe("pause protocol", () => {
       QUIET,
     );
     await vm.boot();
-    await waitUntil(() => counters(vm, 3)[0]! > 0 && counters(vm, 3)[2]! > 0, "vCPUs 0 and 2 counting", 20_000);
+    await waitUntil(
+      () => counters(vm, 3)[0]! > 0 && counters(vm, 3)[2]! > 0,
+      "vCPUs 0 and 2 counting",
+      20_000,
+    );
     for (let i = 0; i < 50; i++) {
       await vm.pause();
       expect(vm.vcpuStates()).toEqual(["PARKED", "PARKED", "PARKED", "PARKED"]);

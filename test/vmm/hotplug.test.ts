@@ -29,7 +29,10 @@ describe("Vm.resize", () => {
     expect(vm.hotplugStatus()).toEqual([CPU_ENABLED, CPU_ENABLED, CPU_ENABLED, 0]); // inserts acked
 
     await vm.resize(1);
-    await waitUntil(() => vm.hotplugStatus().every((s, cpu) => cpu === 0 || s === 0), "vCPUs 1 and 2 ejected and reaped");
+    await waitUntil(
+      () => vm.hotplugStatus().every((s, cpu) => cpu === 0 || s === 0),
+      "vCPUs 1 and 2 ejected and reaped",
+    );
     expect(vm.vcpuStates()).toEqual(["RUNNING", "EXITED", "EXITED"]);
 
     await vm.resize(4); // slots 1 and 2 are reused, 3 is new
@@ -42,11 +45,17 @@ describe("Vm.resize", () => {
     // The counter guest ignores hotplug, so a removal stays pending.
     await using vm = await Vm.create(rawGuestConfig("counter", { boot: 2, max: 4 }), QUIET);
     await vm.boot();
-    await expect(vm.resize(0)).rejects.toThrow(new ResizeError("desired_vcpus = 0: expected an integer from 1 to max_vcpus (4)"));
-    await expect(vm.resize(5)).rejects.toThrow("desired_vcpus = 5: expected an integer from 1 to max_vcpus (4)");
+    await expect(vm.resize(0)).rejects.toThrow(
+      new ResizeError("desired_vcpus = 0: expected an integer from 1 to max_vcpus (4)"),
+    );
+    await expect(vm.resize(5)).rejects.toThrow(
+      "desired_vcpus = 5: expected an integer from 1 to max_vcpus (4)",
+    );
     await vm.resize(1);
     expect(vm.hotplugStatus()[1]).toBe(CPU_ENABLED | CPU_REMOVING);
-    await expect(vm.resize(2)).rejects.toThrow("cannot resize while vCPU 1 is being removed; the guest has not ejected it yet");
+    await expect(vm.resize(2)).rejects.toThrow(
+      "cannot resize while vCPU 1 is being removed; the guest has not ejected it yet",
+    );
     await expect(vm.resize(3)).rejects.toThrow(ResizeError);
   });
 

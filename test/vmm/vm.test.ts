@@ -11,7 +11,8 @@ describe("Vm", () => {
     expect(vm.state).toBe("Created");
     await vm.boot();
     expect(vm.state).toBe("Running");
-    for (const id of [0, 1, 2, 3]) await vm.serial.waitFor(`hello from the vCPU with APIC id ${id}\n`, 30_000);
+    for (const id of [0, 1, 2, 3])
+      await vm.serial.waitFor(`hello from the vCPU with APIC id ${id}\n`, 30_000);
     const exit = await vm.exited;
     expect(exit.reason).toBe("poweroff");
     expect(exit.detail).toContain("ACPI sleep control S5");

@@ -7,7 +7,7 @@ import type { Route } from "./route.ts";
 import { vmRoutes } from "./vm.ts";
 import { vmmRoutes } from "./vmm.ts";
 
-export { type HttpMethod, type Route, type RouteContext, noContent } from "./route.ts";
+export { type HttpMethod, noContent, type Route, type RouteContext } from "./route.ts";
 
 /** Every path is API_ROOT + "/" + an endpoint name. */
 export const API_ROOT = "/api/v1";

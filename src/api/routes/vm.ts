@@ -7,7 +7,7 @@
 import { jsonResponse } from "../api-error.ts";
 import { parseJsonBody } from "../request-body.ts";
 import { vmCounters, vmInfo, vmResizeSchema } from "../wire.ts";
-import { type Route, type RouteContext, noContent } from "./route.ts";
+import { noContent, type Route, type RouteContext } from "./route.ts";
 
 /** A PUT that runs one Vm operation and answers 204. */
 function action(op: (ctx: RouteContext) => Promise<unknown>): Route {

@@ -5,7 +5,7 @@
  */
 import { jsonResponse } from "../api-error.ts";
 import { vmmPing } from "../wire.ts";
-import { type Route, noContent } from "./route.ts";
+import { noContent, type Route } from "./route.ts";
 
 export const vmmRoutes: Readonly<Record<string, Route>> = {
   "vmm.ping": { method: "GET", handle: () => jsonResponse(200, vmmPing()) },

@@ -9,7 +9,7 @@
  * are declared; everything else in the zero page stays zero.
  */
 import { LinuxBootError } from "./boot-error.ts";
-import { type E820Entry, E820_MAX_ENTRIES_ZEROPAGE } from "./e820.ts";
+import { E820_MAX_ENTRIES_ZEROPAGE, type E820Entry } from "./e820.ts";
 import { cLayout, setField, viewOf } from "./struct-layout.ts";
 
 /** struct setup_header: offsets from its start (file offset 0x1f1, zero-page offset 0x1f1). */
@@ -128,7 +128,9 @@ const TWO_POW_32 = 2 ** 32;
  */
 export function buildZeroPage(opts: ZeroPageOptions): Uint8Array {
   if (opts.e820.length > E820_MAX_ENTRIES_ZEROPAGE) {
-    throw new LinuxBootError(`the memory map has ${opts.e820.length} entries; the zero page holds ${E820_MAX_ENTRIES_ZEROPAGE}`);
+    throw new LinuxBootError(
+      `the memory map has ${opts.e820.length} entries; the zero page holds ${E820_MAX_ENTRIES_ZEROPAGE}`,
+    );
   }
   const page = new Uint8Array(BOOT_PARAMS_LAYOUT.size);
   const hdrBytes = opts.setupHeader.subarray(0, SETUP_HEADER_AREA_END - SETUP_HEADER_OFFSET);

@@ -12,7 +12,7 @@
  * the e820 table.
  */
 import type { GuestMemory } from "../../memory/guest-memory.ts";
-import { LinuxBootError, hex, mibToCover } from "./boot-error.ts";
+import { hex, LinuxBootError, mibToCover } from "./boot-error.ts";
 import {
   BOOT_FLAG_MAGIC,
   LOADED_HIGH,
@@ -104,10 +104,14 @@ export function parseBzImage(image: Uint8Array): BzImage {
   const headerEnd = Math.min(JUMP_END_BASE + v.getUint8(JUMP_DISPLACEMENT_OFFSET), SETUP_HEADER_AREA_END);
   const needed = base + H.init_size.offset + H.init_size.size;
   if (headerEnd < needed) {
-    throw new LinuxBootError(`not a bzImage: its setup header ends at ${hex(headerEnd)}, before init_size at ${hex(base + H.init_size.offset)}`);
+    throw new LinuxBootError(
+      `not a bzImage: its setup header ends at ${hex(headerEnd)}, before init_size at ${hex(base + H.init_size.offset)}`,
+    );
   }
   if (image.length < headerEnd) {
-    throw new LinuxBootError(`truncated: the setup header ends at ${hex(headerEnd)}, the file has ${image.length} bytes`);
+    throw new LinuxBootError(
+      `truncated: the setup header ends at ${hex(headerEnd)}, the file has ${image.length} bytes`,
+    );
   }
   const setupSize = ((getField(v, base, H.setup_sects) || DEFAULT_SETUP_SECTS) + 1) * SECTOR_SIZE;
   const kernelSize = getField(v, base, H.syssize) * PARAGRAPH;
@@ -118,11 +122,15 @@ export function parseBzImage(image: Uint8Array): BzImage {
   }
   const loadflags = getField(v, base, H.loadflags);
   if ((loadflags & LOADED_HIGH) === 0) {
-    throw new LinuxBootError("a zImage (LOADED_HIGH clear in loadflags) cannot be booted: bunvmm loads kernels at or above 1 MiB");
+    throw new LinuxBootError(
+      "a zImage (LOADED_HIGH clear in loadflags) cannot be booted: bunvmm loads kernels at or above 1 MiB",
+    );
   }
   const xloadflags = getField(v, base, H.xloadflags);
   if ((xloadflags & XLF_KERNEL_64) === 0) {
-    throw new LinuxBootError("this kernel has no 64-bit entry point (XLF_KERNEL_64 clear in xloadflags): bunvmm enters bzImages in 64-bit mode");
+    throw new LinuxBootError(
+      "this kernel has no 64-bit entry point (XLF_KERNEL_64 clear in xloadflags): bunvmm enters bzImages in 64-bit mode",
+    );
   }
   const prefAddress = v.getBigUint64(base + H.pref_address.offset, true);
   if (prefAddress > BigInt(Number.MAX_SAFE_INTEGER)) {
@@ -163,10 +171,16 @@ export function bzImageExtent(bz: BzImage): { start: number; end: number } {
  * @returns the range the kernel owns, for placing the initramfs above it.
  * @throws {LinuxBootError} when the kernel would sit below 1 MiB or does not fit in RAM.
  */
-export function loadBzImage(memory: GuestMemory, bz: BzImage, lowRamEnd: number): { start: number; end: number } {
+export function loadBzImage(
+  memory: GuestMemory,
+  bz: BzImage,
+  lowRamEnd: number,
+): { start: number; end: number } {
   const { start, end } = bzImageExtent(bz);
   if (start < HIGH_MEMORY_START) {
-    throw new LinuxBootError(`pref_address ${hex(start)} is below 1 MiB, where bunvmm keeps the boot structures`);
+    throw new LinuxBootError(
+      `pref_address ${hex(start)} is below 1 MiB, where bunvmm keeps the boot structures`,
+    );
   }
   if (end > lowRamEnd || !memory.contains(start, end - start)) {
     throw new LinuxBootError(

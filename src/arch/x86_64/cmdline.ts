@@ -29,14 +29,21 @@ export function encodeCmdline(cmdline: string): Uint8Array {
  * @returns its address and its size including the NUL.
  * @throws {LinuxBootError} "payload.cmdline is N bytes; this kernel accepts at most M (cmdline_size)".
  */
-export function writeCmdline(memory: GuestMemory, cmdline: string, limit: CmdlineLimit): { address: number; size: number } {
+export function writeCmdline(
+  memory: GuestMemory,
+  cmdline: string,
+  limit: CmdlineLimit,
+): { address: number; size: number } {
   const bytes = encodeCmdline(cmdline);
   const length = bytes.length - 1;
-  if (bytes.subarray(0, length).includes(0)) throw new LinuxBootError("payload.cmdline contains a NUL character");
+  if (bytes.subarray(0, length).includes(0))
+    throw new LinuxBootError("payload.cmdline contains a NUL character");
   const max = Math.min(limit.maxBytes, CMDLINE_REGION_SIZE - 1);
   if (length > max) {
     const source = max === limit.maxBytes ? limit.source : "bunvmm's command-line area";
-    throw new LinuxBootError(`payload.cmdline is ${length} bytes; this kernel accepts at most ${max} (${source})`);
+    throw new LinuxBootError(
+      `payload.cmdline is ${length} bytes; this kernel accepts at most ${max} (${source})`,
+    );
   }
   memory.write(CMDLINE_ADDRESS, bytes);
   return { address: CMDLINE_ADDRESS, size: bytes.length };

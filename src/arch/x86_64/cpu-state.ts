@@ -55,9 +55,24 @@ export function flatProtectedModeSregs(current: Sregs): Sregs {
 /** All general registers zero except the ones given; RFLAGS has only its reserved bit. */
 export function initialRegs(set: Partial<Regs>): Regs {
   const zero = {
-    rax: 0n, rbx: 0n, rcx: 0n, rdx: 0n, rsi: 0n, rdi: 0n, rsp: 0n, rbp: 0n,
-    r8: 0n, r9: 0n, r10: 0n, r11: 0n, r12: 0n, r13: 0n, r14: 0n, r15: 0n,
-    rip: 0n, rflags: RFLAGS_RESERVED,
+    rax: 0n,
+    rbx: 0n,
+    rcx: 0n,
+    rdx: 0n,
+    rsi: 0n,
+    rdi: 0n,
+    rsp: 0n,
+    rbp: 0n,
+    r8: 0n,
+    r9: 0n,
+    r10: 0n,
+    r11: 0n,
+    r12: 0n,
+    r13: 0n,
+    r14: 0n,
+    r15: 0n,
+    rip: 0n,
+    rflags: RFLAGS_RESERVED,
   };
   return { ...zero, ...set };
 }

@@ -111,7 +111,8 @@ export class UnknownCpuFeatureError extends Error {
 /** Checks feature names early (config validation). @throws {UnknownCpuFeatureError} for the first unknown one. */
 export function checkCpuFeatureNames(names: readonly string[]): void {
   for (const name of names) {
-    if (!Object.hasOwn(CPU_FEATURES, name)) throw new UnknownCpuFeatureError(name, Object.keys(CPU_FEATURES).sort());
+    if (!Object.hasOwn(CPU_FEATURES, name))
+      throw new UnknownCpuFeatureError(name, Object.keys(CPU_FEATURES).sort());
   }
 }
 
@@ -145,12 +146,25 @@ function topologyLeaf(fn: number, apicId: number, maxVcpus: number): CpuidEntry[
   const flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
   return [
     { function: fn, index: 0, flags, eax: 0, ebx: 1, ecx: (LEVEL_TYPE_SMT << 8) | 0, edx: apicId },
-    { function: fn, index: 1, flags, eax: idBits(maxVcpus), ebx: maxVcpus, ecx: (LEVEL_TYPE_CORE << 8) | 1, edx: apicId },
+    {
+      function: fn,
+      index: 1,
+      flags,
+      eax: idBits(maxVcpus),
+      ebx: maxVcpus,
+      ecx: (LEVEL_TYPE_CORE << 8) | 1,
+      edx: apicId,
+    },
     { function: fn, index: 2, flags, eax: 0, ebx: 0, ecx: (LEVEL_TYPE_INVALID << 8) | 2, edx: apicId },
   ];
 }
 
-function applyTopology(entries: CpuidEntry[], table: CpuidTable, apicId: number, maxVcpus: number): CpuidEntry[] {
+function applyTopology(
+  entries: CpuidEntry[],
+  table: CpuidTable,
+  apicId: number,
+  maxVcpus: number,
+): CpuidEntry[] {
   const bits = idBits(maxVcpus);
   const packageIds = 1 << bits;
   const amd = isAmdLike(table);
@@ -167,7 +181,10 @@ function applyTopology(entries: CpuidEntry[], table: CpuidTable, apicId: number,
         break;
       case LEAF_AMD_ADDRESS_SIZES:
         if (!amd) break;
-        e.ecx = (e.ecx & ~(AMD_NC_MASK | AMD_APIC_ID_SIZE_MASK)) | (maxVcpus - 1) | (bits << AMD_APIC_ID_SIZE_SHIFT);
+        e.ecx =
+          (e.ecx & ~(AMD_NC_MASK | AMD_APIC_ID_SIZE_MASK)) |
+          (maxVcpus - 1) |
+          (bits << AMD_APIC_ID_SIZE_SHIFT);
         break;
       case LEAF_AMD_CACHE_TOPOLOGY:
         if (!amd || (e.eax & CACHE_TYPE_MASK) === 0) break;
@@ -209,7 +226,11 @@ function hideFeatures(entries: CpuidEntry[], names: readonly string[]): CpuidEnt
  * the hypervisor bit set, and with `maxVcpus` the whole topology of the header comment.
  * @throws {UnknownCpuFeatureError} when `hide` names a feature CPU_FEATURES does not know.
  */
-export function cpuidForVcpu(supported: CpuidTable, apicId: number, options: VcpuCpuidOptions = {}): CpuidTable {
+export function cpuidForVcpu(
+  supported: CpuidTable,
+  apicId: number,
+  options: VcpuCpuidOptions = {},
+): CpuidTable {
   let entries = supported.clone().entries;
   for (const e of entries) {
     if (e.function === LEAF_FEATURES) {

@@ -77,5 +77,7 @@ export function e820Table(ramSize: number): E820Entry[] {
 /** One line per entry, as Linux prints them (`[mem 0x…-0x…] usable`), for logs and test failures. */
 export function describeE820(entries: readonly E820Entry[]): string[] {
   const pad = (n: number) => `0x${n.toString(16).padStart(16, "0")}`;
-  return entries.map((e) => `[mem ${pad(e.addr)}-${pad(e.addr + e.size - 1)}] ${TYPE_NAMES[e.type] ?? `type ${e.type}`}`);
+  return entries.map(
+    (e) => `[mem ${pad(e.addr)}-${pad(e.addr + e.size - 1)}] ${TYPE_NAMES[e.type] ?? `type ${e.type}`}`,
+  );
 }

@@ -3,8 +3,8 @@
  * boot an x86_64 vmlinux: the header, the program headers and the notes. Layouts are named offsets
  * checked against <elf.h> by test/arch/x86_64/elf.test.ts.
  */
-import { LinuxBootError, hex } from "./boot-error.ts";
-import { type Field, cLayout, getField, viewOf } from "./struct-layout.ts";
+import { hex, LinuxBootError } from "./boot-error.ts";
+import { cLayout, type Field, getField, viewOf } from "./struct-layout.ts";
 
 export const ELF64_EHDR_LAYOUT = cLayout("Elf64_Ehdr", 64, {
   e_ident: [0, 16],
@@ -100,13 +100,16 @@ function align4(n: number): number {
 /** An 8-byte offset, address or size that must be a safe number (nothing a VM can hold is larger). */
 function u64(v: DataView, at: number, field: Field, what: string): number {
   const n = v.getBigUint64(at + field.offset, true);
-  if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new LinuxBootError(`${what} is 0x${n.toString(16)}, beyond any guest address`);
+  if (n > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new LinuxBootError(`${what} is 0x${n.toString(16)}, beyond any guest address`);
   return Number(n);
 }
 
 function checkRange(what: string, offset: number, size: number, fileSize: number): void {
   if (offset + size > fileSize) {
-    throw new LinuxBootError(`truncated: ${what} [${hex(offset)}, ${hex(offset + size)}) lies past the end of the ${fileSize}-byte file`);
+    throw new LinuxBootError(
+      `truncated: ${what} [${hex(offset)}, ${hex(offset + size)}) lies past the end of the ${fileSize}-byte file`,
+    );
   }
 }
 
@@ -122,11 +125,16 @@ function parseNotes(bytes: Uint8Array, offset: number, size: number): ElfNote[] 
     const type = getField(v, at, NH.n_type);
     const nameAt = at + ELF64_NHDR_LAYOUT.size;
     const descAt = nameAt + align4(namesz);
-    if (descAt + descsz > end) throw new LinuxBootError(`malformed ELF note at ${hex(at)}: it runs past its note area`);
+    if (descAt + descsz > end)
+      throw new LinuxBootError(`malformed ELF note at ${hex(at)}: it runs past its note area`);
     // The name is NUL-terminated within namesz.
     const raw = bytes.subarray(nameAt, nameAt + namesz);
     const nul = raw.indexOf(0);
-    notes.push({ name: new TextDecoder().decode(nul >= 0 ? raw.subarray(0, nul) : raw), type, desc: bytes.subarray(descAt, descAt + descsz) });
+    notes.push({
+      name: new TextDecoder().decode(nul >= 0 ? raw.subarray(0, nul) : raw),
+      type,
+      desc: bytes.subarray(descAt, descAt + descsz),
+    });
     at = descAt + align4(descsz);
   }
   return notes;
@@ -142,7 +150,9 @@ export function parseElf64(bytes: Uint8Array): Elf64 {
     throw new LinuxBootError("not an ELF file: no \\x7fELF magic at 0");
   }
   if (bytes[EI_CLASS] !== ELFCLASS64) {
-    throw new LinuxBootError(`ELF class ${bytes[EI_CLASS]} is not supported: bunvmm boots 64-bit (ELFCLASS64) vmlinux files`);
+    throw new LinuxBootError(
+      `ELF class ${bytes[EI_CLASS]} is not supported: bunvmm boots 64-bit (ELFCLASS64) vmlinux files`,
+    );
   }
   if (bytes[EI_DATA] !== ELFDATA2LSB) throw new LinuxBootError("a big-endian ELF cannot be an x86_64 kernel");
   const v = viewOf(bytes);
@@ -153,7 +163,9 @@ export function parseElf64(bytes: Uint8Array): Elf64 {
   const phnum = getField(v, 0, EH.e_phnum);
   const phentsize = getField(v, 0, EH.e_phentsize);
   if (phnum > 0 && phentsize !== ELF64_PHDR_LAYOUT.size) {
-    throw new LinuxBootError(`ELF program headers are ${phentsize} bytes each, expected ${ELF64_PHDR_LAYOUT.size}`);
+    throw new LinuxBootError(
+      `ELF program headers are ${phentsize} bytes each, expected ${ELF64_PHDR_LAYOUT.size}`,
+    );
   }
   checkRange("the program header table", phoff, phnum * phentsize, bytes.length);
   const segments: ElfSegment[] = [];
@@ -166,14 +178,19 @@ export function parseElf64(bytes: Uint8Array): Elf64 {
       filesz: u64(v, at, PH.p_filesz, `segment ${i}'s p_filesz`),
       memsz: u64(v, at, PH.p_memsz, `segment ${i}'s p_memsz`),
     };
-    if (s.type === PT_LOAD || s.type === PT_NOTE) checkRange(`segment ${i}`, s.offset, s.filesz, bytes.length);
+    if (s.type === PT_LOAD || s.type === PT_NOTE)
+      checkRange(`segment ${i}`, s.offset, s.filesz, bytes.length);
     if (s.type === PT_LOAD && s.filesz > s.memsz) {
-      throw new LinuxBootError(`segment ${i} has more file bytes (${s.filesz}) than memory bytes (${s.memsz})`);
+      throw new LinuxBootError(
+        `segment ${i} has more file bytes (${s.filesz}) than memory bytes (${s.memsz})`,
+      );
     }
     segments.push(s);
   }
 
-  let notes = segments.filter((s) => s.type === PT_NOTE).flatMap((s) => parseNotes(bytes, s.offset, s.filesz));
+  let notes = segments
+    .filter((s) => s.type === PT_NOTE)
+    .flatMap((s) => parseNotes(bytes, s.offset, s.filesz));
   if (!segments.some((s) => s.type === PT_NOTE)) notes = sectionNotes(bytes, v);
   return { bytes, entry: v.getBigUint64(EH.e_entry.offset, true), segments, notes };
 }
@@ -184,7 +201,9 @@ function sectionNotes(bytes: Uint8Array, v: DataView): ElfNote[] {
   const shentsize = getField(v, 0, EH.e_shentsize);
   if (shoff === 0 || shnum === 0) return [];
   if (shentsize !== ELF64_SHDR_LAYOUT.size) {
-    throw new LinuxBootError(`ELF section headers are ${shentsize} bytes each, expected ${ELF64_SHDR_LAYOUT.size}`);
+    throw new LinuxBootError(
+      `ELF section headers are ${shentsize} bytes each, expected ${ELF64_SHDR_LAYOUT.size}`,
+    );
   }
   checkRange("the section header table", shoff, shnum * shentsize, bytes.length);
   const notes: ElfNote[] = [];

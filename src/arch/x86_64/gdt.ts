@@ -52,7 +52,9 @@ export const BOOT_GDT_LIMIT = BOOT_GDT.length * 8 - 1;
 export function bootGdtBytes(): Uint8Array {
   const out = new Uint8Array(BOOT_GDT.length * 8);
   const v = new DataView(out.buffer);
-  BOOT_GDT.forEach((d, i) => v.setBigUint64(i * 8, d, true));
+  BOOT_GDT.forEach((d, i) => {
+    v.setBigUint64(i * 8, d, true);
+  });
   return out;
 }
 

@@ -5,7 +5,7 @@
  * leaves the space right after the kernel free for its decompression and early allocations.
  */
 import { type GuestMemory, PAGE_SIZE } from "../../memory/guest-memory.ts";
-import { LinuxBootError, hex, mibToCover } from "./boot-error.ts";
+import { hex, LinuxBootError, mibToCover } from "./boot-error.ts";
 
 export interface InitrdBounds {
   /** The lowest address it may start at: the end of the kernel. */
@@ -52,7 +52,11 @@ export function placeInitramfs(size: number, bounds: InitrdBounds): number {
 }
 
 /** Places and copies the initramfs. @returns its address and size. @throws {LinuxBootError} see placeInitramfs. */
-export function loadInitramfs(memory: GuestMemory, initramfs: Uint8Array, bounds: InitrdBounds): { address: number; size: number } {
+export function loadInitramfs(
+  memory: GuestMemory,
+  initramfs: Uint8Array,
+  bounds: InitrdBounds,
+): { address: number; size: number } {
   const address = placeInitramfs(initramfs.length, bounds);
   memory.write(address, initramfs);
   return { address, size: initramfs.length };

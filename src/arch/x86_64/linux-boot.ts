@@ -12,9 +12,10 @@
  * (and below a bzImage's initrd_addr_max), the e820 table of e820.ts. Only the boot vCPU gets these
  * registers; the others wait for INIT/SIPI from the guest.
  */
-import type { GuestMemory } from "../../memory/guest-memory.ts";
+
 import type { Regs, Sregs } from "../../kvm/vcpu-fd.ts";
-import { LinuxBootError, hex } from "./boot-error.ts";
+import type { GuestMemory } from "../../memory/guest-memory.ts";
+import { hex, LinuxBootError } from "./boot-error.ts";
 import { buildZeroPage } from "./boot-params.ts";
 import { loadBzImage, parseBzImage, payloadCompression, protocolText, STARTUP_64_OFFSET } from "./bzimage.ts";
 import { COMMAND_LINE_SIZE, writeCmdline } from "./cmdline.ts";
@@ -25,7 +26,14 @@ import { loadInitramfs } from "./initrd.ts";
 import { BOOT_GDT_ADDRESS, MMIO_HOLE_START, PVH_START_INFO_ADDRESS, ZERO_PAGE_ADDRESS } from "./layout.ts";
 import { linux64EntryRegs, longModeSregs } from "./long-mode.ts";
 import { writeIdentityPageTables } from "./page-tables.ts";
-import { buildStartInfo, loadElfSegments, pvhEntryPoint, pvhEntryRegs, pvhEntrySregs, writeStartInfo } from "./pvh.ts";
+import {
+  buildStartInfo,
+  loadElfSegments,
+  pvhEntryPoint,
+  pvhEntryRegs,
+  pvhEntrySregs,
+  writeStartInfo,
+} from "./pvh.ts";
 
 export interface LinuxBootOptions {
   readonly kernelImage: Uint8Array;
@@ -82,7 +90,13 @@ function loadBzImageKernel(memory: GuestMemory, opts: LinuxBootOptions): LinuxBo
   const e820 = e820Table(opts.ramSize);
   memory.write(
     ZERO_PAGE_ADDRESS,
-    buildZeroPage({ setupHeader: bz.setupHeader, cmdlineAddress: cmdline.address, initramfs, rsdpAddress: opts.rsdpAddress, e820 }),
+    buildZeroPage({
+      setupHeader: bz.setupHeader,
+      cmdlineAddress: cmdline.address,
+      initramfs,
+      rsdpAddress: opts.rsdpAddress,
+      e820,
+    }),
   );
   memory.write(BOOT_GDT_ADDRESS, bootGdtBytes());
   writeIdentityPageTables(memory);
@@ -107,12 +121,27 @@ function loadPvhKernel(memory: GuestMemory, opts: LinuxBootOptions): LinuxBoot {
   const top = lowRamEnd(opts.ramSize);
   const kernel = loadElfSegments(memory, elf, top);
   if (entry < kernel.start || entry >= kernel.end) {
-    throw new LinuxBootError(`the PVH entry point ${hex(entry)} lies outside the loaded kernel [${hex(kernel.start)}, ${hex(kernel.end)})`);
+    throw new LinuxBootError(
+      `the PVH entry point ${hex(entry)} lies outside the loaded kernel [${hex(kernel.start)}, ${hex(kernel.end)})`,
+    );
   }
-  const cmdline = writeCmdline(memory, opts.cmdline, { maxBytes: COMMAND_LINE_SIZE - 1, source: "COMMAND_LINE_SIZE" });
-  const initramfs = opts.initramfs ? loadInitramfs(memory, opts.initramfs, { lowest: kernel.end, ramTop: top }) : undefined;
+  const cmdline = writeCmdline(memory, opts.cmdline, {
+    maxBytes: COMMAND_LINE_SIZE - 1,
+    source: "COMMAND_LINE_SIZE",
+  });
+  const initramfs = opts.initramfs
+    ? loadInitramfs(memory, opts.initramfs, { lowest: kernel.end, ramTop: top })
+    : undefined;
   const e820 = e820Table(opts.ramSize);
-  writeStartInfo(memory, buildStartInfo({ cmdlineAddress: cmdline.address, initramfs, rsdpAddress: opts.rsdpAddress, memmap: e820 }));
+  writeStartInfo(
+    memory,
+    buildStartInfo({
+      cmdlineAddress: cmdline.address,
+      initramfs,
+      rsdpAddress: opts.rsdpAddress,
+      memmap: e820,
+    }),
+  );
   return {
     protocol: "pvh",
     entry: `vmlinux via PVH: kernel [${hex(kernel.start)}, ${hex(kernel.end)}), 32-bit entry ${hex(entry)}, start info ${hex(PVH_START_INFO_ADDRESS)}${describeInitrd(initramfs)}`,

@@ -5,10 +5,10 @@
  * RIP = load address + 0x200. Pure functions over KVM's register structs: the builder applies them.
  */
 import type { Regs, Sregs } from "../../kvm/vcpu-fd.ts";
+import { STARTUP_64_OFFSET } from "./bzimage.ts";
 import { BOOT_CS_SELECTOR, BOOT_DS_SELECTOR, CR0_ET, CR0_PE, initialRegs } from "./cpu-state.ts";
 import { BOOT_GDT_LIMIT, bootSegment } from "./gdt.ts";
 import { BOOT_GDT_ADDRESS, BOOT_PML4_ADDRESS, ZERO_PAGE_ADDRESS } from "./layout.ts";
-import { STARTUP_64_OFFSET } from "./bzimage.ts";
 
 /** CR0.PG: paging. */
 export const CR0_PG = 1n << 31n;

@@ -10,13 +10,19 @@
  * and checked by the tests against a C declaration of the same fields and the sizes the header states:
  * hvm_start_info 56 bytes (version 1), hvm_modlist_entry 32, hvm_memmap_table_entry 24.
  */
-import type { GuestMemory } from "../../memory/guest-memory.ts";
+
 import type { Regs, Sregs } from "../../kvm/vcpu-fd.ts";
-import { LinuxBootError, hex, mibToCover } from "./boot-error.ts";
+import type { GuestMemory } from "../../memory/guest-memory.ts";
+import { hex, LinuxBootError, mibToCover } from "./boot-error.ts";
 import { CR0_ET, CR0_PE, flatProtectedModeSregs, initialRegs } from "./cpu-state.ts";
 import type { E820Entry } from "./e820.ts";
 import { type Elf64, PT_LOAD } from "./elf.ts";
-import { HIGH_MEMORY_START, PVH_MEMMAP_ADDRESS, PVH_MODLIST_ADDRESS, PVH_START_INFO_ADDRESS } from "./layout.ts";
+import {
+  HIGH_MEMORY_START,
+  PVH_MEMMAP_ADDRESS,
+  PVH_MODLIST_ADDRESS,
+  PVH_START_INFO_ADDRESS,
+} from "./layout.ts";
 import { cLayout, setField, viewOf } from "./struct-layout.ts";
 
 /** The ELF note's owner name and type (xen/include/public/elfnote.h). */
@@ -65,14 +71,20 @@ export const PVH_MEMMAP_MAX_ENTRIES = 128;
 export function pvhEntryPoint(elf: Elf64): number {
   const note = elf.notes.find((n) => n.name === XEN_ELFNOTE_OWNER && n.type === XEN_ELFNOTE_PHYS32_ENTRY);
   if (note === undefined) {
-    throw new LinuxBootError("ELF has no XEN_ELFNOTE_PHYS32_ENTRY note: this kernel was built without CONFIG_PVH");
+    throw new LinuxBootError(
+      "ELF has no XEN_ELFNOTE_PHYS32_ENTRY note: this kernel was built without CONFIG_PVH",
+    );
   }
   const v = viewOf(note.desc);
   let entry: bigint;
   if (note.desc.length === 4) entry = BigInt(v.getUint32(0, true));
   else if (note.desc.length === 8) entry = v.getBigUint64(0, true);
-  else throw new LinuxBootError(`the XEN_ELFNOTE_PHYS32_ENTRY note is ${note.desc.length} bytes; expected 4 or 8`);
-  if (entry >= 1n << 32n) throw new LinuxBootError(`the PVH entry point 0x${entry.toString(16)} is not a 32-bit address`);
+  else
+    throw new LinuxBootError(
+      `the XEN_ELFNOTE_PHYS32_ENTRY note is ${note.desc.length} bytes; expected 4 or 8`,
+    );
+  if (entry >= 1n << 32n)
+    throw new LinuxBootError(`the PVH entry point 0x${entry.toString(16)} is not a 32-bit address`);
   return Number(entry);
 }
 
@@ -82,13 +94,19 @@ export function pvhEntryPoint(elf: Elf64): number {
  * @returns the range the segments span, for placing the initramfs above it.
  * @throws {LinuxBootError} for an ELF without PT_LOAD segments, or a segment outside that range.
  */
-export function loadElfSegments(memory: GuestMemory, elf: Elf64, lowRamEnd: number): { start: number; end: number } {
+export function loadElfSegments(
+  memory: GuestMemory,
+  elf: Elf64,
+  lowRamEnd: number,
+): { start: number; end: number } {
   const loads = elf.segments.map((s, i) => ({ s, i })).filter(({ s }) => s.type === PT_LOAD && s.memsz > 0);
   if (loads.length === 0) throw new LinuxBootError("ELF has no PT_LOAD segment: nothing to load");
   for (const { s, i } of loads) {
     const end = s.paddr + s.memsz;
     if (s.paddr < HIGH_MEMORY_START) {
-      throw new LinuxBootError(`segment ${i} loads at ${hex(s.paddr)}, below 1 MiB where bunvmm keeps the boot structures`);
+      throw new LinuxBootError(
+        `segment ${i} loads at ${hex(s.paddr)}, below 1 MiB where bunvmm keeps the boot structures`,
+      );
     }
     if (end > lowRamEnd || !memory.contains(s.paddr, s.memsz)) {
       throw new LinuxBootError(
@@ -129,7 +147,9 @@ export interface StartInfoBlobs {
  */
 export function buildStartInfo(opts: StartInfoOptions): StartInfoBlobs {
   if (opts.memmap.length > PVH_MEMMAP_MAX_ENTRIES) {
-    throw new LinuxBootError(`the memory map has ${opts.memmap.length} entries; the PVH memmap area holds ${PVH_MEMMAP_MAX_ENTRIES}`);
+    throw new LinuxBootError(
+      `the memory map has ${opts.memmap.length} entries; the PVH memmap area holds ${PVH_MEMMAP_MAX_ENTRIES}`,
+    );
   }
   const I = HVM_START_INFO_LAYOUT.fields;
   const startInfo = new Uint8Array(HVM_START_INFO_LAYOUT.size);
@@ -179,7 +199,13 @@ const TSS32_LIMIT = 0x67;
  */
 export function pvhEntrySregs(current: Sregs): Sregs {
   const flat = flatProtectedModeSregs(current);
-  return { ...flat, cr0: CR0_PE | CR0_ET, cr4: 0n, efer: 0n, tr: { ...flat.tr, base: 0n, limit: TSS32_LIMIT } };
+  return {
+    ...flat,
+    cr0: CR0_PE | CR0_ET,
+    cr4: 0n,
+    efer: 0n,
+    tr: { ...flat.tr, base: 0n, limit: TSS32_LIMIT },
+  };
 }
 
 /** General registers at the PVH entry: EIP = the note's entry, EBX = the start info, IF clear. */

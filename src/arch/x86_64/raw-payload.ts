@@ -3,10 +3,11 @@
  * boot vCPU in flat 32-bit protected mode. Small enough to hand-assemble, so tests and the demo need
  * no kernel.
  */
-import type { GuestMemory } from "../../memory/guest-memory.ts";
+
 import type { Regs } from "../../kvm/vcpu-fd.ts";
-import { RAW_LOAD_ADDRESS, RAW_MAX_END, RAW_STACK_TOP } from "./layout.ts";
+import type { GuestMemory } from "../../memory/guest-memory.ts";
 import { initialRegs } from "./cpu-state.ts";
+import { RAW_LOAD_ADDRESS, RAW_MAX_END, RAW_STACK_TOP } from "./layout.ts";
 
 /** Largest raw image: it must end below the EBDA. */
 export const RAW_MAX_SIZE = RAW_MAX_END - RAW_LOAD_ADDRESS;

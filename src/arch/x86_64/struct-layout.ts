@@ -44,7 +44,8 @@ export function getField(view: DataView, base: number, field: Field): number {
       return view.getUint32(at, true);
     case 8: {
       const v = view.getBigUint64(at, true);
-      if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`0x${v.toString(16)} does not fit in a number`);
+      if (v > BigInt(Number.MAX_SAFE_INTEGER))
+        throw new RangeError(`0x${v.toString(16)} does not fit in a number`);
       return Number(v);
     }
     default:
@@ -60,13 +61,17 @@ export function setField(view: DataView, base: number, field: Field, value: numb
   }
   switch (field.size) {
     case 1:
-      return view.setUint8(at, value);
+      view.setUint8(at, value);
+      return;
     case 2:
-      return view.setUint16(at, value, true);
+      view.setUint16(at, value, true);
+      return;
     case 4:
-      return view.setUint32(at, value, true);
+      view.setUint32(at, value, true);
+      return;
     case 8:
-      return view.setBigUint64(at, BigInt(value), true);
+      view.setBigUint64(at, BigInt(value), true);
+      return;
     default:
       throw new RangeError(`a ${field.size}-byte field is not an integer`);
   }

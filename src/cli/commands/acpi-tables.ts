@@ -6,16 +6,21 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { defineCommand } from "citty";
-import { loadConfigFile } from "../../config/index.ts";
 import { buildAcpiTables } from "../../arch/x86_64/acpi/tables.ts";
-import { type LogLevelName, createLogger } from "../../vmm/logger.ts";
+import { loadConfigFile } from "../../config/index.ts";
+import { createLogger, type LogLevelName } from "../../vmm/logger.ts";
 import { sharedArgs } from "./shared-args.ts";
 
 export const acpiTablesCommand = defineCommand({
   meta: { name: "acpi-tables", description: "Write the ACPI tables a VM would get, one .dat file per table" },
   args: {
     config: { type: "positional", required: true, description: "Path to the VM's TOML file" },
-    out: { type: "string", required: true, valueHint: "DIR", description: "Directory to write the tables to" },
+    out: {
+      type: "string",
+      required: true,
+      valueHint: "DIR",
+      description: "Directory to write the tables to",
+    },
     ...sharedArgs,
   },
   async run({ args }) {
@@ -27,7 +32,9 @@ export const acpiTablesCommand = defineCommand({
     for (const [signature, bytes] of acpi.tables) {
       const file = join(dir, `${signature.toLowerCase()}.dat`);
       writeFileSync(file, bytes);
-      log.info(`${signature} at 0x${acpi.addresses.get(signature)!.toString(16)}: ${bytes.length} bytes -> ${file}`);
+      log.info(
+        `${signature} at 0x${acpi.addresses.get(signature)!.toString(16)}: ${bytes.length} bytes -> ${file}`,
+      );
     }
   },
 });

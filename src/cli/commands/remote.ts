@@ -4,8 +4,8 @@
  * failure is one line on stderr and exit 1, with the server's own message when it sent one.
  */
 import { defineCommand } from "citty";
+import { createLogger, type LogLevelName } from "../../vmm/logger.ts";
 import { EXIT_ERROR } from "../errors.ts";
-import { type LogLevelName, createLogger } from "../../vmm/logger.ts";
 import { sharedArgs } from "./shared-args.ts";
 
 /** Bound on one request; a reboot or a pause of many vCPUs answers well within it. */
@@ -45,10 +45,17 @@ export const remoteCommand = defineCommand({
     command: {
       type: "positional",
       required: true,
-      description: `One of: ${Object.keys(COMMANDS).map((c) => (COMMANDS[c]!.takesCount ? `${c} N` : c)).join(", ")}`,
+      description: `One of: ${Object.keys(COMMANDS)
+        .map((c) => (COMMANDS[c]!.takesCount ? `${c} N` : c))
+        .join(", ")}`,
     },
     count: { type: "positional", required: false, description: "The vCPU count, for resize" },
-    "api-socket": { type: "string", required: true, valueHint: "PATH", description: "The bunvmm's API socket" },
+    "api-socket": {
+      type: "string",
+      required: true,
+      valueHint: "PATH",
+      description: "The bunvmm's API socket",
+    },
     ...sharedArgs,
   },
   async run({ args }) {
@@ -56,7 +63,9 @@ export const remoteCommand = defineCommand({
     try {
       const command = COMMANDS[args.command];
       if (!Object.hasOwn(COMMANDS, args.command) || !command) {
-        throw new RemoteError(`unknown remote command ${JSON.stringify(args.command)}; expected one of: ${Object.keys(COMMANDS).join(", ")}`);
+        throw new RemoteError(
+          `unknown remote command ${JSON.stringify(args.command)}; expected one of: ${Object.keys(COMMANDS).join(", ")}`,
+        );
       }
       const count = parseCount(args.command, command, args.count);
       const body = count === undefined ? undefined : JSON.stringify({ desired_vcpus: count });
@@ -73,7 +82,8 @@ export const remoteCommand = defineCommand({
 
 function parseCount(name: string, command: RemoteCommand, given: string | undefined): number | undefined {
   if (!command.takesCount) {
-    if (given !== undefined) throw new RemoteError(`${name} takes no argument (got ${JSON.stringify(given)})`);
+    if (given !== undefined)
+      throw new RemoteError(`${name} takes no argument (got ${JSON.stringify(given)})`);
     return undefined;
   }
   if (given === undefined || !/^[0-9]+$/.test(given)) {
@@ -94,7 +104,8 @@ async function request(socket: string, command: RemoteCommand, body: string | un
     });
   } catch (e) {
     const code = typeof e === "object" && e !== null && "code" in e ? String(e.code) : "";
-    if (code === "ENOENT" || code === "ECONNREFUSED") throw new RemoteError(`no bunvmm is listening on ${socket}`);
+    if (code === "ENOENT" || code === "ECONNREFUSED")
+      throw new RemoteError(`no bunvmm is listening on ${socket}`);
     if (e instanceof Error && e.name === "TimeoutError") {
       throw new RemoteError(`no answer from ${socket} within ${REMOTE_TIMEOUT_MS} ms`);
     }
@@ -109,7 +120,12 @@ async function request(socket: string, command: RemoteCommand, body: string | un
 function serverMessage(response: Response, text: string): string {
   try {
     const parsed: unknown = JSON.parse(text);
-    if (typeof parsed === "object" && parsed !== null && "error" in parsed && typeof parsed.error === "string") {
+    if (
+      typeof parsed === "object" &&
+      parsed !== null &&
+      "error" in parsed &&
+      typeof parsed.error === "string"
+    ) {
       return parsed.error;
     }
   } catch {

@@ -1,17 +1,21 @@
 /** `bunvmm run [CONFIG]`: boots a VM (the built-in demo without CONFIG) and exits when it stops. */
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
-import { Vm } from "../../vmm/vm.ts";
 import { startApiServer } from "../../api/server.ts";
+import { createLogger, type LogLevelName } from "../../vmm/logger.ts";
+import { Vm } from "../../vmm/vm.ts";
 import { EXIT_GUEST_CRASH, EXIT_OK } from "../errors.ts";
-import { type LogLevelName, createLogger } from "../../vmm/logger.ts";
 import { sharedArgs } from "./shared-args.ts";
 
 export const runCommand = defineCommand({
   meta: { name: "run", description: "Boot a VM from a TOML config (no config: the built-in demo)" },
   args: {
     config: { type: "positional", required: false, description: "Path to the VM's TOML file" },
-    "api-socket": { type: "string", valueHint: "PATH", description: "Serve the REST API on this Unix socket (overrides [api] socket)" },
+    "api-socket": {
+      type: "string",
+      valueHint: "PATH",
+      description: "Serve the REST API on this Unix socket (overrides [api] socket)",
+    },
     ...sharedArgs,
   },
   async run({ args }) {

@@ -33,7 +33,15 @@ export function cLayoutMismatches(check: CCheck): string[] {
     }
   }
   for (const [name, value] of Object.entries(check.constants ?? {})) print(name, name, value);
-  const source = ["#include <stdio.h>", "#include <stddef.h>", ...check.prelude, "int main(void) {", ...lines, "  return 0;", "}"].join("\n");
+  const source = [
+    "#include <stdio.h>",
+    "#include <stddef.h>",
+    ...check.prelude,
+    "int main(void) {",
+    ...lines,
+    "  return 0;",
+    "}",
+  ].join("\n");
   const dir = mkdtempSync(join(tmpdir(), "bunvmm-arch-layout-"));
   writeFileSync(join(dir, "layout.c"), source);
   const cc = Bun.spawnSync(["gcc", "-Wall", "-o", join(dir, "layout"), join(dir, "layout.c")]);
@@ -44,5 +52,7 @@ export function cLayoutMismatches(check: CCheck): string[] {
     const at = line.lastIndexOf(" ");
     actual.set(line.slice(0, at), Number(line.slice(at + 1)));
   }
-  return [...expected].filter(([k, v]) => actual.get(k) !== v).map(([k, v]) => `${k}: ours ${v}, C ${actual.get(k)}`);
+  return [...expected]
+    .filter(([k, v]) => actual.get(k) !== v)
+    .map(([k, v]) => `${k}: ours ${v}, C ${actual.get(k)}`);
 }

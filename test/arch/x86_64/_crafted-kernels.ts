@@ -3,7 +3,12 @@
  * bzImage whose protected-mode part holds test code at +0x200, and an ELF64 vmlinux with one PT_LOAD
  * segment and a PVH note. Each test breaks one field to reach one error path.
  */
-import { SETUP_HEADER_LAYOUT, SETUP_HEADER_OFFSET, LOADED_HIGH, XLF_KERNEL_64 } from "../../../src/arch/x86_64/boot-params.ts";
+import {
+  LOADED_HIGH,
+  SETUP_HEADER_LAYOUT,
+  SETUP_HEADER_OFFSET,
+  XLF_KERNEL_64,
+} from "../../../src/arch/x86_64/boot-params.ts";
 import {
   ELF64_EHDR_LAYOUT,
   ELF64_NHDR_LAYOUT,

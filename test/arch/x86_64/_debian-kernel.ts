@@ -7,7 +7,16 @@
  * Never skips: a machine that cannot fetch the package or has no lz4 makes the tests fail with a
  * message saying what to install or fix.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bzImagePayload, parseBzImage } from "../../../src/arch/x86_64/bzimage.ts";
@@ -25,7 +34,10 @@ export interface DebianKernel {
   readonly vmlinuxPath: string;
 }
 
-function sh(argv: string[], opts: { cwd?: string; stdin?: Uint8Array } = {}): { ok: boolean; stdout: Buffer; stderr: string } {
+function sh(
+  argv: string[],
+  opts: { cwd?: string; stdin?: Uint8Array } = {},
+): { ok: boolean; stdout: Buffer; stderr: string } {
   const p = Bun.spawnSync(argv, { cwd: opts.cwd, stdin: opts.stdin, stdout: "pipe", stderr: "pipe" });
   return { ok: p.exitCode === 0, stdout: p.stdout, stderr: p.stderr.toString().trim() };
 }
@@ -41,7 +53,12 @@ function cachedReleases(): string[] {
 }
 
 function newestPackage(): { name: string; release: string } | undefined {
-  const search = sh(["apt-cache", "search", "--names-only", "^linux-image-6\\.1\\.0-[0-9]+-cloud-amd64-unsigned$"]);
+  const search = sh([
+    "apt-cache",
+    "search",
+    "--names-only",
+    "^linux-image-6\\.1\\.0-[0-9]+-cloud-amd64-unsigned$",
+  ]);
   return search.stdout
     .toString()
     .split("\n")
@@ -58,14 +75,22 @@ function fetchBzImage(): string {
     if (!update.ok) throw new Error(`cannot fetch a test kernel: apt-get update failed: ${update.stderr}`);
     pkg = newestPackage();
   }
-  if (!pkg) throw new Error("cannot fetch a test kernel: apt-cache knows no linux-image-6.1.0-*-cloud-amd64-unsigned package");
+  if (!pkg)
+    throw new Error(
+      "cannot fetch a test kernel: apt-cache knows no linux-image-6.1.0-*-cloud-amd64-unsigned package",
+    );
   const work = mkdtempSync(join(tmpdir(), "bunvmm-kernel-"));
   try {
     const download = sh(["apt-get", "download", pkg.name], { cwd: work });
     const deb = readdirSync(work).find((f) => f.endsWith(".deb"));
-    if (!download.ok || !deb) throw new Error(`cannot fetch a test kernel: apt-get download ${pkg.name} failed: ${download.stderr}`);
-    const tar = sh(["sh", "-c", `dpkg-deb --fsys-tarfile '${deb}' | tar -x -O './boot/vmlinuz-${pkg.release}'`], { cwd: work });
-    if (!tar.ok || tar.stdout.length === 0) throw new Error(`cannot unpack boot/vmlinuz-${pkg.release} from ${deb}: ${tar.stderr}`);
+    if (!download.ok || !deb)
+      throw new Error(`cannot fetch a test kernel: apt-get download ${pkg.name} failed: ${download.stderr}`);
+    const tar = sh(
+      ["sh", "-c", `dpkg-deb --fsys-tarfile '${deb}' | tar -x -O './boot/vmlinuz-${pkg.release}'`],
+      { cwd: work },
+    );
+    if (!tar.ok || tar.stdout.length === 0)
+      throw new Error(`cannot unpack boot/vmlinuz-${pkg.release} from ${deb}: ${tar.stderr}`);
     mkdirSync(KERNEL_CACHE, { recursive: true });
     const path = join(KERNEL_CACHE, `vmlinuz-${pkg.release}`);
     writeFileSync(`${path}.part`, tar.stdout);
@@ -85,7 +110,9 @@ function extractVmlinux(bzImagePath: string, vmlinuxPath: string): void {
     // The test set-up installs what it needs, like it fetches the kernel (Debian's lz4 package).
     const install = sh(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "lz4"]);
     if (!install.ok || !lz4Available()) {
-      throw new Error(`the lz4 tool is missing and apt-get install lz4 failed (${install.stderr}): install lz4 to extract the vmlinux`);
+      throw new Error(
+        `the lz4 tool is missing and apt-get install lz4 failed (${install.stderr}): install lz4 to extract the vmlinux`,
+      );
     }
   }
   const payload = bzImagePayload(parseBzImage(readFileSync(bzImagePath)));

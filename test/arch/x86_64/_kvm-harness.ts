@@ -7,7 +7,6 @@
  * interrupt instead of exiting, so test guests end with a port write the test stops at.
  */
 import { toArrayBuffer } from "bun:ffi";
-import { MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, errno, libc } from "../../../ffi/libc.ts";
 import {
   KVM_EXIT_IO,
   KVM_EXIT_IO_OUT,
@@ -16,12 +15,13 @@ import {
   KVM_PIT_SPEAKER_DUMMY,
   KVM_RUN_LAYOUT,
 } from "../../../ffi/kvm-structs.ts";
+import { errno, libc, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE } from "../../../ffi/libc.ts";
+import { COM1_PORT, IDENTITY_MAP_ADDRESS, ramRanges, TSS_ADDRESS } from "../../../src/arch/x86_64/layout.ts";
 import { Kvm } from "../../../src/kvm/kvm.ts";
 import { KvmError } from "../../../src/kvm/kvm-error.ts";
 import { VcpuFd } from "../../../src/kvm/vcpu-fd.ts";
 import { VmFd } from "../../../src/kvm/vm-fd.ts";
 import { GuestMemory } from "../../../src/memory/guest-memory.ts";
-import { COM1_PORT, IDENTITY_MAP_ADDRESS, TSS_ADDRESS, ramRanges } from "../../../src/arch/x86_64/layout.ts";
 
 const F = KVM_RUN_LAYOUT.fields;
 const UART_LSR = 5;
@@ -53,13 +53,23 @@ export class TestMachine {
     vm.createIrqchip();
     vm.createPit2(KVM_PIT_SPEAKER_DUMMY);
     const memory = GuestMemory.allocate(ramRanges(ramSize));
-    memory.descriptors.forEach((r, slot) => vm.setUserMemoryRegion(slot, r.gpa, r.size, BigInt(r.hostAddr)));
+    memory.descriptors.forEach((r, slot) => {
+      vm.setUserMemoryRegion(slot, r.gpa, r.size, BigInt(r.hostAddr));
+    });
     const vcpu = new VcpuFd(vm.createVcpu(0));
     const runSize = kvm.getVcpuMmapSize();
     const addr = libc.mmap(0, runSize, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu.fd, 0);
     if (BigInt(addr) === MAP_FAILED) throw new KvmError("mmap of kvm_run", errno());
     const runAddr = Number(addr);
-    return new TestMachine(kvm, vm, memory, vcpu, new Uint8Array(toArrayBuffer(runAddr, 0, runSize)), runAddr, runSize);
+    return new TestMachine(
+      kvm,
+      vm,
+      memory,
+      vcpu,
+      new Uint8Array(toArrayBuffer(runAddr, 0, runSize)),
+      runAddr,
+      runSize,
+    );
   }
 
   /** One KVM_RUN; port I/O is answered (and serial output kept) before returning. */
@@ -74,7 +84,8 @@ export class TestMachine {
       const port = v.getUint16(F["io.port"].offset, true);
       const at = v.getUint32(F["io.data_offset"].offset, true);
       if (out) {
-        const value = size === 1 ? v.getUint8(at) : size === 2 ? v.getUint16(at, true) : v.getUint32(at, true);
+        const value =
+          size === 1 ? v.getUint8(at) : size === 2 ? v.getUint16(at, true) : v.getUint32(at, true);
         if (port === COM1_PORT) this.serial.push(value & 0xff);
         return { kind: "io", port, out, size, value };
       }
@@ -87,7 +98,13 @@ export class TestMachine {
       const len = v.getUint32(F["mmio.len"].offset, true);
       const data = v.getBigUint64(F["mmio.data"].offset, true);
       if (!write) v.setBigUint64(F["mmio.data"].offset, 0xffff_ffff_ffff_ffffn, true);
-      return { kind: "mmio", address: Number(v.getBigUint64(F["mmio.phys_addr"].offset, true)), write, len, data };
+      return {
+        kind: "mmio",
+        address: Number(v.getBigUint64(F["mmio.phys_addr"].offset, true)),
+        write,
+        len,
+        data,
+      };
     }
     return { kind: "other", reason, name: KVM_EXIT_NAMES[reason] ?? `exit ${reason}` };
   }

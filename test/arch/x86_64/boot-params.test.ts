@@ -1,9 +1,11 @@
 /** The zero page: layouts against <asm/bootparam.h>, and what buildZeroPage writes. */
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
+import { LinuxBootError } from "../../../src/arch/x86_64/boot-error.ts";
 import {
   BOOT_E820_ENTRY_LAYOUT,
   BOOT_PARAMS_LAYOUT,
+  buildZeroPage,
   CAN_USE_HEAP,
   HEAP_END_PTR,
   KASLR_FLAG,
@@ -12,11 +14,11 @@ import {
   QUIET_FLAG,
   SETUP_HEADER_LAYOUT,
   SETUP_HEADER_OFFSET,
+  X86_SUBARCH_PC,
   XLF_CAN_BE_LOADED_ABOVE_4G,
   XLF_KERNEL_64,
-  X86_SUBARCH_PC,
-  buildZeroPage,
 } from "../../../src/arch/x86_64/boot-params.ts";
+import { parseBzImage } from "../../../src/arch/x86_64/bzimage.ts";
 import {
   E820_ACPI,
   E820_MAX_ENTRIES_ZEROPAGE,
@@ -27,8 +29,6 @@ import {
   E820_UNUSABLE,
   e820Table,
 } from "../../../src/arch/x86_64/e820.ts";
-import { parseBzImage } from "../../../src/arch/x86_64/bzimage.ts";
-import { LinuxBootError } from "../../../src/arch/x86_64/boot-error.ts";
 import { getField, viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
 import { cLayoutMismatches } from "./_c-layout.ts";
 import { debianKernel } from "./_debian-kernel.ts";
@@ -105,11 +105,19 @@ describe("buildZeroPage()", () => {
     const E = BOOT_E820_ENTRY_LAYOUT;
     const read = e820.map((_, i) => {
       const at = BP.e820_table.offset + i * E.size;
-      return { addr: getField(v, at, E.fields.addr), size: getField(v, at, E.fields.size), type: getField(v, at, E.fields.type) };
+      return {
+        addr: getField(v, at, E.fields.addr),
+        size: getField(v, at, E.fields.size),
+        type: getField(v, at, E.fields.type),
+      };
     });
     expect(read).toEqual(e820);
     // Nothing past the last entry.
-    expect(page.subarray(BP.e820_table.offset + e820.length * E.size, BP.e820_table.offset + BP.e820_table.size).every((b) => b === 0)).toBe(true);
+    expect(
+      page
+        .subarray(BP.e820_table.offset + e820.length * E.size, BP.e820_table.offset + BP.e820_table.size)
+        .every((b) => b === 0),
+    ).toBe(true);
   });
 
   test("splits addresses above 4 GiB into the ext_ fields and leaves absent ones zero", () => {

@@ -2,6 +2,11 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import {
+  SETUP_HEADER_LAYOUT,
+  SETUP_HEADER_OFFSET,
+  XLF_KERNEL_64,
+} from "../../../src/arch/x86_64/boot-params.ts";
+import {
   bzImageExtent,
   bzImageLoadAddress,
   loadBzImage,
@@ -9,13 +14,12 @@ import {
   payloadCompression,
   protocolText,
 } from "../../../src/arch/x86_64/bzimage.ts";
-import { SETUP_HEADER_LAYOUT, SETUP_HEADER_OFFSET, XLF_KERNEL_64 } from "../../../src/arch/x86_64/boot-params.ts";
-import { GuestMemory } from "../../../src/memory/guest-memory.ts";
 import { ramRanges } from "../../../src/arch/x86_64/layout.ts";
 import { viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
-import { debianKernel } from "./_debian-kernel.ts";
-import { craftBzImage } from "./_crafted-kernels.ts";
+import { GuestMemory } from "../../../src/memory/guest-memory.ts";
 import { reason } from "./_boot-error-reason.ts";
+import { craftBzImage } from "./_crafted-kernels.ts";
+import { debianKernel } from "./_debian-kernel.ts";
 
 const MIB = 1 << 20;
 
@@ -49,7 +53,9 @@ describe("parseBzImage() on Debian's cloud kernel", () => {
       const range = loadBzImage(mem, bz, 128 * MIB);
       expect(range).toEqual({ start: 0x100_0000, end: 0x100_0000 + bz.initSize });
       expect(mem.read(0x100_0000, 4096)).toEqual(bz.kernel.subarray(0, 4096));
-      expect(mem.read(0x100_0000 + bz.kernel.length - 16, 16)).toEqual(bz.kernel.subarray(bz.kernel.length - 16));
+      expect(mem.read(0x100_0000 + bz.kernel.length - 16, 16)).toEqual(
+        bz.kernel.subarray(bz.kernel.length - 16),
+      );
       expect(mem.read(0x100_0000 + bz.kernel.length, 16).every((b) => b === 0)).toBe(true);
     } finally {
       mem.close();
@@ -81,9 +87,21 @@ describe("parseBzImage() errors", () => {
 
   test.each([
     ["an empty file", () => new Uint8Array(0), "not a bzImage: no HdrS magic at 0x202"],
-    ["an ELF file", () => new Uint8Array([0x7f, 0x45, 0x4c, 0x46, ...new Uint8Array(0x300)]), "not a bzImage: no HdrS magic at 0x202"],
-    ["a wrong magic", () => craftBzImage({ header: { header: 0x5372_6449 } }), "not a bzImage: no HdrS magic at 0x202"],
-    ["a wrong boot_flag", () => craftBzImage({ header: { boot_flag: 0x1234 } }), "not a bzImage: boot_flag at 0x1fe is 0x1234, expected 0xaa55"],
+    [
+      "an ELF file",
+      () => new Uint8Array([0x7f, 0x45, 0x4c, 0x46, ...new Uint8Array(0x300)]),
+      "not a bzImage: no HdrS magic at 0x202",
+    ],
+    [
+      "a wrong magic",
+      () => craftBzImage({ header: { header: 0x5372_6449 } }),
+      "not a bzImage: no HdrS magic at 0x202",
+    ],
+    [
+      "a wrong boot_flag",
+      () => craftBzImage({ header: { boot_flag: 0x1234 } }),
+      "not a bzImage: boot_flag at 0x1fe is 0x1234, expected 0xaa55",
+    ],
     [
       "protocol 2.06",
       () => craftBzImage({ header: { version: 0x0206 } }),
@@ -115,28 +133,40 @@ describe("parseBzImage() errors", () => {
 
   test("a file cut inside the kernel: setup + syssize × 16 against the file size", () => {
     const image = craftBzImage().subarray(0, 1024 + 0x800);
-    expect(reason(() => parseBzImage(image))).toBe("truncated: setup says 5120 bytes (1024 of setup + 4096 of kernel), file has 3072");
+    expect(reason(() => parseBzImage(image))).toBe(
+      "truncated: setup says 5120 bytes (1024 of setup + 4096 of kernel), file has 3072",
+    );
   });
 
   test("a file cut right after the magic", () => {
-    expect(reason(() => parseBzImage(craftBzImage().subarray(0, 0x206)))).toBe("truncated: the file ends at 518 bytes, inside the setup header");
+    expect(reason(() => parseBzImage(craftBzImage().subarray(0, 0x206)))).toBe(
+      "truncated: the file ends at 518 bytes, inside the setup header",
+    );
   });
 
   test("a pref_address no guest can have", () => {
     const image = craftBzImage();
-    viewOf(image).setBigUint64(SETUP_HEADER_OFFSET + SETUP_HEADER_LAYOUT.fields.pref_address.offset, 1n << 53n, true);
+    viewOf(image).setBigUint64(
+      SETUP_HEADER_OFFSET + SETUP_HEADER_LAYOUT.fields.pref_address.offset,
+      1n << 53n,
+      true,
+    );
     expect(reason(() => parseBzImage(image))).toBe(
       "pref_address 0x20000000000000 is beyond any guest address",
     );
   });
 
   test("a file cut inside the setup header", () => {
-    expect(reason(() => parseBzImage(craftBzImage().subarray(0, 0x240)))).toBe("truncated: the setup header ends at 0x26c, the file has 576 bytes");
+    expect(reason(() => parseBzImage(craftBzImage().subarray(0, 0x240)))).toBe(
+      "truncated: the setup header ends at 0x26c, the file has 576 bytes",
+    );
   });
 
   test("setup_sects = 0 means 4 sectors", () => {
     const image = craftBzImage({ header: { setup_sects: 0 } });
-    expect(reason(() => parseBzImage(image))).toBe("truncated: setup says 6656 bytes (2560 of setup + 4096 of kernel), file has 5120");
+    expect(reason(() => parseBzImage(image))).toBe(
+      "truncated: setup says 6656 bytes (2560 of setup + 4096 of kernel), file has 5120",
+    );
   });
 
   test("a kernel with pref_address below 1 MiB or too big for RAM is refused by loadBzImage()", () => {

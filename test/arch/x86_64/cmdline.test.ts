@@ -1,7 +1,7 @@
 /** The command line in guest RAM and its limits. */
 import { describe, expect, test } from "bun:test";
-import { COMMAND_LINE_SIZE, encodeCmdline, writeCmdline } from "../../../src/arch/x86_64/cmdline.ts";
 import { LinuxBootError } from "../../../src/arch/x86_64/boot-error.ts";
+import { COMMAND_LINE_SIZE, encodeCmdline, writeCmdline } from "../../../src/arch/x86_64/cmdline.ts";
 import { CMDLINE_ADDRESS, ramRanges } from "../../../src/arch/x86_64/layout.ts";
 import { GuestMemory } from "../../../src/memory/guest-memory.ts";
 
@@ -19,7 +19,10 @@ describe("writeCmdline()", () => {
     withMemory((mem) => {
       mem.slice(CMDLINE_ADDRESS, 64).fill(0xff);
       const cmdline = "console=ttyS0 root=/dev/vda é";
-      expect(writeCmdline(mem, cmdline, { maxBytes: 2047, source: "cmdline_size" })).toEqual({ address: 0x20000, size: 31 });
+      expect(writeCmdline(mem, cmdline, { maxBytes: 2047, source: "cmdline_size" })).toEqual({
+        address: 0x20000,
+        size: 31,
+      });
       expect(new TextDecoder().decode(mem.read(CMDLINE_ADDRESS, 30))).toBe(cmdline);
       expect(mem.read(CMDLINE_ADDRESS + 30, 1)[0]).toBe(0);
     });
@@ -40,13 +43,19 @@ describe("writeCmdline()", () => {
       } catch (e) {
         error = e;
       }
-      expect(error).toEqual(new LinuxBootError("payload.cmdline is 2048 bytes; this kernel accepts at most 2047 (COMMAND_LINE_SIZE)"));
+      expect(error).toEqual(
+        new LinuxBootError(
+          "payload.cmdline is 2048 bytes; this kernel accepts at most 2047 (COMMAND_LINE_SIZE)",
+        ),
+      );
     });
   });
 
   test("a kernel limit larger than bunvmm's 64 KiB area is capped by the area", () => {
     withMemory((mem) => {
-      expect(() => writeCmdline(mem, "x".repeat(65536), { maxBytes: 1 << 20, source: "cmdline_size" })).toThrow(
+      expect(() =>
+        writeCmdline(mem, "x".repeat(65536), { maxBytes: 1 << 20, source: "cmdline_size" }),
+      ).toThrow(
         "payload.cmdline is 65536 bytes; this kernel accepts at most 65535 (bunvmm's command-line area)",
       );
     });

@@ -1,18 +1,32 @@
 /** Per-vCPU CPUID: APIC ids, topology for max_vcpus, hidden features; and KVM accepting the result. */
 import { describe, expect, test } from "bun:test";
-import { type CpuidEntry, CpuidTable } from "../../../src/kvm/cpuid-table.ts";
 import {
   CPU_FEATURES,
-  UnknownCpuFeatureError,
   checkCpuFeatureNames,
   cpuidForVcpu,
+  UnknownCpuFeatureError,
 } from "../../../src/arch/x86_64/cpuid.ts";
+import { type CpuidEntry, CpuidTable } from "../../../src/kvm/cpuid-table.ts";
 import { Kvm } from "../../../src/kvm/kvm.ts";
-import { VmFd } from "../../../src/kvm/vm-fd.ts";
 import { VcpuFd } from "../../../src/kvm/vcpu-fd.ts";
+import { VmFd } from "../../../src/kvm/vm-fd.ts";
 
-const e = (fn: number, index: number, eax: number, ebx: number, ecx: number, edx: number, flags = 0): CpuidEntry => ({
-  function: fn, index, flags, eax, ebx, ecx, edx,
+const e = (
+  fn: number,
+  index: number,
+  eax: number,
+  ebx: number,
+  ecx: number,
+  edx: number,
+  flags = 0,
+): CpuidEntry => ({
+  function: fn,
+  index,
+  flags,
+  eax,
+  ebx,
+  ecx,
+  edx,
 });
 const GENU = 0x756e_6547; // "Genu"
 const AUTH = 0x6874_7541; // "Auth"
@@ -57,7 +71,8 @@ function amdTable(): CpuidTable {
   ]);
 }
 
-const get = (t: CpuidTable, fn: number, index = 0) => t.entries.find((x) => x.function === fn && x.index === index)!;
+const get = (t: CpuidTable, fn: number, index = 0) =>
+  t.entries.find((x) => x.function === fn && x.index === index)!;
 
 describe("cpuidForVcpu()", () => {
   test("without options: only this vCPU's APIC id and the hypervisor bit change", () => {

@@ -1,6 +1,6 @@
 /** The memory map for RAM sizes below, at and across the 32-bit hole. */
 import { describe, expect, test } from "bun:test";
-import { E820_RAM, E820_RESERVED, describeE820, e820Table } from "../../../src/arch/x86_64/e820.ts";
+import { describeE820, E820_RAM, E820_RESERVED, e820Table } from "../../../src/arch/x86_64/e820.ts";
 
 const MIB = 1 << 20;
 const GIB = 1 << 30;
@@ -12,16 +12,30 @@ describe("e820Table()", () => {
   test.each([
     ["16M", 16 * MIB, [LOW, BIOS, { addr: MIB, size: 15 * MIB, type: E820_RAM }]],
     ["256M", 256 * MIB, [LOW, BIOS, { addr: MIB, size: 255 * MIB, type: E820_RAM }]],
-    ["3G (RAM ends where the hole starts)", 3 * GIB, [LOW, BIOS, { addr: MIB, size: 3 * GIB - MIB, type: E820_RAM }]],
+    [
+      "3G (RAM ends where the hole starts)",
+      3 * GIB,
+      [LOW, BIOS, { addr: MIB, size: 3 * GIB - MIB, type: E820_RAM }],
+    ],
     [
       "4G (1 GiB moves above 4 GiB)",
       4 * GIB,
-      [LOW, BIOS, { addr: MIB, size: 3 * GIB - MIB, type: E820_RAM }, { addr: 4 * GIB, size: GIB, type: E820_RAM }],
+      [
+        LOW,
+        BIOS,
+        { addr: MIB, size: 3 * GIB - MIB, type: E820_RAM },
+        { addr: 4 * GIB, size: GIB, type: E820_RAM },
+      ],
     ],
     [
       "6G",
       6 * GIB,
-      [LOW, BIOS, { addr: MIB, size: 3 * GIB - MIB, type: E820_RAM }, { addr: 4 * GIB, size: 3 * GIB, type: E820_RAM }],
+      [
+        LOW,
+        BIOS,
+        { addr: MIB, size: 3 * GIB - MIB, type: E820_RAM },
+        { addr: 4 * GIB, size: 3 * GIB, type: E820_RAM },
+      ],
     ],
     ["1M (the smallest VM: nothing above 1 MiB)", MIB, [LOW, BIOS]],
   ])("%s", (_name, size, expected) => {
@@ -31,7 +45,8 @@ describe("e820Table()", () => {
   test("entries are sorted, disjoint, and RAM never reaches into [3 GiB, 4 GiB)", () => {
     for (const size of [16 * MIB, 3 * GIB + 4096, 64 * GIB]) {
       const t = e820Table(size);
-      for (let i = 1; i < t.length; i++) expect(t[i]!.addr).toBeGreaterThanOrEqual(t[i - 1]!.addr + t[i - 1]!.size);
+      for (let i = 1; i < t.length; i++)
+        expect(t[i]!.addr).toBeGreaterThanOrEqual(t[i - 1]!.addr + t[i - 1]!.size);
       for (const e of t) expect(e.addr >= 4 * GIB || e.addr + e.size <= 3 * GIB).toBe(true);
       const ram = t.filter((e) => e.type === E820_RAM).reduce((n, e) => n + e.size, 0);
       expect(ram).toBe(size - (MIB - 0xa_0000)); // all RAM but the 384 KiB below 1 MiB

@@ -13,14 +13,14 @@ import {
   EM_X86_64,
   PT_LOAD,
   PT_NOTE,
-  SHT_NOTE,
   parseElf64,
+  SHT_NOTE,
 } from "../../../src/arch/x86_64/elf.ts";
 import { setField, viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
+import { reason } from "./_boot-error-reason.ts";
 import { cLayoutMismatches } from "./_c-layout.ts";
 import { craftElf } from "./_crafted-kernels.ts";
 import { debianKernel } from "./_debian-kernel.ts";
-import { reason } from "./_boot-error-reason.ts";
 
 describe("ELF layouts", () => {
   test("every size, offset and constant matches <elf.h>", () => {
@@ -61,7 +61,11 @@ describe("parseElf64()", () => {
 
   test.each([
     ["a bzImage", () => new Uint8Array(0x400), "not an ELF file: no \\x7fELF magic at 0"],
-    ["a 32-bit ELF", () => craftElf({ elfClass: 1 }), "ELF class 1 is not supported: bunvmm boots 64-bit (ELFCLASS64) vmlinux files"],
+    [
+      "a 32-bit ELF",
+      () => craftElf({ elfClass: 1 }),
+      "ELF class 1 is not supported: bunvmm boots 64-bit (ELFCLASS64) vmlinux files",
+    ],
     [
       "another machine",
       () => {

@@ -1,7 +1,14 @@
 /** The boot GDT: descriptor encoding and the segment registers decoded from it. */
 import { describe, expect, test } from "bun:test";
-import { BOOT_GDT, BOOT_GDT_LIMIT, bootGdtBytes, bootSegment, gdtEntry, segmentFromDescriptor } from "../../../src/arch/x86_64/gdt.ts";
 import { BOOT_CS_SELECTOR, BOOT_DS_SELECTOR } from "../../../src/arch/x86_64/cpu-state.ts";
+import {
+  BOOT_GDT,
+  BOOT_GDT_LIMIT,
+  bootGdtBytes,
+  bootSegment,
+  gdtEntry,
+  segmentFromDescriptor,
+} from "../../../src/arch/x86_64/gdt.ts";
 
 describe("BOOT_GDT", () => {
   test("is null, null, __BOOT_CS (64-bit code) at 0x10, __BOOT_DS (flat data) at 0x18", () => {
@@ -25,13 +32,35 @@ describe("BOOT_GDT", () => {
 describe("segmentFromDescriptor()", () => {
   test("__BOOT_CS: 64-bit (L=1, D/B=0), execute/read, present, 4 GiB limit", () => {
     expect(bootSegment(BOOT_CS_SELECTOR)).toEqual({
-      base: 0n, limit: 0xffff_ffff, selector: 0x10, type: 0xb, s: 1, dpl: 0, present: 1, avl: 0, l: 1, db: 0, g: 1, unusable: 0,
+      base: 0n,
+      limit: 0xffff_ffff,
+      selector: 0x10,
+      type: 0xb,
+      s: 1,
+      dpl: 0,
+      present: 1,
+      avl: 0,
+      l: 1,
+      db: 0,
+      g: 1,
+      unusable: 0,
     });
   });
 
   test("__BOOT_DS: read/write data, D/B=1, 4 GiB limit", () => {
     expect(bootSegment(BOOT_DS_SELECTOR)).toEqual({
-      base: 0n, limit: 0xffff_ffff, selector: 0x18, type: 0x3, s: 1, dpl: 0, present: 1, avl: 0, l: 0, db: 1, g: 1, unusable: 0,
+      base: 0n,
+      limit: 0xffff_ffff,
+      selector: 0x18,
+      type: 0x3,
+      s: 1,
+      dpl: 0,
+      present: 1,
+      avl: 0,
+      l: 0,
+      db: 1,
+      g: 1,
+      unusable: 0,
     });
   });
 

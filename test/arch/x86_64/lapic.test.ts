@@ -9,8 +9,8 @@ import {
   setDeliveryMode,
 } from "../../../src/arch/x86_64/lapic.ts";
 import { Kvm } from "../../../src/kvm/kvm.ts";
-import { VmFd } from "../../../src/kvm/vm-fd.ts";
 import { VcpuFd } from "../../../src/kvm/vcpu-fd.ts";
+import { VmFd } from "../../../src/kvm/vm-fd.ts";
 
 const u32 = (page: Uint8Array, at: number) => new DataView(page.buffer, page.byteOffset).getUint32(at, true);
 

@@ -4,33 +4,37 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { type LinuxBoot, loadLinux } from "../../../src/arch/x86_64/linux-boot.ts";
-import { BOOT_PARAMS_LAYOUT, SETUP_HEADER_LAYOUT, SETUP_HEADER_OFFSET } from "../../../src/arch/x86_64/boot-params.ts";
-import { HVM_START_INFO_LAYOUT } from "../../../src/arch/x86_64/pvh.ts";
-import { e820Table } from "../../../src/arch/x86_64/e820.ts";
+import { KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_UNINITIALIZED } from "../../../ffi/kvm-structs.ts";
+import {
+  BOOT_PARAMS_LAYOUT,
+  SETUP_HEADER_LAYOUT,
+  SETUP_HEADER_OFFSET,
+} from "../../../src/arch/x86_64/boot-params.ts";
 import { parseBzImage } from "../../../src/arch/x86_64/bzimage.ts";
-import { BOOT_GDT } from "../../../src/arch/x86_64/gdt.ts";
-import { cpuidForVcpu } from "../../../src/arch/x86_64/cpuid.ts";
-import { bootMsrs } from "../../../src/arch/x86_64/msrs.ts";
-import { lapicWithLint } from "../../../src/arch/x86_64/lapic.ts";
-import { EFER_LMA } from "../../../src/arch/x86_64/long-mode.ts";
 import { FPU_FCW_RESET, MXCSR_RESET } from "../../../src/arch/x86_64/cpu-state.ts";
+import { cpuidForVcpu } from "../../../src/arch/x86_64/cpuid.ts";
+import { e820Table } from "../../../src/arch/x86_64/e820.ts";
+import { BOOT_GDT } from "../../../src/arch/x86_64/gdt.ts";
+import { lapicWithLint } from "../../../src/arch/x86_64/lapic.ts";
 import {
   BOOT_GDT_ADDRESS,
   BOOT_PML4_ADDRESS,
   CMDLINE_ADDRESS,
   PVH_START_INFO_ADDRESS,
-  ZERO_PAGE_ADDRESS,
   ramRanges,
+  ZERO_PAGE_ADDRESS,
 } from "../../../src/arch/x86_64/layout.ts";
+import { type LinuxBoot, loadLinux } from "../../../src/arch/x86_64/linux-boot.ts";
+import { EFER_LMA } from "../../../src/arch/x86_64/long-mode.ts";
+import { bootMsrs } from "../../../src/arch/x86_64/msrs.ts";
+import { HVM_START_INFO_LAYOUT } from "../../../src/arch/x86_64/pvh.ts";
 import { getField, viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
-import { GuestMemory } from "../../../src/memory/guest-memory.ts";
 import { VcpuFd } from "../../../src/kvm/vcpu-fd.ts";
-import { KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_UNINITIALIZED } from "../../../ffi/kvm-structs.ts";
-import { debianKernel } from "./_debian-kernel.ts";
-import { craftBzImage, craftElf } from "./_crafted-kernels.ts";
-import { type Exit, TestMachine } from "./_kvm-harness.ts";
+import { GuestMemory } from "../../../src/memory/guest-memory.ts";
 import { reason } from "./_boot-error-reason.ts";
+import { craftBzImage, craftElf } from "./_crafted-kernels.ts";
+import { debianKernel } from "./_debian-kernel.ts";
+import { type Exit, TestMachine } from "./_kvm-harness.ts";
 
 const MIB = 1 << 20;
 const HDR = SETUP_HEADER_LAYOUT.fields;
@@ -59,7 +63,14 @@ afterAll(() => memory.close());
 describe("loadLinux() with the Debian bzImage", () => {
   let boot: LinuxBoot;
   beforeAll(() => {
-    boot = loadLinux(memory, { kernelImage: bzImage, format: "bzimage", cmdline: CMDLINE, initramfs, ramSize: RAM, rsdpAddress: 0xe0000 });
+    boot = loadLinux(memory, {
+      kernelImage: bzImage,
+      format: "bzimage",
+      cmdline: CMDLINE,
+      initramfs,
+      ramSize: RAM,
+      rsdpAddress: 0xe0000,
+    });
   });
 
   test("describes the boot for the log", () => {
@@ -103,13 +114,22 @@ describe("loadLinux() with the Debian vmlinux through PVH", () => {
   let boot: LinuxBoot;
   beforeAll(() => {
     memory.slice(0, RAM).fill(0);
-    boot = loadLinux(memory, { kernelImage: vmlinux, format: "elf", cmdline: CMDLINE, initramfs, ramSize: RAM, rsdpAddress: 0xe0000 });
+    boot = loadLinux(memory, {
+      kernelImage: vmlinux,
+      format: "elf",
+      cmdline: CMDLINE,
+      initramfs,
+      ramSize: RAM,
+      rsdpAddress: 0xe0000,
+    });
   });
 
   test("loads the segments from 16 MiB, puts the start info at 0x6000, enters at the note's address", () => {
     expect(boot.protocol).toBe("pvh");
     expect(boot.kernel.start).toBe(0x100_0000);
-    expect(boot.entry).toMatch(/^vmlinux via PVH: kernel \[0x1000000, 0x[0-9a-f]+\), 32-bit entry 0x1[0-9a-f]{6}, start info 0x6000, initramfs 0xfcff000/);
+    expect(boot.entry).toMatch(
+      /^vmlinux via PVH: kernel \[0x1000000, 0x[0-9a-f]+\), 32-bit entry 0x1[0-9a-f]{6}, start info 0x6000, initramfs 0xfcff000/,
+    );
     expect(boot.bootRegs.rbx).toBe(BigInt(PVH_START_INFO_ADDRESS));
     expect(Number(boot.bootRegs.rip)).toBeGreaterThan(boot.kernel.start);
   });
@@ -122,38 +142,58 @@ describe("loadLinux() with the Debian vmlinux through PVH", () => {
     expect(getField(v, 0, I.rsdp_paddr)).toBe(0xe0000);
     expect(getField(v, 0, I.memmap_entries)).toBe(3);
     const modlist = getField(v, 0, I.modlist_paddr);
-    expect([memory.readU64(modlist), memory.readU64(modlist + 8)]).toEqual([0xfcf_f000n, BigInt(initramfs.length)]);
+    expect([memory.readU64(modlist), memory.readU64(modlist + 8)]).toEqual([
+      0xfcf_f000n,
+      BigInt(initramfs.length),
+    ]);
   });
 });
 
 describe("loadLinux() errors", () => {
   test("a command line longer than the bzImage's cmdline_size", () => {
-    expect(reason(() => loadLinux(memory, { kernelImage: bzImage, format: "bzimage", cmdline: "x".repeat(2048), ramSize: RAM }))).toBe(
-      "payload.cmdline is 2048 bytes; this kernel accepts at most 2047 (cmdline_size)",
-    );
+    expect(
+      reason(() =>
+        loadLinux(memory, {
+          kernelImage: bzImage,
+          format: "bzimage",
+          cmdline: "x".repeat(2048),
+          ramSize: RAM,
+        }),
+      ),
+    ).toBe("payload.cmdline is 2048 bytes; this kernel accepts at most 2047 (cmdline_size)");
   });
 
   test("an initramfs that does not fit above the kernel", () => {
     const big = new Uint8Array(200 * MIB);
-    expect(reason(() => loadLinux(memory, { kernelImage: bzImage, format: "bzimage", cmdline: "", initramfs: big, ramSize: RAM }))).toMatch(
+    expect(
+      reason(() =>
+        loadLinux(memory, {
+          kernelImage: bzImage,
+          format: "bzimage",
+          cmdline: "",
+          initramfs: big,
+          ramSize: RAM,
+        }),
+      ),
+    ).toMatch(
       /^the initramfs \(209715200 bytes, 200\.0 MiB\) does not fit between the kernel's end at 0x[0-9a-f]+ and the top of RAM at 0x10000000: give the VM at least \d+ MiB$/,
     );
   });
 
   test("a bzImage given as an ELF and the other way round", () => {
-    expect(reason(() => loadLinux(memory, { kernelImage: bzImage, format: "elf", cmdline: "", ramSize: RAM }))).toBe(
-      "not an ELF file: no \\x7fELF magic at 0",
-    );
-    expect(reason(() => loadLinux(memory, { kernelImage: vmlinux, format: "bzimage", cmdline: "", ramSize: RAM }))).toBe(
-      "not a bzImage: no HdrS magic at 0x202",
-    );
+    expect(
+      reason(() => loadLinux(memory, { kernelImage: bzImage, format: "elf", cmdline: "", ramSize: RAM })),
+    ).toBe("not an ELF file: no \\x7fELF magic at 0");
+    expect(
+      reason(() => loadLinux(memory, { kernelImage: vmlinux, format: "bzimage", cmdline: "", ramSize: RAM })),
+    ).toBe("not a bzImage: no HdrS magic at 0x202");
   });
 
   test("a PVH entry outside the loaded kernel", () => {
     const elf = craftElf({ pvhEntry: 0x200_0000 });
-    expect(reason(() => loadLinux(memory, { kernelImage: elf, format: "elf", cmdline: "", ramSize: RAM }))).toBe(
-      "the PVH entry point 0x2000000 lies outside the loaded kernel [0x1000000, 0x1000100)",
-    );
+    expect(
+      reason(() => loadLinux(memory, { kernelImage: elf, format: "elf", cmdline: "", ramSize: RAM })),
+    ).toBe("the PVH entry point 0x2000000 lies outside the loaded kernel [0x1000000, 0x1000100)");
   });
 });
 
@@ -175,7 +215,8 @@ function runToHalt(kernel: Uint8Array, format: "bzimage" | "elf"): { exits: Exit
   for (let i = 0; i < 10; i++) {
     const exit = machine.run();
     exits.push(exit);
-    if ((exit.kind !== "io" && exit.kind !== "mmio") || (exit.kind === "io" && exit.port === DONE_PORT)) break;
+    if ((exit.kind !== "io" && exit.kind !== "mmio") || (exit.kind === "io" && exit.port === DONE_PORT))
+      break;
   }
   return { exits, machine };
 }
@@ -184,15 +225,34 @@ describe("entry state on real KVM", () => {
   test("bzImage: long mode at load + 0x200, RSI = zero page, identity map up to 4 GiB", () => {
     // prettier-ignore
     const code = [
-      0x8b, 0x86, 0x02, 0x02, 0x00, 0x00, // mov eax, [rsi + 0x202]    ; "HdrS" in the zero page's header copy
-      0x66, 0xba, 0x80, 0x00,             // mov dx, 0x80
-      0xef,                               // out dx, eax
-      0x8b, 0x86, 0x28, 0x02, 0x00, 0x00, // mov eax, [rsi + 0x228]    ; cmd_line_ptr
-      0xef,                               // out dx, eax
-      0xbf, 0x00, 0x00, 0x00, 0xd0,       // mov edi, 0xd0000000      ; unowned MMIO, through PD 3
-      0x89, 0x07,                         // mov [rdi], eax
-      0xb2, 0x81,                         // mov dl, 0x81
-      0xee,                               // out dx, al                ; done (load + 0x21b)
+      0x8b,
+      0x86,
+      0x02,
+      0x02,
+      0x00,
+      0x00, // mov eax, [rsi + 0x202]    ; "HdrS" in the zero page's header copy
+      0x66,
+      0xba,
+      0x80,
+      0x00, // mov dx, 0x80
+      0xef, // out dx, eax
+      0x8b,
+      0x86,
+      0x28,
+      0x02,
+      0x00,
+      0x00, // mov eax, [rsi + 0x228]    ; cmd_line_ptr
+      0xef, // out dx, eax
+      0xbf,
+      0x00,
+      0x00,
+      0x00,
+      0xd0, // mov edi, 0xd0000000      ; unowned MMIO, through PD 3
+      0x89,
+      0x07, // mov [rdi], eax
+      0xb2,
+      0x81, // mov dl, 0x81
+      0xee, // out dx, al                ; done (load + 0x21b)
     ];
     const kernel = new Uint8Array(0x1000);
     kernel.set(code, 0x200);
@@ -217,7 +277,10 @@ describe("entry state on real KVM", () => {
     const machine = TestMachine.create(16 * MIB);
     try {
       const ap = new VcpuFd(machine.vm.createVcpu(1));
-      expect([machine.vcpu.getMpState(), ap.getMpState()]).toEqual([KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_UNINITIALIZED]);
+      expect([machine.vcpu.getMpState(), ap.getMpState()]).toEqual([
+        KVM_MP_STATE_RUNNABLE,
+        KVM_MP_STATE_UNINITIALIZED,
+      ]);
       ap.close();
     } finally {
       machine.close();
@@ -227,13 +290,20 @@ describe("entry state on real KVM", () => {
   test("PVH: 32-bit protected mode at the note's entry, EBX = hvm_start_info", () => {
     // prettier-ignore
     const code = new Uint8Array([
-      0x8b, 0x03,                         // mov eax, [ebx]            ; magic
-      0x66, 0xba, 0x80, 0x00,             // mov dx, 0x80
-      0xef,                               // out dx, eax
-      0x8b, 0x43, 0x18,                   // mov eax, [ebx + 0x18]     ; cmdline_paddr
-      0xef,                               // out dx, eax
-      0xb2, 0x81,                         // mov dl, 0x81
-      0xee,                               // out dx, al                ; done (entry + 13)
+      0x8b,
+      0x03, // mov eax, [ebx]            ; magic
+      0x66,
+      0xba,
+      0x80,
+      0x00, // mov dx, 0x80
+      0xef, // out dx, eax
+      0x8b,
+      0x43,
+      0x18, // mov eax, [ebx + 0x18]     ; cmdline_paddr
+      0xef, // out dx, eax
+      0xb2,
+      0x81, // mov dl, 0x81
+      0xee, // out dx, al                ; done (entry + 13)
     ]);
     const { exits, machine } = runToHalt(craftElf({ code, pvhEntry: 0x100_0000 }), "elf");
     try {

@@ -1,8 +1,14 @@
 /** The 64-bit bzImage entry state (pure), checked field by field. */
 import { describe, expect, test } from "bun:test";
-import { CR4_PAE, EFER_LMA, EFER_LME, linux64EntryRegs, longModeSregs } from "../../../src/arch/x86_64/long-mode.ts";
 import { RFLAGS_RESERVED } from "../../../src/arch/x86_64/cpu-state.ts";
 import { bootSegment } from "../../../src/arch/x86_64/gdt.ts";
+import {
+  CR4_PAE,
+  EFER_LMA,
+  EFER_LME,
+  linux64EntryRegs,
+  longModeSregs,
+} from "../../../src/arch/x86_64/long-mode.ts";
 import { resetSregs } from "./_reset-sregs.ts";
 
 describe("longModeSregs()", () => {

@@ -1,17 +1,17 @@
 /** Boot MSRs: the list, and KVM accepting every entry. */
 import { describe, expect, test } from "bun:test";
+import { cpuidForVcpu, isAmdLike } from "../../../src/arch/x86_64/cpuid.ts";
 import {
-  MSR_IA32_MISC_ENABLE,
-  MSR_MTRRdefType,
-  MSR_STAR,
-  MSR_K7_HWCR,
   bootMsrs,
   describeMsr,
+  MSR_IA32_MISC_ENABLE,
+  MSR_K7_HWCR,
+  MSR_MTRRdefType,
+  MSR_STAR,
 } from "../../../src/arch/x86_64/msrs.ts";
-import { cpuidForVcpu, isAmdLike } from "../../../src/arch/x86_64/cpuid.ts";
 import { Kvm } from "../../../src/kvm/kvm.ts";
-import { VmFd } from "../../../src/kvm/vm-fd.ts";
 import { VcpuFd } from "../../../src/kvm/vcpu-fd.ts";
+import { VmFd } from "../../../src/kvm/vm-fd.ts";
 
 describe("bootMsrs()", () => {
   test("zeroes the SYSENTER/SYSCALL MSRs, KERNEL_GS_BASE and the TSC; fast strings on; MTRRs on, write-back", () => {

@@ -1,15 +1,21 @@
 /** The identity page tables of the 64-bit entry, spot-checked entry by entry. */
 import { describe, expect, test } from "bun:test";
 import {
+  BOOT_PAGE_TABLES_END,
+  BOOT_PD_ADDRESS,
+  BOOT_PDPT_ADDRESS,
+  BOOT_PML4_ADDRESS,
+  ramRanges,
+} from "../../../src/arch/x86_64/layout.ts";
+import {
   BOOT_PD_COUNT,
   IDENTITY_MAPPED_BYTES,
+  identityPageTables,
   PTE_PAGE_SIZE,
   PTE_PRESENT,
   PTE_WRITABLE,
-  identityPageTables,
   writeIdentityPageTables,
 } from "../../../src/arch/x86_64/page-tables.ts";
-import { BOOT_PAGE_TABLES_END, BOOT_PD_ADDRESS, BOOT_PDPT_ADDRESS, BOOT_PML4_ADDRESS, ramRanges } from "../../../src/arch/x86_64/layout.ts";
 import { GuestMemory } from "../../../src/memory/guest-memory.ts";
 
 const tables = identityPageTables();

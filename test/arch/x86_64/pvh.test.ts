@@ -1,29 +1,29 @@
 /** PVH: start-info layouts, the entry note of the real vmlinux, segment loading and entry state. */
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
+import { RFLAGS_RESERVED } from "../../../src/arch/x86_64/cpu-state.ts";
+import { E820_RAM, e820Table } from "../../../src/arch/x86_64/e820.ts";
+import { PT_LOAD, parseElf64 } from "../../../src/arch/x86_64/elf.ts";
+import { PVH_MEMMAP_ADDRESS, PVH_MODLIST_ADDRESS, ramRanges } from "../../../src/arch/x86_64/layout.ts";
 import {
+  buildStartInfo,
   HVM_MEMMAP_TABLE_ENTRY_LAYOUT,
   HVM_MODLIST_ENTRY_LAYOUT,
   HVM_START_INFO_LAYOUT,
-  XEN_ELFNOTE_PHYS32_ENTRY,
-  XEN_HVM_START_MAGIC_VALUE,
-  buildStartInfo,
   loadElfSegments,
   pvhEntryPoint,
   pvhEntryRegs,
   pvhEntrySregs,
+  XEN_ELFNOTE_PHYS32_ENTRY,
+  XEN_HVM_START_MAGIC_VALUE,
 } from "../../../src/arch/x86_64/pvh.ts";
-import { PT_LOAD, parseElf64 } from "../../../src/arch/x86_64/elf.ts";
-import { E820_RAM, e820Table } from "../../../src/arch/x86_64/e820.ts";
-import { PVH_MEMMAP_ADDRESS, PVH_MODLIST_ADDRESS, ramRanges } from "../../../src/arch/x86_64/layout.ts";
 import { getField, viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
-import { RFLAGS_RESERVED } from "../../../src/arch/x86_64/cpu-state.ts";
 import { GuestMemory } from "../../../src/memory/guest-memory.ts";
-import { resetSregs } from "./_reset-sregs.ts";
+import { reason } from "./_boot-error-reason.ts";
 import { cLayoutMismatches } from "./_c-layout.ts";
 import { craftElf } from "./_crafted-kernels.ts";
 import { debianKernel } from "./_debian-kernel.ts";
-import { reason } from "./_boot-error-reason.ts";
+import { resetSregs } from "./_reset-sregs.ts";
 
 const MIB = 1 << 20;
 
@@ -68,7 +68,11 @@ describe("hvm_start_info layouts", () => {
   });
 
   test("have the sizes the header states: 56 (version 1), 32 and 24 bytes", () => {
-    expect([HVM_START_INFO_LAYOUT.size, HVM_MODLIST_ENTRY_LAYOUT.size, HVM_MEMMAP_TABLE_ENTRY_LAYOUT.size]).toEqual([56, 32, 24]);
+    expect([
+      HVM_START_INFO_LAYOUT.size,
+      HVM_MODLIST_ENTRY_LAYOUT.size,
+      HVM_MEMMAP_TABLE_ENTRY_LAYOUT.size,
+    ]).toEqual([56, 32, 24]);
   });
 });
 
@@ -134,9 +138,9 @@ describe("loadElfSegments()", () => {
       expect(reason(() => loadElfSegments(mem, parseElf64(craftElf({ paddr: 0x8000 })), 16 * MIB))).toBe(
         "segment 0 loads at 0x8000, below 1 MiB where bunvmm keeps the boot structures",
       );
-      expect(reason(() => loadElfSegments(mem, parseElf64(craftElf({ code: new Uint8Array(0) })), 16 * MIB))).toBe(
-        "ELF has no PT_LOAD segment: nothing to load",
-      );
+      expect(
+        reason(() => loadElfSegments(mem, parseElf64(craftElf({ code: new Uint8Array(0) })), 16 * MIB)),
+      ).toBe("ELF has no PT_LOAD segment: nothing to load");
     } finally {
       mem.close();
     }
@@ -166,7 +170,9 @@ describe("buildStartInfo()", () => {
     expect(getField(v, 0, I.memmap_entries)).toBe(memmap.length);
     const M = HVM_MODLIST_ENTRY_LAYOUT.fields;
     const mv = viewOf(blobs.modlist);
-    expect([getField(mv, 0, M.paddr), getField(mv, 0, M.size), getField(mv, 0, M.cmdline_paddr)]).toEqual([0xff0_0000, 0x1234, 0]);
+    expect([getField(mv, 0, M.paddr), getField(mv, 0, M.size), getField(mv, 0, M.cmdline_paddr)]).toEqual([
+      0xff0_0000, 0x1234, 0,
+    ]);
     const E = HVM_MEMMAP_TABLE_ENTRY_LAYOUT;
     const ev = viewOf(blobs.memmap);
     const read = memmap.map((_, i) => ({
@@ -200,7 +206,8 @@ describe("PVH entry state", () => {
     expect(s.cr4).toBe(0n);
     expect(s.efer).toBe(0n);
     expect([s.cs.base, s.cs.limit, s.cs.db, s.cs.l, s.cs.type]).toEqual([0n, 0xffff_ffff, 1, 0, 0xb]);
-    for (const d of [s.ds, s.es, s.ss]) expect([d.base, d.limit, d.db, d.type]).toEqual([0n, 0xffff_ffff, 1, 3]);
+    for (const d of [s.ds, s.es, s.ss])
+      expect([d.base, d.limit, d.db, d.type]).toEqual([0n, 0xffff_ffff, 1, 3]);
     expect([s.tr.base, s.tr.limit, s.tr.type]).toEqual([0n, 0x67, 0xb]);
     expect(s.apic_base).toBe(0xfee0_0900n);
   });

@@ -115,7 +115,8 @@ export function nameSeg(seg: string): string {
   if (seg.length === 0 || seg.length > NAME_SEG_LENGTH) {
     throw new AcpiError("AML NameSeg", seg, `must be 1 to ${NAME_SEG_LENGTH} characters`);
   }
-  if (!LEAD_NAME_CHAR.test(seg.charAt(0))) throw new AcpiError("AML NameSeg", seg, "must start with A-Z or _");
+  if (!LEAD_NAME_CHAR.test(seg.charAt(0)))
+    throw new AcpiError("AML NameSeg", seg, "must start with A-Z or _");
   for (const c of seg.slice(1)) {
     if (!NAME_CHAR.test(c)) throw new AcpiError("AML NameSeg", seg, "may hold only A-Z, 0-9 and _");
   }
@@ -139,7 +140,8 @@ export class NameString implements SuperNameTerm {
       parents++;
       rest = rest.slice(PARENT_PREFIX.length);
     }
-    if (this.root && parents > 0) throw new AcpiError("AML NameString", path, "cannot have both \\ and ^ prefixes");
+    if (this.root && parents > 0)
+      throw new AcpiError("AML NameString", path, "cannot have both \\ and ^ prefixes");
     if (rest === "" && !this.root && parents === 0) throw new AcpiError("AML NameString", path, "is empty");
     this.parents = parents;
     this.segs = Object.freeze(rest === "" ? [] : rest.split(PATH_SEPARATOR).map(nameSeg));
@@ -194,7 +196,11 @@ export const ONES: Aml = term((out) => out.byte(AmlOp.ONES_OP));
 /** An Integer in its shortest encoding, as iasl writes it: Zero/One/Ones, then Byte/Word/DWord/QWordConst. */
 export function integer(value: number | bigint): Aml {
   if (typeof value === "number" && (!Number.isSafeInteger(value) || value < 0)) {
-    throw new AcpiError("AML Integer", value, "must be a non-negative safe integer (use a bigint above 2^53)");
+    throw new AcpiError(
+      "AML Integer",
+      value,
+      "must be a non-negative safe integer (use a bigint above 2^53)",
+    );
   }
   const v = BigInt(value);
   if (v < 0n || v > QWORD_MAX) throw new AcpiError("AML Integer", value, "must fit in 64 bits");
@@ -202,10 +208,25 @@ export function integer(value: number | bigint): Aml {
   if (v === 1n) return ONE;
   if (v === QWORD_MAX) return ONES;
   const n = Number(v);
-  if (v <= BYTE_MAX) return term((out) => (out.byte(AmlOp.BYTE_PREFIX), out.byte(n)));
-  if (v <= WORD_MAX) return term((out) => (out.byte(AmlOp.WORD_PREFIX), out.word(n)));
-  if (v <= DWORD_MAX) return term((out) => (out.byte(AmlOp.DWORD_PREFIX), out.dword(n)));
-  return term((out) => (out.byte(AmlOp.QWORD_PREFIX), out.qword(v)));
+  if (v <= BYTE_MAX)
+    return term((out) => {
+      out.byte(AmlOp.BYTE_PREFIX);
+      out.byte(n);
+    });
+  if (v <= WORD_MAX)
+    return term((out) => {
+      out.byte(AmlOp.WORD_PREFIX);
+      out.word(n);
+    });
+  if (v <= DWORD_MAX)
+    return term((out) => {
+      out.byte(AmlOp.DWORD_PREFIX);
+      out.dword(n);
+    });
+  return term((out) => {
+    out.byte(AmlOp.QWORD_PREFIX);
+    out.qword(v);
+  });
 }
 
 function toTerm(value: TermArg): Aml {
@@ -265,13 +286,17 @@ const EISA_PRODUCT_DIGITS = 4;
  * big-endian in a DWord; written as an Integer like iasl does.
  */
 export function eisaId(id: string): Aml {
-  if (!EISA_ID.test(id)) throw new AcpiError("EISAID", id, "must be 3 uppercase letters and 4 uppercase hex digits");
+  if (!EISA_ID.test(id))
+    throw new AcpiError("EISAID", id, "must be 3 uppercase letters and 4 uppercase hex digits");
   let vendor = 0;
   for (let i = 0; i < 3; i++) vendor = (vendor << EISA_LETTER_BITS) | (id.charCodeAt(i) - EISA_LETTER_BASE);
   const product = Number.parseInt(id.slice(3), 16);
   const bigEndian = (vendor << (EISA_PRODUCT_DIGITS * 4)) | product;
   const swapped =
-    ((bigEndian & 0xff) << 24) | ((bigEndian & 0xff00) << 8) | ((bigEndian >>> 8) & 0xff00) | (bigEndian >>> 24);
+    ((bigEndian & 0xff) << 24) |
+    ((bigEndian & 0xff00) << 8) |
+    ((bigEndian >>> 8) & 0xff00) |
+    (bigEndian >>> 24);
   return integer(swapped >>> 0);
 }
 
@@ -349,12 +374,18 @@ export interface MethodOptions {
 }
 
 /** Method (path, argCount[, Serialized]) { body }: control-method code the OS interpreter runs. */
-export function method(path: string, argCount: number, body: readonly Aml[], options: MethodOptions = {}): Aml {
+export function method(
+  path: string,
+  argCount: number,
+  body: readonly Aml[],
+  options: MethodOptions = {},
+): Aml {
   const n = nameString(path);
   const flags =
     checkRange("AML Method argument count", argCount, 0, METHOD_MAX_ARGS) |
     (options.serialized ? METHOD_SERIALIZED : 0) |
-    (checkRange("AML Method SyncLevel", options.syncLevel ?? 0, 0, SYNC_LEVEL_MAX) << METHOD_SYNC_LEVEL_SHIFT);
+    (checkRange("AML Method SyncLevel", options.syncLevel ?? 0, 0, SYNC_LEVEL_MAX) <<
+      METHOD_SYNC_LEVEL_SHIFT);
   const terms = termList(body);
   return term((out) => {
     out.byte(AmlOp.METHOD_OP);
@@ -429,7 +460,9 @@ const RESERVED_FIELD = 0x00;
 export function field(region: string, flags: FieldFlags, units: readonly FieldUnit[]): Aml {
   const r = nameString(region);
   const fieldFlags =
-    flags.access | ((flags.lock ?? FieldLock.NoLock) << FIELD_LOCK_SHIFT) | (flags.update << FIELD_UPDATE_SHIFT);
+    flags.access |
+    ((flags.lock ?? FieldLock.NoLock) << FIELD_LOCK_SHIFT) |
+    (flags.update << FIELD_UPDATE_SHIFT);
   const elements = Object.freeze(
     units.map(([unit, bits]) => {
       checkRange(`AML Field unit ${unit ?? "(reserved)"} bit count`, bits, 1, FIELD_BITS_MAX);
@@ -547,7 +580,8 @@ function binary(op: number, a: TermArg, b: TermArg, target: SuperName | undefine
 /** Add (a, b[, target]). */
 export const add = (a: TermArg, b: TermArg, target?: SuperName): Aml => binary(AmlOp.ADD_OP, a, b, target);
 /** Subtract (a, b[, target]). */
-export const subtract = (a: TermArg, b: TermArg, target?: SuperName): Aml => binary(AmlOp.SUBTRACT_OP, a, b, target);
+export const subtract = (a: TermArg, b: TermArg, target?: SuperName): Aml =>
+  binary(AmlOp.SUBTRACT_OP, a, b, target);
 /** And (a, b[, target]): bitwise and, e.g. testing a GED event bit. */
 export const and = (a: TermArg, b: TermArg, target?: SuperName): Aml => binary(AmlOp.AND_OP, a, b, target);
 /** Or (a, b[, target]): bitwise or. */

@@ -14,17 +14,13 @@ import {
 import { CPU_HOTPLUG_BASE } from "../layout.ts";
 import {
   type Aml,
-  FieldAccess,
-  type NameString,
-  FieldUpdate,
-  ONE,
-  RegionSpace,
-  ZERO,
   acquire,
   arg,
   buffer,
   device,
   eisaId,
+  FieldAccess,
+  FieldUpdate,
   ifThen,
   increment,
   lEqual,
@@ -33,19 +29,23 @@ import {
   method,
   methodCall,
   mutex,
+  type NameString,
   name,
   nameString,
   notify,
+  ONE,
   operationRegion,
+  RegionSpace,
   release,
   returnValue,
   store,
   string,
   whileDo,
+  ZERO,
 } from "./aml.ts";
+import { CPU_CONTAINER_NAME, CPU_HOTPLUG_NAME, CPU_HOTPLUG_PATH } from "./dsdt-paths.ts";
 import { LOCAL_APIC_ENABLED, localApicEntry } from "./madt.ts";
 import { NOTIFY_DEVICE_CHECK, NOTIFY_EJECT_REQUEST } from "./notify-values.ts";
-import { CPU_CONTAINER_NAME, CPU_HOTPLUG_NAME, CPU_HOTPLUG_PATH } from "./dsdt-paths.ts";
 import { registerFields } from "./register-fields.ts";
 import { memory32Fixed, resourceTemplate } from "./resource-template.ts";
 
@@ -53,7 +53,8 @@ const REGION = "PRST";
 const LOCK_NAME = "CPLK";
 /** Registers and the lock by full path: CEJ0 is also a method name in CPUS, so a bare name would be wrong. */
 const LOCK = nameString(`${CPU_HOTPLUG_PATH}.${LOCK_NAME}`);
-const reg = (unit: "CSEL" | "CPEN" | "CINS" | "CRMV" | "CEJ0"): NameString => nameString(`${CPU_HOTPLUG_PATH}.${unit}`);
+const reg = (unit: "CSEL" | "CPEN" | "CINS" | "CRMV" | "CEJ0"): NameString =>
+  nameString(`${CPU_HOTPLUG_PATH}.${unit}`);
 
 /** Acquire timeout 0xFFFF: wait forever (the lock is only held across a few register accesses). */
 const ACQUIRE_FOREVER = 0xffff;
@@ -93,7 +94,10 @@ function hotplugControllerDevice(): Aml {
     operationRegion(REGION, RegionSpace.SystemMemory, CPU_HOTPLUG_BASE, CPU_HOTPLUG_SIZE),
     ...registerFields(REGION, CPU_HOTPLUG_FIELDS, [
       { offset: CPU_HOTPLUG_CSEL_OFFSET, flags: { access: FieldAccess.DWord, update: FieldUpdate.Preserve } },
-      { offset: CPU_HOTPLUG_STATUS_OFFSET, flags: { access: FieldAccess.Byte, update: FieldUpdate.WriteAsZeros } },
+      {
+        offset: CPU_HOTPLUG_STATUS_OFFSET,
+        flags: { access: FieldAccess.Byte, update: FieldUpdate.WriteAsZeros },
+      },
     ]),
     mutex(LOCK_NAME, LOCK_SYNC_LEVEL),
   ]);
@@ -114,7 +118,8 @@ function cpuStatusMethod(): Aml {
 /** CTFY (cpu, event): Notify the matching Cxxx device; one If per possible CPU (Notify needs a static name). */
 function cpuNotifyMethod(maxVcpus: number): Aml {
   const body: Aml[] = [];
-  for (let cpu = 0; cpu < maxVcpus; cpu++) body.push(ifThen(lEqual(arg(0), cpu), [notify(cpuDeviceName(cpu), arg(1))]));
+  for (let cpu = 0; cpu < maxVcpus; cpu++)
+    body.push(ifThen(lEqual(arg(0), cpu), [notify(cpuDeviceName(cpu), arg(1))]));
   return method("CTFY", 2, body);
 }
 
@@ -136,8 +141,14 @@ function cpuScanMethod(maxVcpus: number): Aml {
     store(ZERO, cpu),
     whileDo(lLess(cpu, maxVcpus), [
       store(cpu, reg("CSEL")),
-      ifThen(lEqual(reg("CINS"), ONE), [methodCall("CTFY", [cpu, NOTIFY_DEVICE_CHECK]), store(ONE, reg("CINS"))]),
-      ifThen(lEqual(reg("CRMV"), ONE), [methodCall("CTFY", [cpu, NOTIFY_EJECT_REQUEST]), store(ONE, reg("CRMV"))]),
+      ifThen(lEqual(reg("CINS"), ONE), [
+        methodCall("CTFY", [cpu, NOTIFY_DEVICE_CHECK]),
+        store(ONE, reg("CINS")),
+      ]),
+      ifThen(lEqual(reg("CRMV"), ONE), [
+        methodCall("CTFY", [cpu, NOTIFY_EJECT_REQUEST]),
+        store(ONE, reg("CRMV")),
+      ]),
       increment(cpu),
     ]),
     release(LOCK),

@@ -8,7 +8,7 @@ import { cpuHotplugAml } from "./cpu-hotplug-aml.ts";
 import { SYSTEM_BUS } from "./dsdt-paths.ts";
 import { gedAml } from "./ged-aml.ts";
 import { com1Aml, powerButtonAml, s5Aml } from "./platform-aml.ts";
-import { SDT_HEADER, buildSdt } from "./sdt-header.ts";
+import { buildSdt, SDT_HEADER } from "./sdt-header.ts";
 import { checkMaxVcpus } from "./vcpu-counts.ts";
 
 /** The DSDT's signature, also its key in AcpiTables. */

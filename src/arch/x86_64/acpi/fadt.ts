@@ -12,7 +12,7 @@ import {
   ACPI_SLEEP_STATUS,
 } from "../../../../devices/acpi-power.ts";
 import { ioPort8, writeGas } from "./generic-address.ts";
-import { BUNVMM_IDENTITY, LITTLE_ENDIAN, SDT_TEXT_LENGTH, buildSdt, writeAscii } from "./sdt-header.ts";
+import { BUNVMM_IDENTITY, buildSdt, LITTLE_ENDIAN, SDT_TEXT_LENGTH, writeAscii } from "./sdt-header.ts";
 
 /** The FADT's signature, also its key in AcpiTables. */
 export const FADT_SIGNATURE = "FACP";
@@ -52,7 +52,10 @@ export const IapcBootArch = {
  * the 8042 flag Linux treats the i8042 as absent; without "no RTC" it would probe ports 0x70/0x71.
  */
 export const BUNVMM_IAPC_BOOT_ARCH =
-  IapcBootArch.LEGACY_DEVICES | IapcBootArch.I8042 | IapcBootArch.VGA_NOT_PRESENT | IapcBootArch.CMOS_RTC_NOT_PRESENT;
+  IapcBootArch.LEGACY_DEVICES |
+  IapcBootArch.I8042 |
+  IapcBootArch.VGA_NOT_PRESENT |
+  IapcBootArch.CMOS_RTC_NOT_PRESENT;
 
 /** Fixed feature flags (Table 5.10), named as in the spec. */
 export const FadtFlag = {

@@ -8,11 +8,10 @@ import { GED_FIELDS, GED_NOTIFICATION_OFFSET, GED_SIZE, GedEvent } from "../../.
 import { GED_BASE, GED_GSI } from "../layout.ts";
 import {
   type Aml,
-  FieldAccess,
-  FieldUpdate,
-  RegionSpace,
   and,
   device,
+  FieldAccess,
+  FieldUpdate,
   ifThen,
   local,
   method,
@@ -21,6 +20,7 @@ import {
   nameString,
   notify,
   operationRegion,
+  RegionSpace,
   store,
   string,
 } from "./aml.ts";
@@ -42,9 +42,10 @@ export function gedAml(): Aml {
     name(
       "_CRS",
       resourceTemplate([
-        interrupt({ usage: "ResourceConsumer", trigger: "Edge", polarity: "ActiveHigh", sharing: "Exclusive" }, [
-          GED_GSI,
-        ]),
+        interrupt(
+          { usage: "ResourceConsumer", trigger: "Edge", polarity: "ActiveHigh", sharing: "Exclusive" },
+          [GED_GSI],
+        ),
       ]),
     ),
     operationRegion(REGION, RegionSpace.SystemMemory, GED_BASE, GED_SIZE),

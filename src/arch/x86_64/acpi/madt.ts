@@ -7,8 +7,8 @@
  */
 import { IOAPIC_BASE, LAPIC_BASE } from "../layout.ts";
 import { AcpiError } from "./acpi-error.ts";
-import { LITTLE_ENDIAN, SDT_HEADER, buildSdt } from "./sdt-header.ts";
-import { type VcpuCounts, XAPIC_MAX_CPUS, checkVcpuCounts } from "./vcpu-counts.ts";
+import { buildSdt, LITTLE_ENDIAN, SDT_HEADER } from "./sdt-header.ts";
+import { checkVcpuCounts, type VcpuCounts, XAPIC_MAX_CPUS } from "./vcpu-counts.ts";
 
 /** The MADT's signature, also its key in AcpiTables. */
 export const MADT_SIGNATURE = "APIC";
@@ -25,7 +25,12 @@ export const MADT = {
 export const MADT_PCAT_COMPAT = 1 << 0;
 
 /** Interrupt controller structure types (Table 5.21). */
-export const MadtEntryType = { LocalApic: 0, IoApic: 1, InterruptSourceOverride: 2, LocalApicNmi: 4 } as const;
+export const MadtEntryType = {
+  LocalApic: 0,
+  IoApic: 1,
+  InterruptSourceOverride: 2,
+  LocalApicNmi: 4,
+} as const;
 /** Every entry starts with its type and its length. */
 const ENTRY = { TYPE: 0, LENGTH: 1 } as const;
 

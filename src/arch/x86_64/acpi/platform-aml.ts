@@ -27,9 +27,10 @@ export function com1Aml(): Aml {
       "_CRS",
       resourceTemplate([
         io(COM1_PORT, COM1_PORT, UART_PORT_ALIGNMENT, UART_PORTS),
-        interrupt({ usage: "ResourceConsumer", trigger: "Edge", polarity: "ActiveHigh", sharing: "Exclusive" }, [
-          COM1_GSI,
-        ]),
+        interrupt(
+          { usage: "ResourceConsumer", trigger: "Edge", polarity: "ActiveHigh", sharing: "Exclusive" },
+          [COM1_GSI],
+        ),
       ]),
     ),
   ]);

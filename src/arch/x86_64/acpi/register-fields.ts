@@ -37,7 +37,8 @@ export function registerFields(
   const placed = new Map<string, number>();
   const fields = registers.map(({ offset, flags }) => {
     const bytes = ACCESS_BYTES[flags.access];
-    if (bytes === undefined) throw new AcpiError(`Field over ${region}`, flags.access, "needs a fixed access width");
+    if (bytes === undefined)
+      throw new AcpiError(`Field over ${region}`, flags.access, "needs a fixed access width");
     const start = offset * BITS_PER_BYTE;
     const end = start + bytes * BITS_PER_BYTE;
     const units: FieldUnit[] = start > 0 ? [[null, start]] : [];

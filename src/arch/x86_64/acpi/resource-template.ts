@@ -5,8 +5,8 @@
  * @module
  */
 import { AcpiError } from "./acpi-error.ts";
-import { type AmlSink, ByteArraySink, ChecksumSink } from "./aml-sink.ts";
 import { type Aml, buffer } from "./aml.ts";
+import { type AmlSink, ByteArraySink, ChecksumSink } from "./aml-sink.ts";
 
 /** One resource data descriptor: it writes its own bytes (type tag, length, fields). */
 export interface ResourceDescriptor {

@@ -6,12 +6,12 @@
  */
 import { ACPI_TABLES_END, ACPI_TABLES_START, RSDP_ADDRESS } from "../layout.ts";
 import { AcpiError } from "./acpi-error.ts";
-import { DSDT_SIGNATURE, buildDsdt } from "./dsdt.ts";
-import { FADT_SIGNATURE, buildFadt } from "./fadt.ts";
-import { MADT_SIGNATURE, buildMadt } from "./madt.ts";
-import { RSDP, buildRsdp } from "./rsdp.ts";
-import { type VcpuCounts, checkVcpuCounts } from "./vcpu-counts.ts";
-import { XSDT_SIGNATURE, buildXsdt } from "./xsdt.ts";
+import { buildDsdt, DSDT_SIGNATURE } from "./dsdt.ts";
+import { buildFadt, FADT_SIGNATURE } from "./fadt.ts";
+import { buildMadt, MADT_SIGNATURE } from "./madt.ts";
+import { buildRsdp, RSDP } from "./rsdp.ts";
+import { checkVcpuCounts, type VcpuCounts } from "./vcpu-counts.ts";
+import { buildXsdt, XSDT_SIGNATURE } from "./xsdt.ts";
 
 /** The key of the RSDP in AcpiTables.tables (it has no 4-character signature). */
 export const RSDP_KEY = "RSDP";
@@ -51,7 +51,10 @@ const hex = (value: number): string => `0x${value.toString(16)}`;
  * Builds every table for these vCPU counts and lays them out in `window` (bunvmm's unless a test narrows
  * it); throws AcpiError if the counts are invalid or the tables don't fit.
  */
-export function buildAcpiTables(counts: VcpuCounts, window: AcpiTablesWindow = ACPI_TABLES_WINDOW): AcpiTables {
+export function buildAcpiTables(
+  counts: VcpuCounts,
+  window: AcpiTablesWindow = ACPI_TABLES_WINDOW,
+): AcpiTables {
   checkVcpuCounts(counts);
   const { start, end, rsdpAddress } = window;
   if (rsdpAddress < start || rsdpAddress % TABLE_ALIGNMENT !== 0) {

@@ -20,7 +20,11 @@ export interface VcpuCounts {
 /** Throws AcpiError unless 1 <= maxVcpus <= XAPIC_MAX_CPUS. */
 export function checkMaxVcpus(maxVcpus: number): void {
   if (!Number.isInteger(maxVcpus) || maxVcpus < 1 || maxVcpus > XAPIC_MAX_CPUS) {
-    throw new AcpiError("maxVcpus", maxVcpus, `must be an integer from 1 to ${XAPIC_MAX_CPUS} (xAPIC MADT entries)`);
+    throw new AcpiError(
+      "maxVcpus",
+      maxVcpus,
+      `must be an integer from 1 to ${XAPIC_MAX_CPUS} (xAPIC MADT entries)`,
+    );
   }
 }
 

@@ -3,7 +3,7 @@
  * reached through the FADT, not listed here.
  * @module
  */
-import { LITTLE_ENDIAN, SDT_HEADER, buildSdt } from "./sdt-header.ts";
+import { buildSdt, LITTLE_ENDIAN, SDT_HEADER } from "./sdt-header.ts";
 
 /** The XSDT's signature, also its key in AcpiTables. */
 export const XSDT_SIGNATURE = "XSDT";
@@ -18,8 +18,8 @@ export const XSDT_ENTRY_SIZE = 8;
 export function buildXsdt(addresses: readonly number[]): Uint8Array {
   const length = XSDT_ENTRIES + XSDT_ENTRY_SIZE * addresses.length;
   return buildSdt(XSDT_SIGNATURE, XSDT_REVISION, length, (view) => {
-    addresses.forEach((address, i) =>
-      view.setBigUint64(XSDT_ENTRIES + XSDT_ENTRY_SIZE * i, BigInt(address), LITTLE_ENDIAN),
-    );
+    addresses.forEach((address, i) => {
+      view.setBigUint64(XSDT_ENTRIES + XSDT_ENTRY_SIZE * i, BigInt(address), LITTLE_ENDIAN);
+    });
   });
 }

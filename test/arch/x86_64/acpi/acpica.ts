@@ -23,7 +23,12 @@ export interface ToolRun {
 export const TOOL_DEADLINE_MS = 60_000;
 
 /** Runs `tool args` in `cwd`, with `input` on its stdin if given; throws if it outlives TOOL_DEADLINE_MS. */
-export function runTool(tool: "iasl" | "acpiexec", args: readonly string[], cwd: string, input?: string): ToolRun {
+export function runTool(
+  tool: "iasl" | "acpiexec",
+  args: readonly string[],
+  cwd: string,
+  input?: string,
+): ToolRun {
   const stdin = input === undefined ? "ignore" : new TextEncoder().encode(input);
   const run = Bun.spawnSync([requireTool(tool), ...args], {
     cwd,
@@ -32,7 +37,8 @@ export function runTool(tool: "iasl" | "acpiexec", args: readonly string[], cwd:
     stderr: "pipe",
     timeout: TOOL_DEADLINE_MS,
   });
-  if (run.exitedDueToTimeout) throw new Error(`${tool} ${args.join(" ")} did not finish within ${TOOL_DEADLINE_MS} ms`);
+  if (run.exitedDueToTimeout)
+    throw new Error(`${tool} ${args.join(" ")} did not finish within ${TOOL_DEADLINE_MS} ms`);
   return { exitCode: run.exitCode ?? -1, output: `${run.stdout.toString()}${run.stderr.toString()}` };
 }
 
@@ -54,7 +60,9 @@ export function iaslSummary(run: ToolRun): IaslSummary {
 
 /** Lines that report a problem: iasl's "Error nnnn"/"Warning nnnn", ACPICA's "ACPI Error"/"ACPI Warning"/"AE_". */
 export function problemLines(output: string): string[] {
-  return output.split("\n").filter((line) => /\b(error|warning)\b|AE_[A-Z_]+/i.test(line) && !SUMMARY.test(line));
+  return output
+    .split("\n")
+    .filter((line) => /\b(error|warning)\b|AE_[A-Z_]+/i.test(line) && !SUMMARY.test(line));
 }
 
 /** A fresh temp dir; `using` removes it at the end of the test. */

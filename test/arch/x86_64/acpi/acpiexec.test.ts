@@ -8,7 +8,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { GED_NOTIFICATION_OFFSET, GED_SIZE } from "../../../../devices/acpi-ged.ts";
+import { GED_NOTIFICATION_OFFSET, GED_SIZE, GedEvent } from "../../../../devices/acpi-ged.ts";
 import {
   CPU_EJECT,
   CPU_ENABLED,
@@ -17,10 +17,9 @@ import {
   CPU_INSERTING,
   CPU_REMOVING,
 } from "../../../../devices/cpu-hotplug-controller.ts";
-import { CPU_HOTPLUG_BASE, GED_BASE } from "../../../../src/arch/x86_64/layout.ts";
 import { cpuDeviceName } from "../../../../src/arch/x86_64/acpi/cpu-hotplug-aml.ts";
-import { GedEvent } from "../../../../devices/acpi-ged.ts";
 import { buildAcpiTables } from "../../../../src/arch/x86_64/acpi/tables.ts";
+import { CPU_HOTPLUG_BASE, GED_BASE } from "../../../../src/arch/x86_64/layout.ts";
 import { iaslSummary, problemLines, runTool, tempDir, writeDat } from "./acpica.ts";
 import { VCPU_CASES } from "./cases.ts";
 
@@ -127,12 +126,17 @@ describe.each(VCPU_CASES)("acpiexec (%s)", (_name, counts) => {
     return runTool("iasl", ["acpitest.asl"], dir.path);
   })();
   // Commands go to the debugger's stdin, one a line: `-b` takes at most 1023 characters.
-  const run = runTool("acpiexec", ["-vr", ...files, "acpitest.aml"], dir.path, `${[...script, "quit"].join("\n")}\n`);
+  const run = runTool(
+    "acpiexec",
+    ["-vr", ...files, "acpitest.aml"],
+    dir.path,
+    `${[...script, "quit"].join("\n")}\n`,
+  );
   const evals = evaluations(run.output);
   const notifies = (value: string): string[] =>
-    [...run.output.matchAll(new RegExp(`Received a \\w+ Notify on \\[(\\w+)\\] \\w+ Value ${value}`, "g"))].map(
-      (m) => m[1] ?? "",
-    );
+    [
+      ...run.output.matchAll(new RegExp(`Received a \\w+ Notify on \\[(\\w+)\\] \\w+ Value ${value}`, "g")),
+    ].map((m) => m[1] ?? "");
 
   test("the test SSDT compiles; acpiexec loads the tables and runs every command without an AML error", () => {
     expect(iaslSummary(compile)).toEqual({ errors: 0, warnings: 0, remarks: 0 });

@@ -1,5 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { ByteArraySink, ChecksumSink, checksumOf, writePackage } from "../../../../src/arch/x86_64/acpi/aml-sink.ts";
+import {
+  ByteArraySink,
+  ChecksumSink,
+  checksumOf,
+  writePackage,
+} from "../../../../src/arch/x86_64/acpi/aml-sink.ts";
 import { toHex } from "./acpica.ts";
 
 describe("AmlSink", () => {

@@ -8,13 +8,6 @@
 import { describe, expect, test } from "bun:test";
 import { AcpiError } from "../../../../src/arch/x86_64/acpi/acpi-error.ts";
 import {
-  FieldAccess,
-  FieldLock,
-  FieldUpdate,
-  ONE,
-  ONES,
-  RegionSpace,
-  ZERO,
   acquire,
   add,
   and,
@@ -24,6 +17,9 @@ import {
   device,
   eisaId,
   encodeAml,
+  FieldAccess,
+  FieldLock,
+  FieldUpdate,
   field,
   ifThen,
   increment,
@@ -41,9 +37,12 @@ import {
   nameSeg,
   nameString,
   notify,
+  ONE,
+  ONES,
   operationRegion,
   or,
   packageOf,
+  RegionSpace,
   release,
   returnValue,
   scope,
@@ -53,11 +52,22 @@ import {
   subtract,
   toInteger,
   whileDo,
+  ZERO,
 } from "../../../../src/arch/x86_64/acpi/aml.ts";
-import { interrupt, io, memory32Fixed, resourceTemplate } from "../../../../src/arch/x86_64/acpi/resource-template.ts";
+import {
+  interrupt,
+  io,
+  memory32Fixed,
+  resourceTemplate,
+} from "../../../../src/arch/x86_64/acpi/resource-template.ts";
 import { hex, toHex } from "./acpica.ts";
 
-const EDGE_HIGH = { usage: "ResourceConsumer", trigger: "Edge", polarity: "ActiveHigh", sharing: "Exclusive" } as const;
+const EDGE_HIGH = {
+  usage: "ResourceConsumer",
+  trigger: "Edge",
+  polarity: "ActiveHigh",
+  sharing: "Exclusive",
+} as const;
 
 describe("AML terms match iasl", () => {
   test("Scope, Device, Name, EISAID, ResourceTemplate with IO and Interrupt", () => {
@@ -482,9 +492,9 @@ describe("AML construction checks", () => {
     expect(() => device("COM 1", [])).toThrow(AcpiError);
     expect(() => method("toolong", 0, [])).toThrow(AcpiError);
     expect(() => store(ZERO, "\\_SB.x")).toThrow(AcpiError);
-    expect(() => field("PRST", { access: FieldAccess.Byte, update: FieldUpdate.Preserve }, [["A.B", 1]])).toThrow(
-      AcpiError,
-    );
+    expect(() =>
+      field("PRST", { access: FieldAccess.Byte, update: FieldUpdate.Preserve }, [["A.B", 1]]),
+    ).toThrow(AcpiError);
   });
 
   test.each([
@@ -499,7 +509,10 @@ describe("AML construction checks", () => {
     ["a non-ASCII string", () => string("é")],
     ["a lowercase EISAID", () => eisaId("pnp0501")],
     ["a package of 256 elements", () => packageOf(new Array<number>(256).fill(0))],
-    ["a zero-bit field unit", () => field("R", { access: FieldAccess.Any, update: FieldUpdate.Preserve }, [["A", 0]])],
+    [
+      "a zero-bit field unit",
+      () => field("R", { access: FieldAccess.Any, update: FieldUpdate.Preserve }, [["A", 0]]),
+    ],
     ["an Acquire timeout above 0xffff", () => acquire("MUTX", 0x1_0000)],
   ])("%s throws AcpiError", (_what, build) => {
     expect(build).toThrow(AcpiError);

@@ -14,15 +14,18 @@ import {
   ACPI_SLEEP_CONTROL,
   ACPI_SLEEP_STATUS,
 } from "../../../../devices/acpi-power.ts";
-import { IOAPIC_BASE, LAPIC_BASE } from "../../../../src/arch/x86_64/layout.ts";
 import { SDT_HEADER } from "../../../../src/arch/x86_64/acpi/sdt-header.ts";
-import { RSDP_KEY, buildAcpiTables } from "../../../../src/arch/x86_64/acpi/tables.ts";
+import { buildAcpiTables, RSDP_KEY } from "../../../../src/arch/x86_64/acpi/tables.ts";
+import { IOAPIC_BASE, LAPIC_BASE } from "../../../../src/arch/x86_64/layout.ts";
 import { iaslSummary, problemLines, runTool, tempDir, toHex, writeDat } from "./acpica.ts";
 import { VCPU_CASES } from "./cases.ts";
 
 const END_TAG = 0x79;
 /** Header bytes iasl rewrites when it compiles: the checksum and its own creator id and revision. */
-const IASL_STAMPED = new Set([SDT_HEADER.CHECKSUM, ...Array.from({ length: 8 }, (_, i) => SDT_HEADER.CREATOR_ID + i)]);
+const IASL_STAMPED = new Set([
+  SDT_HEADER.CHECKSUM,
+  ...Array.from({ length: 8 }, (_, i) => SDT_HEADER.CREATOR_ID + i),
+]);
 
 function differences(ours: Uint8Array, theirs: Uint8Array): number[] {
   expect(theirs.length).toBe(ours.length);
@@ -31,12 +34,13 @@ function differences(ours: Uint8Array, theirs: Uint8Array): number[] {
   return at;
 }
 
-const hexAddress = (value: number, digits: number): string => value.toString(16).toUpperCase().padStart(digits, "0");
+const hexAddress = (value: number, digits: number): string =>
+  value.toString(16).toUpperCase().padStart(digits, "0");
 
 /** A pattern for consecutive lines of iasl's decoded table, each holding the given text after its offsets. */
 function consecutive(...lines: string[]): RegExp {
-  const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-  return new RegExp(lines.map(escape).join("\\n.*"));
+  const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  return new RegExp(lines.map(escapeRegExp).join("\\n.*"));
 }
 
 describe.each(VCPU_CASES)("iasl (%s)", (_name, counts) => {
@@ -104,7 +108,9 @@ describe.each(VCPU_CASES)("iasl (%s)", (_name, counts) => {
     writeFileSync(join(dir.path, "rsdp-template.asl"), `${source}\n`);
     const run = runTool("iasl", ["rsdp-template.asl"], dir.path);
     expect(iaslSummary(run)).toEqual({ errors: 0, warnings: 0, remarks: 0 });
-    expect(toHex(new Uint8Array(readFileSync(join(dir.path, "rsdp-template.aml"))))).toBe(toHex(bytesOf(RSDP_KEY)));
+    expect(toHex(new Uint8Array(readFileSync(join(dir.path, "rsdp-template.aml"))))).toBe(
+      toHex(bytesOf(RSDP_KEY)),
+    );
   });
 
   test("FADT as iasl decodes it: hardware-reduced, reset and sleep registers, boot flags, X_DSDT", () => {
@@ -151,7 +157,9 @@ describe.each(VCPU_CASES)("iasl (%s)", (_name, counts) => {
     const cpus = Array.from({ length: counts.maxVcpus }, (_, cpu) => cpu);
     expect(flag("Processor Enabled")).toEqual(cpus.map((cpu) => (cpu < counts.bootVcpus ? 1 : 0)));
     expect(flag("Runtime Online Capable")).toEqual(cpus.map((cpu) => (cpu < counts.bootVcpus ? 0 : 1)));
-    const ids = [...text.matchAll(/Local Apic ID : ([0-9A-F]{2})/g)].map((m) => Number.parseInt(m[1] ?? "", 16));
+    const ids = [...text.matchAll(/Local Apic ID : ([0-9A-F]{2})/g)].map((m) =>
+      Number.parseInt(m[1] ?? "", 16),
+    );
     expect(ids).toEqual(cpus);
     expect(text).toMatch(
       consecutive(

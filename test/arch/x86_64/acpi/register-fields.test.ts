@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { CPU_HOTPLUG_FIELDS } from "../../../../devices/cpu-hotplug-controller.ts";
 import { AcpiError } from "../../../../src/arch/x86_64/acpi/acpi-error.ts";
-import { FieldAccess, FieldUpdate, encodeAml, field } from "../../../../src/arch/x86_64/acpi/aml.ts";
+import { encodeAml, FieldAccess, FieldUpdate, field } from "../../../../src/arch/x86_64/acpi/aml.ts";
 import { registerFields } from "../../../../src/arch/x86_64/acpi/register-fields.ts";
 import { toHex } from "./acpica.ts";
 

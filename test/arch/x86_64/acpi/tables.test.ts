@@ -1,13 +1,5 @@
 import { describe, expect, test } from "bun:test";
 import { ACPI_POWER_PORT, ACPI_RESET, ACPI_RESET_VALUE } from "../../../../devices/acpi-power.ts";
-import {
-  ACPI_TABLES_END,
-  ACPI_TABLES_START,
-  IOAPIC_BASE,
-  LAPIC_BASE,
-  RSDP_ADDRESS,
-} from "../../../../src/arch/x86_64/layout.ts";
-import { MAX_VCPUS } from "../../../../src/config/limits.ts";
 import { AcpiError } from "../../../../src/arch/x86_64/acpi/acpi-error.ts";
 import { FADT, FadtFlag } from "../../../../src/arch/x86_64/acpi/fadt.ts";
 import { GAS, GasAddressSpace } from "../../../../src/arch/x86_64/acpi/generic-address.ts";
@@ -21,9 +13,17 @@ import {
 } from "../../../../src/arch/x86_64/acpi/madt.ts";
 import { RSDP } from "../../../../src/arch/x86_64/acpi/rsdp.ts";
 import { SDT_HEADER } from "../../../../src/arch/x86_64/acpi/sdt-header.ts";
-import { RSDP_KEY, TABLE_ALIGNMENT, buildAcpiTables } from "../../../../src/arch/x86_64/acpi/tables.ts";
+import { buildAcpiTables, RSDP_KEY, TABLE_ALIGNMENT } from "../../../../src/arch/x86_64/acpi/tables.ts";
 import { XAPIC_MAX_CPUS } from "../../../../src/arch/x86_64/acpi/vcpu-counts.ts";
 import { XSDT_ENTRIES, XSDT_ENTRY_SIZE } from "../../../../src/arch/x86_64/acpi/xsdt.ts";
+import {
+  ACPI_TABLES_END,
+  ACPI_TABLES_START,
+  IOAPIC_BASE,
+  LAPIC_BASE,
+  RSDP_ADDRESS,
+} from "../../../../src/arch/x86_64/layout.ts";
+import { MAX_VCPUS } from "../../../../src/config/limits.ts";
 import { VCPU_CASES } from "./cases.ts";
 
 const LE = true;
@@ -145,7 +145,11 @@ describe("buildAcpiTables() checks", () => {
   });
 
   test("throws a clear error when the tables do not fit the window", () => {
-    const window = { start: ACPI_TABLES_START, end: ACPI_TABLES_START + 0x400, rsdpAddress: ACPI_TABLES_START };
+    const window = {
+      start: ACPI_TABLES_START,
+      end: ACPI_TABLES_START + 0x400,
+      rsdpAddress: ACPI_TABLES_START,
+    };
     expect(() => buildAcpiTables({ bootVcpus: 1, maxVcpus: 255 }, window)).toThrow(
       /ACPI tables "\d+ bytes": do not fit in \[0xe0000, 0xe0400\)/,
     );

@@ -27,6 +27,7 @@ const lib = dlopen("libc.so.6", {
   pthread_sigmask: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   sigtimedwait: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   eventfd: { args: [FFIType.u32, FFIType.i32], returns: FFIType.i32 },
+  poll: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
   getpid: { args: [], returns: FFIType.i32 },
   sigaction: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   dlsym: { args: [FFIType.u64, FFIType.cstring], returns: FFIType.u64 },
@@ -61,6 +62,20 @@ export const SIG_UNBLOCK = 1;
 /** sizeof(sigset_t) in glibc (1024 bits); the kernel's own sigset is 8 bytes. */
 export const GLIBC_SIGSET_BYTES = 128;
 export const KERNEL_SIGSET_BYTES = 8;
+
+/** eventfd(2) flags (<sys/eventfd.h>). */
+export const EFD_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
+/** poll(2) events (<poll.h>). */
+export const POLLIN = 0x001;
+export const POLLERR = 0x008;
+export const POLLHUP = 0x010;
+export const POLLNVAL = 0x020;
+/** struct pollfd: int fd; short events; short revents. */
+export const POLLFD_SIZE = 8;
+export const POLLFD_FD = 0;
+export const POLLFD_EVENTS = 4;
+export const POLLFD_REVENTS = 6;
 
 /** dlsym(RTLD_DEFAULT, ...): search the global symbol scope. */
 export const RTLD_DEFAULT = 0;

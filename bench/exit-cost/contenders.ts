@@ -3,7 +3,7 @@ import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Flavour } from "./build.ts";
 
-export type ContenderKey = "floor" | "bunvmm" | "bunvmm_bin" | "qemu";
+export type ContenderKey = "floor" | "bun_floor" | "bunvmm" | "bunvmm_bin" | "qemu";
 
 export interface Contender {
   key: ContenderKey;
@@ -29,6 +29,21 @@ export function floor(exe: string | null): Contender {
     flavour: "raw",
     powerOffCode: 0,
     command: (image, vcpus) => [exe ?? "floor", image, String(vcpus)],
+  };
+}
+
+/**
+ * The runtime's floor for RSS and start-up: bare Bun starting N idle smol Workers, as bunvmm starts
+ * its vCPU workers. It runs no guest, so it has idle figures only (its loop runs fail and show "—").
+ */
+export function bunFloor(): Contender {
+  return {
+    key: "bun_floor",
+    label: "Bun + N idle Workers",
+    unavailable: null,
+    flavour: "raw",
+    powerOffCode: 0,
+    command: (_image, vcpus) => [BUN, join(import.meta.dir, "bun-floor", "main.ts"), String(vcpus)],
   };
 }
 

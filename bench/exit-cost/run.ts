@@ -10,7 +10,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildFloor, buildGuest, type Flavour, type GuestName, haveTool } from "./build.ts";
 import { type ChildResult, END_MARKER, runChild, START_MARKER } from "./child.ts";
-import { binStale, bunvmm, bunvmmBin, type Contender, type ContenderKey, floor, qemu } from "./contenders.ts";
+import {
+  binStale,
+  bunFloor,
+  bunvmm,
+  bunvmmBin,
+  type Contender,
+  type ContenderKey,
+  floor,
+  qemu,
+} from "./contenders.ts";
 
 const arg = (name: string, dflt: number): number => {
   const a = Bun.argv.find((s) => s.startsWith(`--${name}=`));
@@ -121,8 +130,10 @@ function idleTask(c: Contender, vcpus: number, image: ImageFn): Task {
 async function measure(contenders: Contender[], image: ImageFn): Promise<Map<ContenderKey, Row>> {
   const selfTimed = { pio: [] as number[], mmio: [] as number[] };
   const tasks = contenders.flatMap((c) => [
-    loopTask(c, "pio", image, selfTimed.pio),
-    loopTask(c, "mmio", image, selfTimed.mmio),
+    // the Bun floor runs no guest: it has start-up and RSS only
+    ...(c.key === "bun_floor"
+      ? []
+      : [loopTask(c, "pio", image, selfTimed.pio), loopTask(c, "mmio", image, selfTimed.mmio)]),
     idleTask(c, 1, image),
     idleTask(c, SMP_VCPUS, image),
   ]);
@@ -169,19 +180,23 @@ const round = (x: number | null, digits: number) => (x === null ? null : Number(
 
 function table(contenders: Contender[], rows: Map<ContenderKey, Row>): string {
   const floorRow = rows.get("floor");
+  const bunFloorRow = rows.get("bun_floor");
   const lines: string[][] = [["", ...METRICS.map((m) => HEADERS[m])]];
   for (const c of contenders) {
     const row = rows.get(c.key);
     lines.push([
       c.unavailable ? `${c.label}: ${c.unavailable}` : c.label,
       ...METRICS.map((m) => {
-        if (!row) return "—";
-        const cell = row[m];
+        const cell = row?.[m];
+        if (!cell) return "—";
         if ("error" in cell) return `failed: ${cell.error}`;
         let s = cell.value.toFixed(DIGITS[m]);
         const base = value(floorRow?.[m]);
         if ((m === "pio" || m === "mmio") && c.key !== "floor" && base)
           s += ` (${(cell.value / base).toFixed(2)}×)`;
+        const bunBase = value(bunFloorRow?.[m]);
+        if ((m === "rss1" || m === "rss8") && c.key.startsWith("bunvmm") && bunBase)
+          s += ` (${(cell.value / bunBase).toFixed(2)}× Bun)`;
         return s;
       }),
     ]);
@@ -209,6 +224,8 @@ RSS: VmRSS of the VMM process while the idle guest sits in hlt (interrupts off),
   the first serial byte once it is stable (≥0.3 s, ≤3 s); nothing subtracted. Guest RAM
   (64 MiB) is untouched beyond the image pages (and, for QEMU, its firmware). With ${SMP_VCPUS}
   vCPUs only vCPU 0 runs; the others wait for INIT/SIPI.
+Bun + N idle Workers: the runtime's floor (bench/exit-cost/bun-floor): bare Bun starting N smol
+  Workers as bunvmm starts its vCPU workers, each parked; (× Bun) = bunvmm's RSS / this floor's.
 QEMU boots the same code as a PVH ELF (-M microvm -kernel) and powers off via isa-debug-exit.`;
 
 function figures(rows: Map<ContenderKey, Row>) {
@@ -219,6 +236,11 @@ function figures(rows: Map<ContenderKey, Row>) {
     return a !== null && b ? round(a / b, 2) : null;
   };
   const mib = (k: ContenderKey, m: Metric) => round(v(k, m), 1);
+  const rssRatio = (m: Metric) => {
+    const a = v("bunvmm", m);
+    const b = v("bun_floor", m);
+    return a !== null && b ? round(a / b, 2) : null;
+  };
   return {
     pio_us_floor: round(v("floor", "pio"), 2),
     pio_us_bunvmm: round(v("bunvmm", "pio"), 2),
@@ -237,6 +259,12 @@ function figures(rows: Map<ContenderKey, Row>) {
     floor_startup_ms: round(v("floor", "startup1"), 1),
     floor_rss_mib_1: mib("floor", "rss1"),
     floor_rss_mib_8: mib("floor", "rss8"),
+    bun_floor_rss_mib_1: mib("bun_floor", "rss1"),
+    bun_floor_rss_mib_8: mib("bun_floor", "rss8"),
+    rss_ratio_bun_floor_1: rssRatio("rss1"),
+    rss_ratio_bun_floor_8: rssRatio("rss8"),
+    bun_floor_startup_ms: round(v("bun_floor", "startup1"), 1),
+    startup_ms_compiled: round(v("bunvmm_bin", "startup1"), 1),
     bin_pio_us: round(v("bunvmm_bin", "pio"), 2),
     bin_mmio_us: round(v("bunvmm_bin", "mmio"), 2),
     bin_startup_ms: round(v("bunvmm_bin", "startup1"), 1),
@@ -260,7 +288,13 @@ async function main(): Promise<number> {
       if (!images.has(key)) images.set(key, buildGuest(dir, g, f, n));
       return images.get(key)!;
     };
-    const contenders = [floor(haveTool("gcc") ? buildFloor(dir) : null), bunvmm(), bunvmmBin(), qemu()];
+    const contenders = [
+      floor(haveTool("gcc") ? buildFloor(dir) : null),
+      bunFloor(),
+      bunvmm(),
+      bunvmmBin(),
+      qemu(),
+    ];
     for (const c of contenders) if (c.unavailable) progress(`${c.label}: skipped (${c.unavailable})`);
     const stale = binStale();
     if (stale) remarks.push(stale);

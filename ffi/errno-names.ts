@@ -60,3 +60,5 @@ export function errnoName(errno: number): string | undefined {
 
 export const EINTR = ERRNO.EINTR![0];
 export const EAGAIN = ERRNO.EAGAIN![0];
+export const E2BIG = ERRNO.E2BIG![0];
+export const EINVAL = ERRNO.EINVAL![0];

@@ -8,14 +8,12 @@
  * the vCPU, epoch and RUNSTATE it was stuck on (inv 9). Checked by model/pause.pml.
  */
 
-import { toArrayBuffer } from "bun:ffi";
 import type { DeviceSpec } from "../../devices/device-spec.ts";
-import { errno, libc, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE } from "../../ffi/libc.ts";
+import { libc } from "../../ffi/libc.ts";
 import { BunvmmError } from "../errors.ts";
 import { VcpuFd } from "../kvm/vcpu-fd.ts";
 import type { VmFd } from "../kvm/vm-fd.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
-import { LibcError } from "../sys/libc-error.ts";
 import {
   ACK,
   ControlBlock,
@@ -122,10 +120,8 @@ export class CpuManager {
     const fresh = !s.kvm;
     if (!s.kvm) {
       const fd = new VcpuFd(this.env.vm.createVcpu(index));
-      const addr = libc.mmap(0, this.env.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd.fd, 0);
-      if (BigInt(addr) === MAP_FAILED) throw new LibcError("mmap of kvm_run", errno());
-      const runAddr = Number(addr);
-      s.kvm = { fd, runAddr, runPage: new Uint8Array(toArrayBuffer(runAddr, 0, this.env.runSize)) };
+      const run = fd.mapKvmRun(this.env.runSize);
+      s.kvm = { fd, runAddr: run.address, runPage: run.bytes };
     }
     configure(s.kvm.fd, fresh);
   }

@@ -195,7 +195,7 @@ export class KvmRun {
         return {
           kind: "unknown",
           reason,
-          name: KVM_EXIT_NAMES[reason] ?? `exit reason ${reason}`,
+          name: KVM_EXIT_NAMES[reason] ?? `reason ${reason}`,
           hardwareReason: v.getBigUint64(HW_EXIT_REASON, true),
         };
     }

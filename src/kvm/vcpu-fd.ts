@@ -1,7 +1,12 @@
 /**
  * A KVM vCPU fd: vCPU ioctls only, one method each, no policy
  * (https://docs.kernel.org/virt/kvm/api.html). KVM holds the vCPU mutex for the whole KVM_RUN, so
- * while a worker runs this vCPU only that worker may call these (PLATFORM.md).
+ * while a worker runs this vCPU only that worker may call these (another thread would block until the
+ * guest exits).
+ *
+ * State for snapshots: registers come typed (`getRegs`, `getSregs`) and as the kernel struct's bytes
+ * (`getRegsBytes`, ...); the rest (FPU, XSAVE, XCRS, LAPIC, VCPU_EVENTS, DEBUGREGS) only as bytes, an
+ * opaque snapshot to hand back to the matching setter. Setters refuse bytes of the wrong size.
  */
 
 import {

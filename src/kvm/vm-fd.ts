@@ -2,6 +2,10 @@
  * A KVM VM fd: VM-wide ioctls only, one method each, no policy
  * (https://docs.kernel.org/virt/kvm/api.html). VM ioctls are safe from any thread, so vCPU workers
  * hold a VmFd too (for KVM_IRQ_LINE).
+ *
+ * State getters (irqchip, PIT, clock) return the kernel struct's bytes: an opaque snapshot that a
+ * caller saves and hands back to the matching setter unchanged. The few fields worth reading have
+ * accessors (`ioapicIrr`, `picIrr`, `clockNs`); layouts are in ffi/kvm-structs.ts.
  */
 
 import {
@@ -41,6 +45,7 @@ import {
   KVM_IRQFD_FLAG_RESAMPLE,
   KVM_IRQFD_LAYOUT,
   KVM_MEM_LOG_DIRTY_PAGES,
+  KVM_PIC_STATE_LAYOUT,
   KVM_PIT_CONFIG_LAYOUT,
   KVM_PIT_STATE2_LAYOUT,
   KVM_USERSPACE_MEMORY_REGION_LAYOUT,
@@ -74,6 +79,11 @@ export interface IoEventFdMatch {
 export function ioapicIrr(irqchip: Uint8Array): number {
   const at = KVM_IRQCHIP_LAYOUT.fields["chip.ioapic"].offset + KVM_IOAPIC_STATE_LAYOUT.fields.irr.offset;
   return new DataView(irqchip.buffer, irqchip.byteOffset).getUint32(at, true);
+}
+
+/** The interrupt request register (one bit per line) from a KVM_GET_IRQCHIP snapshot of either PIC. */
+export function picIrr(irqchip: Uint8Array): number {
+  return irqchip[KVM_IRQCHIP_LAYOUT.fields["chip.pic"].offset + KVM_PIC_STATE_LAYOUT.fields.irr.offset]!;
 }
 
 /** kvmclock in nanoseconds from a KVM_GET_CLOCK snapshot. */

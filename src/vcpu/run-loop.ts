@@ -70,7 +70,7 @@ export class VcpuRunner {
           this.kicks.consume(this.kvmRun.bytes);
           continue;
         }
-        if (err === EAGAIN) continue; // an AP waiting for SIPI (PLATFORM.md)
+        if (err === EAGAIN) continue; // an AP still waiting for INIT/SIPI: KVM_RUN returns EAGAIN
         return this.crash(`KVM_RUN failed: ${describeErrno(err)}`);
       }
       this.control.count(EXITS);

@@ -6,10 +6,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import { EBUSY } from "../../ffi/errno-names.ts";
-import { KVM_IRQCHIP_LAYOUT, KVM_PIC_STATE_LAYOUT } from "../../ffi/kvm-structs.ts";
 import { assembleRawGuest } from "../../src/demo/assemble.ts";
 import { KvmError } from "../../src/kvm/kvm-error.ts";
-import { ioapicIrr, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER } from "../../src/kvm/vm-fd.ts";
+import { ioapicIrr, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, picIrr } from "../../src/kvm/vm-fd.ts";
 import { EventFd } from "../../src/sys/eventfd.ts";
 import { TestMachine } from "../arch/x86_64/_kvm-harness.ts";
 import { waitUntil } from "../helpers/guests.ts";
@@ -72,10 +71,7 @@ describe("KVM_IRQFD", () => {
     const machine = TestMachine.create(RAM);
     const fd = EventFd.create();
     try {
-      const irr = () =>
-        machine.vm.getIrqchip(KVM_IRQCHIP_PIC_MASTER)[
-          KVM_IRQCHIP_LAYOUT.fields["chip.pic"].offset + KVM_PIC_STATE_LAYOUT.fields.irr.offset
-        ]!;
+      const irr = () => picIrr(machine.vm.getIrqchip(KVM_IRQCHIP_PIC_MASTER));
       expect(irr() & (1 << GSI)).toBe(0);
       machine.vm.registerIrqFd(fd.fd, GSI);
       fd.write();

@@ -34,6 +34,11 @@ const PIT_CHANNELS = 3;
 const MSR_IA32_TSC = 0x10;
 /** XCR0 bit 0: x87 state is always enabled. */
 const XCR0_X87 = 1n;
+/** The kvmclock MSR a guest writes with its pvclock area's address (KVM's paravirtual MSR range). */
+const MSR_KVM_SYSTEM_TIME_NEW = 0x4b56_4d01;
+const KVMCLOCK_ENABLE = 1n;
+/** A page of guest RAM for the pvclock area. */
+const PVCLOCK_GPA = 0x8000;
 /** A kvmclock value to set: 1000 s of guest time. */
 const CLOCK_SET_NS = 1_000_000_000_000n;
 /** Upper bound on how far kvmclock may move on between KVM_SET_CLOCK and KVM_GET_CLOCK here. */
@@ -147,16 +152,20 @@ describe("vCPU state round trips", () => {
     expect(vcpu.getTscKhz()).toBe(khz);
   });
 
-  test("KVMCLOCK_CTRL on a guest that never enabled kvmclock is refused with EINVAL, named", () => {
+  test("KVMCLOCK_CTRL: refused (EINVAL, named) until kvmclock is on, accepted once it is", () => {
+    const { vcpu } = machine;
     let error: unknown;
     try {
-      machine.vcpu.kvmclockCtrl();
+      vcpu.kvmclockCtrl();
     } catch (e) {
       error = e;
     }
     expect(error).toBeInstanceOf(KvmError);
     expect((error as KvmError).errno).toBe(EINVAL);
     expect((error as KvmError).message).toStartWith("KVM_KVMCLOCK_CTRL: invalid argument (EINVAL)");
+    // What a guest's kvmclock driver does: point MSR_KVM_SYSTEM_TIME_NEW at a pvclock area, enable bit set.
+    expect(vcpu.setMsrs([[MSR_KVM_SYSTEM_TIME_NEW, BigInt(PVCLOCK_GPA) | KVMCLOCK_ENABLE]])).toBe(1);
+    vcpu.kvmclockCtrl();
   });
 
   test("a snapshot of the wrong size is refused before the ioctl, naming both sizes", () => {

@@ -6,14 +6,28 @@
  * shared between threads and never blocks.
  */
 
-/** Widths a guest access can have. */
+/** Widths a guest access can have: 8 only for MMIO (port I/O is at most 4 bytes). */
 export type AccessSize = 1 | 2 | 4 | 8;
+/** Widths a `number` carries whole; 8-byte accesses go through `read64`/`write64` as bigint. */
+export type WordSize = 1 | 2 | 4;
 
-/** A guest-facing register block. Never throws on guest input: odd widths are counted and ignored. */
+/**
+ * A guest-facing register block. Never throws on guest input: odd widths are counted and ignored.
+ *
+ * `read`/`write` see 1, 2 and 4 bytes. An 8-byte MMIO access reaches `read64`/`write64` whole when the
+ * device has them; a device without them sees two 4-byte accesses, low half (at `offset`) first, then
+ * high half (at `offset + 4`), as a 32-bit bus bridge would split it.
+ */
 export interface BusDevice {
-  read(offset: number, size: AccessSize): number;
-  write(offset: number, size: AccessSize, value: number): void;
+  read(offset: number, size: WordSize): number;
+  write(offset: number, size: WordSize, value: number): void;
+  read64?(offset: number): bigint;
+  write64?(offset: number, value: bigint): void;
 }
+
+/** The high half of an 8-byte access split for a device without read64/write64. */
+const HIGH_HALF = 4;
+const U32 = 0xffff_ffffn;
 
 interface Range {
   readonly base: number;
@@ -24,10 +38,13 @@ interface Range {
   readonly name: string;
 }
 
-/** Reads from addresses no device owns float high, as on a PC bus. */
+/** Reads from addresses no device owns float high, as on a PC bus (for 8 bytes: the low half; see ALL_ONES_64). */
 export function allOnes(size: AccessSize): number {
   return size >= 4 ? 0xffff_ffff : (1 << (size * 8)) - 1;
 }
+
+/** An unowned 8-byte read. */
+export const ALL_ONES_64 = 0xffff_ffff_ffff_ffffn;
 
 /** Thrown while wiring a machine, never at guest run time. */
 export class BusConflictError extends Error {
@@ -66,16 +83,41 @@ export class Bus {
   }
 
   /** The value a device returns, or undefined when no device owns `addr` (caller floats it high). */
-  read(addr: number, size: AccessSize): number | undefined {
+  read(addr: number, size: WordSize): number | undefined {
     const r = this.find(addr);
     return r ? r.device.read(addr - r.base + r.offsetBase, size) : undefined;
   }
 
   /** False when no device owns `addr` (the write is dropped and the caller counts it). */
-  write(addr: number, size: AccessSize, value: number): boolean {
+  write(addr: number, size: WordSize, value: number): boolean {
     const r = this.find(addr);
     if (!r) return false;
     r.device.write(addr - r.base + r.offsetBase, size, value);
+    return true;
+  }
+
+  /** An 8-byte read, whole (or split for a device without read64); undefined when no device owns `addr`. */
+  read64(addr: number): bigint | undefined {
+    const r = this.find(addr);
+    if (!r) return undefined;
+    const offset = addr - r.base + r.offsetBase;
+    if (r.device.read64) return BigInt.asUintN(64, r.device.read64(offset));
+    const low = r.device.read(offset, 4) >>> 0;
+    const high = r.device.read(offset + HIGH_HALF, 4) >>> 0;
+    return (BigInt(high) << 32n) | BigInt(low);
+  }
+
+  /** An 8-byte write, whole (or split for a device without write64); false when no device owns `addr`. */
+  write64(addr: number, value: bigint): boolean {
+    const r = this.find(addr);
+    if (!r) return false;
+    const offset = addr - r.base + r.offsetBase;
+    if (r.device.write64) {
+      r.device.write64(offset, BigInt.asUintN(64, value));
+      return true;
+    }
+    r.device.write(offset, 4, Number(value & U32));
+    r.device.write(offset + HIGH_HALF, 4, Number((value >> 32n) & U32));
     return true;
   }
 

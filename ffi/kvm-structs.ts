@@ -190,6 +190,155 @@ export const KVM_TRANSLATION_LAYOUT = struct("kvm_translation", 24, {
   usermode: [18, 1],
 });
 
+/** x87/SSE/AVX state in the XSAVE format; KVM_GET_XSAVE2 may return more than `region` (KVM_CAP_XSAVE2). */
+export const KVM_XSAVE_LAYOUT = struct("kvm_xsave", 4096, { region: [0, 4096], extra: [4096, 0] });
+
+/** One extended control register (XCR0 is index 0). */
+export const KVM_XCR_LAYOUT = struct("kvm_xcr", 16, { xcr: [0, 4], reserved: [4, 4], value: [8, 8] });
+
+/** KVM_MAX_XCRS (16) entries. */
+export const KVM_XCRS_LAYOUT = struct("kvm_xcrs", 392, {
+  nr_xcrs: [0, 4],
+  flags: [4, 4],
+  xcrs: [8, 256],
+  padding: [264, 128],
+});
+
+/** Pending exception, interrupt, NMI, SIPI and SMI state of a vCPU (KVM_GET/SET_VCPU_EVENTS). */
+export const KVM_VCPU_EVENTS_LAYOUT = struct("kvm_vcpu_events", 64, {
+  "exception.injected": [0, 1],
+  "exception.nr": [1, 1],
+  "exception.has_error_code": [2, 1],
+  "exception.pending": [3, 1],
+  "exception.error_code": [4, 4],
+  "interrupt.injected": [8, 1],
+  "interrupt.nr": [9, 1],
+  "interrupt.soft": [10, 1],
+  "interrupt.shadow": [11, 1],
+  "nmi.injected": [12, 1],
+  "nmi.pending": [13, 1],
+  "nmi.masked": [14, 1],
+  sipi_vector: [16, 4],
+  flags: [20, 4],
+  "smi.smm": [24, 1],
+  "smi.pending": [25, 1],
+  "smi.smm_inside_nmi": [26, 1],
+  "smi.latched_init": [27, 1],
+  "triple_fault.pending": [28, 1],
+  reserved: [29, 26],
+  exception_has_payload: [55, 1],
+  exception_payload: [56, 8],
+});
+
+export const KVM_DEBUGREGS_LAYOUT = struct("kvm_debugregs", 128, {
+  db: [0, 32],
+  dr6: [32, 8],
+  dr7: [40, 8],
+  flags: [48, 8],
+  reserved: [56, 72],
+});
+
+/** KVM_GET_MSR_INDEX_LIST: `nmsrs` in (room) and out (count), then the u32 MSR indices. */
+export const KVM_MSR_LIST_LAYOUT = struct("kvm_msr_list", 4, { nmsrs: [0, 4], indices: [4, 0] });
+
+/** One 8259A PIC (KVM_IRQCHIP_PIC_MASTER / _SLAVE). */
+export const KVM_PIC_STATE_LAYOUT = struct("kvm_pic_state", 16, {
+  last_irr: [0, 1],
+  irr: [1, 1],
+  imr: [2, 1],
+  isr: [3, 1],
+  priority_add: [4, 1],
+  irq_base: [5, 1],
+  read_reg_select: [6, 1],
+  poll: [7, 1],
+  special_mask: [8, 1],
+  init_state: [9, 1],
+  auto_eoi: [10, 1],
+  rotate_on_auto_eoi: [11, 1],
+  special_fully_nested_mode: [12, 1],
+  init4: [13, 1],
+  elcr: [14, 1],
+  elcr_mask: [15, 1],
+});
+
+/** The IOAPIC (KVM_IRQCHIP_IOAPIC): `irr` has one bit per pin, `redirtbl` 24 u64 entries. */
+export const KVM_IOAPIC_STATE_LAYOUT = struct("kvm_ioapic_state", 216, {
+  base_address: [0, 8],
+  ioregsel: [8, 4],
+  id: [12, 4],
+  irr: [16, 4],
+  pad: [20, 4],
+  redirtbl: [24, 192],
+});
+
+/** KVM_GET/SET_IRQCHIP: `chip_id` selects which chip's state fills the 512-byte union. */
+export const KVM_IRQCHIP_LAYOUT = struct("kvm_irqchip", 520, {
+  chip_id: [0, 4],
+  pad: [4, 4],
+  chip: [8, 512],
+  "chip.pic": [8, 16],
+  "chip.ioapic": [8, 216],
+});
+
+export const KVM_PIT_CHANNEL_STATE_LAYOUT = struct("kvm_pit_channel_state", 24, {
+  count: [0, 4],
+  latched_count: [4, 2],
+  count_latched: [6, 1],
+  status_latched: [7, 1],
+  status: [8, 1],
+  read_state: [9, 1],
+  write_state: [10, 1],
+  write_latch: [11, 1],
+  rw_mode: [12, 1],
+  mode: [13, 1],
+  bcd: [14, 1],
+  gate: [15, 1],
+  count_load_time: [16, 8],
+});
+
+/** The in-kernel i8254: three channels (KVM_GET/SET_PIT2). */
+export const KVM_PIT_STATE2_LAYOUT = struct("kvm_pit_state2", 112, {
+  channels: [0, 72],
+  flags: [72, 4],
+  reserved: [76, 36],
+});
+
+/** kvmclock's base (KVM_GET/SET_CLOCK): nanoseconds, with realtime/host_tsc when flags say so. */
+export const KVM_CLOCK_DATA_LAYOUT = struct("kvm_clock_data", 48, {
+  clock: [0, 8],
+  flags: [8, 4],
+  pad0: [12, 4],
+  realtime: [16, 8],
+  host_tsc: [24, 8],
+  pad: [32, 16],
+});
+
+/** KVM_IOEVENTFD: a guest write of `len` bytes to `addr` (matching `datamatch` if flagged) signals `fd`. */
+export const KVM_IOEVENTFD_LAYOUT = struct("kvm_ioeventfd", 64, {
+  datamatch: [0, 8],
+  addr: [8, 8],
+  len: [16, 4],
+  fd: [20, 4],
+  flags: [24, 4],
+  pad: [28, 36],
+});
+
+/** KVM_IRQFD: a write to `fd` raises `gsi`; with KVM_IRQFD_FLAG_RESAMPLE, `resamplefd` is signalled on EOI. */
+export const KVM_IRQFD_LAYOUT = struct("kvm_irqfd", 32, {
+  fd: [0, 4],
+  gsi: [4, 4],
+  flags: [8, 4],
+  resamplefd: [12, 4],
+  pad: [16, 16],
+});
+
+/** KVM_GET_DIRTY_LOG: `dirty_bitmap` points at one bit per page of `slot`, filled and cleared by KVM. */
+export const KVM_DIRTY_LOG_LAYOUT = struct("kvm_dirty_log", 16, {
+  slot: [0, 4],
+  padding1: [4, 4],
+  dirty_bitmap: [8, 8],
+});
+
 /** Every layout above, for the header check. */
 export const ALL_LAYOUTS: readonly StructLayout[] = [
   KVM_RUN_LAYOUT,
@@ -209,6 +358,21 @@ export const ALL_LAYOUTS: readonly StructLayout[] = [
   KVM_MP_STATE_LAYOUT,
   KVM_SIGNAL_MASK_LAYOUT,
   KVM_TRANSLATION_LAYOUT,
+  KVM_XSAVE_LAYOUT,
+  KVM_XCR_LAYOUT,
+  KVM_XCRS_LAYOUT,
+  KVM_VCPU_EVENTS_LAYOUT,
+  KVM_DEBUGREGS_LAYOUT,
+  KVM_MSR_LIST_LAYOUT,
+  KVM_PIC_STATE_LAYOUT,
+  KVM_IOAPIC_STATE_LAYOUT,
+  KVM_IRQCHIP_LAYOUT,
+  KVM_PIT_CHANNEL_STATE_LAYOUT,
+  KVM_PIT_STATE2_LAYOUT,
+  KVM_CLOCK_DATA_LAYOUT,
+  KVM_IOEVENTFD_LAYOUT,
+  KVM_IRQFD_LAYOUT,
+  KVM_DIRTY_LOG_LAYOUT,
 ];
 
 /** Exit reasons we handle (KVM_EXIT_* in <linux/kvm.h>). */
@@ -231,6 +395,11 @@ export const KVM_EXIT_IO_OUT = 1;
 
 export const KVM_INTERNAL_ERROR_EMULATION = 1;
 
+/** kvm_run.system_event.type values. */
+export const KVM_SYSTEM_EVENT_SHUTDOWN = 1;
+export const KVM_SYSTEM_EVENT_RESET = 2;
+export const KVM_SYSTEM_EVENT_CRASH = 3;
+
 export const KVM_MP_STATE_RUNNABLE = 0;
 export const KVM_MP_STATE_UNINITIALIZED = 1;
 export const KVM_MP_STATE_INIT_RECEIVED = 2;
@@ -248,6 +417,36 @@ export const KVM_CAP_NR_VCPUS = 9;
 export const KVM_CAP_PIT2 = 33;
 export const KVM_CAP_MAX_VCPUS = 66;
 export const KVM_CAP_IMMEDIATE_EXIT = 136;
+export const KVM_CAP_IRQFD = 32;
+export const KVM_CAP_IOEVENTFD = 36;
+export const KVM_CAP_ADJUST_CLOCK = 39;
+export const KVM_CAP_VCPU_EVENTS = 41;
+export const KVM_CAP_DEBUGREGS = 50;
+export const KVM_CAP_XSAVE = 55;
+export const KVM_CAP_XCRS = 56;
+export const KVM_CAP_TSC_CONTROL = 60;
+export const KVM_CAP_GET_TSC_KHZ = 61;
+export const KVM_CAP_KVMCLOCK_CTRL = 76;
+export const KVM_CAP_IRQFD_RESAMPLE = 82;
+/** On a VM fd: the kvm_xsave size KVM_GET_XSAVE2 fills (at least 4096). */
+export const KVM_CAP_XSAVE2 = 208;
+
+/** kvm_userspace_memory_region.flags: track writes for KVM_GET_DIRTY_LOG. */
+export const KVM_MEM_LOG_DIRTY_PAGES = 1;
+
+/** kvm_ioeventfd.flags. */
+export const KVM_IOEVENTFD_FLAG_DATAMATCH = 1 << 0;
+export const KVM_IOEVENTFD_FLAG_PIO = 1 << 1;
+export const KVM_IOEVENTFD_FLAG_DEASSIGN = 1 << 2;
+
+/** kvm_irqfd.flags. */
+export const KVM_IRQFD_FLAG_DEASSIGN = 1 << 0;
+export const KVM_IRQFD_FLAG_RESAMPLE = 1 << 1;
+
+/** kvm_irqchip.chip_id values (KVM_IRQCHIP_* in <asm/kvm.h>). */
+export const KVM_IRQCHIP_PIC_MASTER = 0;
+export const KVM_IRQCHIP_PIC_SLAVE = 1;
+export const KVM_IRQCHIP_IOAPIC = 2;
 
 /** Names of the exit reasons, for reports. */
 export const KVM_EXIT_NAMES: Readonly<Record<number, string>> = {
@@ -279,6 +478,9 @@ export const CHECKED_CONSTANTS: Readonly<Record<string, number>> = {
   KVM_EXIT_IO_IN,
   KVM_EXIT_IO_OUT,
   KVM_INTERNAL_ERROR_EMULATION,
+  KVM_SYSTEM_EVENT_SHUTDOWN,
+  KVM_SYSTEM_EVENT_RESET,
+  KVM_SYSTEM_EVENT_CRASH,
   KVM_MP_STATE_RUNNABLE,
   KVM_MP_STATE_UNINITIALIZED,
   KVM_MP_STATE_HALTED,
@@ -291,4 +493,25 @@ export const CHECKED_CONSTANTS: Readonly<Record<string, number>> = {
   KVM_CAP_PIT2,
   KVM_CAP_MAX_VCPUS,
   KVM_CAP_IMMEDIATE_EXIT,
+  KVM_CAP_IRQFD,
+  KVM_CAP_IOEVENTFD,
+  KVM_CAP_ADJUST_CLOCK,
+  KVM_CAP_VCPU_EVENTS,
+  KVM_CAP_DEBUGREGS,
+  KVM_CAP_XSAVE,
+  KVM_CAP_XCRS,
+  KVM_CAP_TSC_CONTROL,
+  KVM_CAP_GET_TSC_KHZ,
+  KVM_CAP_KVMCLOCK_CTRL,
+  KVM_CAP_IRQFD_RESAMPLE,
+  KVM_CAP_XSAVE2,
+  KVM_MEM_LOG_DIRTY_PAGES,
+  KVM_IOEVENTFD_FLAG_DATAMATCH,
+  KVM_IOEVENTFD_FLAG_PIO,
+  KVM_IOEVENTFD_FLAG_DEASSIGN,
+  KVM_IRQFD_FLAG_DEASSIGN,
+  KVM_IRQFD_FLAG_RESAMPLE,
+  KVM_IRQCHIP_PIC_MASTER,
+  KVM_IRQCHIP_PIC_SLAVE,
+  KVM_IRQCHIP_IOAPIC,
 };

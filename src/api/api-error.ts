@@ -4,10 +4,9 @@
  * @module
  */
 import type { ConsolaInstance } from "consola/core";
+import { BunvmmError, type ErrorKind, isBunvmmError } from "../errors.ts";
 import { HostError } from "../vmm/builder.ts";
-import { VcpuTimeoutError } from "../vmm/cpu-manager.ts";
-import { DeadlineError } from "../vmm/deadline.ts";
-import { LifecycleError, ResizeError } from "../vmm/vm.ts";
+import { ResizeError } from "../vmm/vm.ts";
 
 /** The JSON body of every error response (bunvmm's; cloud-hypervisor sends an array of strings). */
 export interface ErrorResponse {
@@ -15,15 +14,25 @@ export interface ErrorResponse {
 }
 
 /** A request the API answers with `status` and `{"error": message}` (Hono's HTTPException, smaller). */
-export class ApiError extends Error {
+export class ApiError extends BunvmmError {
   override readonly name = "ApiError";
   constructor(
     readonly status: number,
     message: string,
     readonly headers: Readonly<Record<string, string>> = {},
   ) {
-    super(message);
+    super(kindOfStatus(status), message);
   }
+}
+
+/** HTTP_INTERNAL_SERVER_ERROR and up are the host's problem; 4xx are the client's request. */
+const HTTP_SERVER_ERROR = 500;
+/** Statuses that refuse a well-formed request (405 wrong method or state, 409, 429 pending). */
+const REFUSAL_STATUSES: ReadonlySet<number> = new Set([405, 409, 429]);
+
+function kindOfStatus(status: number): ErrorKind {
+  if (status >= HTTP_SERVER_ERROR) return "host";
+  return REFUSAL_STATUSES.has(status) ? "refused" : "input";
 }
 
 /**
@@ -70,19 +79,20 @@ export function jsonResponse(status: number, body: unknown, headers: Record<stri
 export function errorResponse(e: unknown, log: ConsolaInstance): Response {
   if (e instanceof ApiError)
     return jsonResponse(e.status, { error: e.message } satisfies ErrorResponse, { ...e.headers });
-  if (e instanceof LifecycleError)
-    return jsonResponse(STATUS_REFUSED, { error: e.message } satisfies ErrorResponse);
+  // ResizeError is a refusal with its own status (the pending removal); every other refusal is a 405.
   if (e instanceof ResizeError)
     return jsonResponse(STATUS_RESIZE_PENDING, { error: e.message } satisfies ErrorResponse);
+  if (isBunvmmError(e) && e.kind === "refused")
+    return jsonResponse(STATUS_REFUSED, { error: e.message } satisfies ErrorResponse);
   // A pause that timed out was rolled back (the VM is still Running); the message names the stuck vCPU.
-  if (e instanceof VcpuTimeoutError || e instanceof DeadlineError) {
+  if (isBunvmmError(e) && e.kind === "timeout") {
     log.warn(e.message);
-    return jsonResponse(500, { error: e.message } satisfies ErrorResponse);
+    return jsonResponse(HTTP_SERVER_ERROR, { error: e.message } satisfies ErrorResponse);
   }
   if (e instanceof Error) {
     log.error(e);
-    return jsonResponse(500, { error: e.message } satisfies ErrorResponse);
+    return jsonResponse(HTTP_SERVER_ERROR, { error: e.message } satisfies ErrorResponse);
   }
   log.error(`non-Error thrown by a route: ${String(e)}`);
-  return jsonResponse(500, { error: String(e) } satisfies ErrorResponse);
+  return jsonResponse(HTTP_SERVER_ERROR, { error: String(e) } satisfies ErrorResponse);
 }

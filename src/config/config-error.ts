@@ -3,6 +3,8 @@
  * @module
  */
 
+import { BunvmmError } from "../errors.ts";
+
 /** Values longer than this are cut in messages, so one bad key cannot flood the terminal. */
 const VALUE_PREVIEW_MAX = 60;
 
@@ -63,7 +65,7 @@ export function issueAt(
  * The first issue gives the message and the `key`/`value`/`expected` fields; `issues` lists every one found.
  * `source` names the config file, for a CLI that wants to prefix it.
  */
-export class ConfigError extends Error {
+export class ConfigError extends BunvmmError {
   override readonly name = "ConfigError";
   readonly key: string;
   readonly value: unknown;
@@ -73,7 +75,7 @@ export class ConfigError extends Error {
     readonly source?: string,
   ) {
     const [first] = issues;
-    super(first.message);
+    super("input", first.message);
     this.key = first.key;
     this.value = first.value;
     this.expected = first.expected;

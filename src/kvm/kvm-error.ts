@@ -1,6 +1,7 @@
 /** Errors from the kernel, carrying the ioctl (or syscall) and errno so a user reads both in words. */
 import { describeErrno, errnoName } from "../../ffi/errno-names.ts";
 import { errno as currentErrno } from "../../ffi/libc.ts";
+import { BunvmmError } from "../errors.ts";
 
 /**
  * Hints for failures a user can fix themselves, keyed "CALL:ERRNO_NAME" (CALL is the first word,
@@ -15,7 +16,7 @@ const HINTS: Readonly<Record<string, string>> = {
 };
 
 /** A failed ioctl or syscall: `KVM_CREATE_VM: permission denied (EACCES): can you open /dev/kvm?` */
-export class KvmError extends Error {
+export class KvmError extends BunvmmError {
   override readonly name = "KvmError";
   constructor(
     readonly call: string,
@@ -23,7 +24,7 @@ export class KvmError extends Error {
   ) {
     const symbol = errnoName(errno) ?? "";
     const hint = HINTS[`${call.split(" ")[0]}:${symbol}`] ?? HINTS[`:${symbol}`];
-    super(`${call}: ${describeErrno(errno)}${hint ? `: ${hint}` : ""}`);
+    super("host", `${call}: ${describeErrno(errno)}${hint ? `: ${hint}` : ""}`);
   }
 }
 

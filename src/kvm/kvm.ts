@@ -3,14 +3,16 @@
  * (https://docs.kernel.org/virt/kvm/api.html, section 4).
  */
 
+import { E2BIG } from "../../ffi/errno-names.ts";
 import {
   KVM_CHECK_EXTENSION,
   KVM_CREATE_VM,
   KVM_GET_API_VERSION,
+  KVM_GET_MSR_INDEX_LIST,
   KVM_GET_SUPPORTED_CPUID,
   KVM_GET_VCPU_MMAP_SIZE,
 } from "../../ffi/ioctl-numbers.ts";
-import { KVM_CPUID_ENTRY2_LAYOUT, KVM_CPUID2_LAYOUT } from "../../ffi/kvm-structs.ts";
+import { KVM_CPUID_ENTRY2_LAYOUT, KVM_CPUID2_LAYOUT, KVM_MSR_LIST_LAYOUT } from "../../ffi/kvm-structs.ts";
 import { addressOf, cString, errno, libc, O_CLOEXEC, O_RDWR } from "../../ffi/libc.ts";
 import { CpuidTable } from "./cpuid-table.ts";
 import { check, KvmError } from "./kvm-error.ts";
@@ -57,6 +59,26 @@ export class Kvm {
     new DataView(buf.buffer).setUint32(KVM_CPUID2_LAYOUT.fields.nent.offset, MAX_CPUID_ENTRIES, true);
     check("KVM_GET_SUPPORTED_CPUID", libc.ioctl(this.fd, KVM_GET_SUPPORTED_CPUID, addressOf(buf)));
     return CpuidTable.fromKvmCpuid2(buf);
+  }
+
+  /**
+   * KVM_GET_MSR_INDEX_LIST: the MSRs KVM saves and restores for a guest (what a snapshot reads with
+   * KVM_GET_MSRS). Asks once with no room to learn the count (E2BIG), then fetches the list.
+   */
+  getMsrIndexList(): number[] {
+    const n = KVM_MSR_LIST_LAYOUT.fields.nmsrs.offset;
+    const probe = new Uint32Array(KVM_MSR_LIST_LAYOUT.size / 4);
+    if (libc.ioctl(this.fd, KVM_GET_MSR_INDEX_LIST, addressOf(probe)) === -1) {
+      const e = errno();
+      if (e !== E2BIG) throw new KvmError("KVM_GET_MSR_INDEX_LIST", e);
+    }
+    const count = probe[n / 4]!;
+    const list = new Uint32Array(KVM_MSR_LIST_LAYOUT.size / 4 + count);
+    list[n / 4] = count;
+    check("KVM_GET_MSR_INDEX_LIST", libc.ioctl(this.fd, KVM_GET_MSR_INDEX_LIST, addressOf(list)));
+    const got = list[n / 4]!;
+    const first = KVM_MSR_LIST_LAYOUT.fields.indices.offset / 4;
+    return [...list.subarray(first, first + got)];
   }
 
   close(): void {

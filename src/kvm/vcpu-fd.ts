@@ -1,16 +1,31 @@
 /**
  * A KVM vCPU fd: vCPU ioctls only, one method each, no policy
  * (https://docs.kernel.org/virt/kvm/api.html). KVM holds the vCPU mutex for the whole KVM_RUN, so
- * while a worker runs this vCPU only that worker may call these (PLATFORM.md).
+ * while a worker runs this vCPU only that worker may call these (another thread would block until the
+ * guest exits).
+ *
+ * State for snapshots: registers come typed (`getRegs`, `getSregs`) and as the kernel struct's bytes
+ * (`getRegsBytes`, ...); the rest (FPU, XSAVE, XCRS, LAPIC, VCPU_EVENTS, DEBUGREGS) only as bytes, an
+ * opaque snapshot to hand back to the matching setter. Setters refuse bytes of the wrong size.
  */
 
 import {
+  KVM_GET_DEBUGREGS,
+  KVM_GET_FPU,
   KVM_GET_LAPIC,
   KVM_GET_MP_STATE,
+  KVM_GET_MSRS,
   KVM_GET_REGS,
   KVM_GET_SREGS,
+  KVM_GET_TSC_KHZ,
+  KVM_GET_VCPU_EVENTS,
+  KVM_GET_XCRS,
+  KVM_GET_XSAVE,
+  KVM_GET_XSAVE2,
+  KVM_KVMCLOCK_CTRL,
   KVM_RUN,
   KVM_SET_CPUID2,
+  KVM_SET_DEBUGREGS,
   KVM_SET_FPU,
   KVM_SET_LAPIC,
   KVM_SET_MP_STATE,
@@ -18,9 +33,14 @@ import {
   KVM_SET_REGS,
   KVM_SET_SIGNAL_MASK,
   KVM_SET_SREGS,
+  KVM_SET_TSC_KHZ,
+  KVM_SET_VCPU_EVENTS,
+  KVM_SET_XCRS,
+  KVM_SET_XSAVE,
   KVM_TRANSLATE,
 } from "../../ffi/ioctl-numbers.ts";
 import {
+  KVM_DEBUGREGS_LAYOUT,
   KVM_DTABLE_LAYOUT,
   KVM_FPU_LAYOUT,
   KVM_LAPIC_STATE_LAYOUT,
@@ -34,14 +54,31 @@ import {
   KVM_SREGS_LAYOUT,
   KVM_SREGS_SEGMENTS,
   KVM_TRANSLATION_LAYOUT,
+  KVM_VCPU_EVENTS_LAYOUT,
+  KVM_XCR_LAYOUT,
+  KVM_XCRS_LAYOUT,
+  KVM_XSAVE_LAYOUT,
   type RegName,
   type SegmentName,
 } from "../../ffi/kvm-structs.ts";
 import { addressOf, errno, libc } from "../../ffi/libc.ts";
 import type { CpuidTable } from "./cpuid-table.ts";
 import { check } from "./kvm-error.ts";
+import { KvmRun } from "./kvm-run.ts";
 
 export type Regs = Record<RegName, bigint>;
+
+/** XCR0 (the enabled XSAVE features) from a getXcrs snapshot, or undefined when KVM reported none. */
+export function xcr0(xcrs: Uint8Array): bigint | undefined {
+  const v = new DataView(xcrs.buffer, xcrs.byteOffset, xcrs.byteLength);
+  const n = v.getUint32(KVM_XCRS_LAYOUT.fields.nr_xcrs.offset, true);
+  for (let i = 0; i < n; i++) {
+    const at = KVM_XCRS_LAYOUT.fields.xcrs.offset + i * KVM_XCR_LAYOUT.size;
+    if (v.getUint32(at + KVM_XCR_LAYOUT.fields.xcr.offset, true) === 0)
+      return v.getBigUint64(at + KVM_XCR_LAYOUT.fields.value.offset, true);
+  }
+  return undefined;
+}
 
 export interface Segment {
   base: bigint;
@@ -103,9 +140,33 @@ function writeSegment(v: DataView, at: number, seg: Segment): void {
   for (const k of SEGMENT_BYTE_FIELDS) v.setUint8(at + f[k].offset, seg[k]);
 }
 
-/** A vCPU fd plus no state of its own; `fd` crosses into the vCPU's worker as a number. */
+/**
+ * A vCPU fd and its kvm_run area. `fd` and the area's address cross into the vCPU's worker as numbers:
+ * the VMM thread maps the area once (`mapKvmRun`), the worker views the same mapping
+ * (`new VcpuFd(fd, new KvmRun(address, size))`).
+ */
 export class VcpuFd {
-  constructor(readonly fd: number) {}
+  private area: KvmRun | undefined;
+
+  constructor(
+    readonly fd: number,
+    kvmRun?: KvmRun,
+  ) {
+    this.area = kvmRun;
+  }
+
+  /** mmap of this vCPU's kvm_run area (size from KVM_GET_VCPU_MMAP_SIZE); once per vCPU. */
+  mapKvmRun(size: number): KvmRun {
+    if (this.area) throw new Error(`vCPU fd ${this.fd}: kvm_run is already mapped`);
+    this.area = KvmRun.map(this.fd, size);
+    return this.area;
+  }
+
+  /** The kvm_run area: where KVM_RUN reports each exit (`kvmRun.exit()` decodes it). */
+  get kvmRun(): KvmRun {
+    if (!this.area) throw new Error(`vCPU fd ${this.fd}: kvm_run is not mapped (mapKvmRun first)`);
+    return this.area;
+  }
 
   /**
    * KVM_RUN. Returns 0, or the errno when the ioctl failed (EINTR after a kick, EAGAIN for an AP that
@@ -211,6 +272,131 @@ export class VcpuFd {
   setMpState(state: number): void {
     const buf = new Uint32Array([state]);
     check("KVM_SET_MP_STATE", libc.ioctl(this.fd, KVM_SET_MP_STATE, addressOf(buf)));
+  }
+
+  /** KVM_GET_REGS as the raw struct kvm_regs: a snapshot to restore with setRegsBytes. */
+  getRegsBytes(): Uint8Array {
+    return this.getBytes("KVM_GET_REGS", KVM_GET_REGS, KVM_REGS_LAYOUT.size);
+  }
+
+  setRegsBytes(state: Uint8Array): void {
+    this.setBytes("KVM_SET_REGS", KVM_SET_REGS, state, KVM_REGS_LAYOUT.size);
+  }
+
+  /** KVM_GET_SREGS as the raw struct kvm_sregs (getSregs decodes it). */
+  getSregsBytes(): Uint8Array {
+    return this.getBytes("KVM_GET_SREGS", KVM_GET_SREGS, KVM_SREGS_LAYOUT.size);
+  }
+
+  setSregsBytes(state: Uint8Array): void {
+    this.setBytes("KVM_SET_SREGS", KVM_SET_SREGS, state, KVM_SREGS_LAYOUT.size);
+  }
+
+  /** KVM_GET_FPU: struct kvm_fpu (x87, SSE and MXCSR), a snapshot. */
+  getFpu(): Uint8Array {
+    return this.getBytes("KVM_GET_FPU", KVM_GET_FPU, KVM_FPU_LAYOUT.size);
+  }
+
+  setFpuBytes(state: Uint8Array): void {
+    this.setBytes("KVM_SET_FPU", KVM_SET_FPU, state, KVM_FPU_LAYOUT.size);
+  }
+
+  /**
+   * The XSAVE area: KVM_GET_XSAVE2 into `xsave2Size` bytes when the host has KVM_CAP_XSAVE2
+   * (`VmFd.xsave2Size()`, non-zero), else KVM_GET_XSAVE and its 4096 bytes. A snapshot.
+   */
+  getXsave(xsave2Size: number): Uint8Array {
+    if (xsave2Size > 0) {
+      const size = Math.max(xsave2Size, KVM_XSAVE_LAYOUT.size);
+      return this.getBytes("KVM_GET_XSAVE2", KVM_GET_XSAVE2, size);
+    }
+    return this.getBytes("KVM_GET_XSAVE", KVM_GET_XSAVE, KVM_XSAVE_LAYOUT.size);
+  }
+
+  /** KVM_SET_XSAVE: KVM reads as many bytes as its XSAVE2 size, so pass a getXsave snapshot whole. */
+  setXsave(state: Uint8Array): void {
+    if (state.byteLength < KVM_XSAVE_LAYOUT.size)
+      throw new RangeError(
+        `kvm_xsave snapshot is ${state.byteLength} bytes; at least ${KVM_XSAVE_LAYOUT.size}`,
+      );
+    check("KVM_SET_XSAVE", libc.ioctl(this.fd, KVM_SET_XSAVE, addressOf(state)));
+  }
+
+  /** KVM_GET_XCRS: struct kvm_xcrs (`xcr0` reads XCR0), a snapshot. */
+  getXcrs(): Uint8Array {
+    return this.getBytes("KVM_GET_XCRS", KVM_GET_XCRS, KVM_XCRS_LAYOUT.size);
+  }
+
+  setXcrs(state: Uint8Array): void {
+    this.setBytes("KVM_SET_XCRS", KVM_SET_XCRS, state, KVM_XCRS_LAYOUT.size);
+  }
+
+  /**
+   * KVM_GET_MSRS: the values of `indices` (e.g. from Kvm.getMsrIndexList). KVM stops at the first MSR
+   * it cannot read, so the result may be shorter than `indices`; setMsrs restores it.
+   */
+  getMsrs(indices: readonly number[]): Array<[index: number, value: bigint]> {
+    const entry = KVM_MSR_ENTRY_LAYOUT;
+    const buf = new Uint8Array(KVM_MSRS_LAYOUT.size + indices.length * entry.size);
+    const v = new DataView(buf.buffer);
+    const at = (i: number) => KVM_MSRS_LAYOUT.fields.entries.offset + i * entry.size;
+    v.setUint32(KVM_MSRS_LAYOUT.fields.nmsrs.offset, indices.length, true);
+    indices.forEach((index, i) => {
+      v.setUint32(at(i) + entry.fields.index.offset, index, true);
+    });
+    const read = check("KVM_GET_MSRS", libc.ioctl(this.fd, KVM_GET_MSRS, addressOf(buf)));
+    return indices
+      .slice(0, read)
+      .map((index, i) => [index, v.getBigUint64(at(i) + entry.fields.data.offset, true)] as [number, bigint]);
+  }
+
+  /** KVM_GET_VCPU_EVENTS: pending exception, interrupt, NMI, SIPI and SMI state, a snapshot. */
+  getVcpuEvents(): Uint8Array {
+    return this.getBytes("KVM_GET_VCPU_EVENTS", KVM_GET_VCPU_EVENTS, KVM_VCPU_EVENTS_LAYOUT.size);
+  }
+
+  setVcpuEvents(state: Uint8Array): void {
+    this.setBytes("KVM_SET_VCPU_EVENTS", KVM_SET_VCPU_EVENTS, state, KVM_VCPU_EVENTS_LAYOUT.size);
+  }
+
+  /** KVM_GET_DEBUGREGS: DR0-3, DR6, DR7, a snapshot. */
+  getDebugregs(): Uint8Array {
+    return this.getBytes("KVM_GET_DEBUGREGS", KVM_GET_DEBUGREGS, KVM_DEBUGREGS_LAYOUT.size);
+  }
+
+  setDebugregs(state: Uint8Array): void {
+    this.setBytes("KVM_SET_DEBUGREGS", KVM_SET_DEBUGREGS, state, KVM_DEBUGREGS_LAYOUT.size);
+  }
+
+  /** KVM_GET_TSC_KHZ: the guest TSC frequency in kHz. */
+  getTscKhz(): number {
+    return check("KVM_GET_TSC_KHZ", libc.ioctl(this.fd, KVM_GET_TSC_KHZ, 0));
+  }
+
+  /** KVM_SET_TSC_KHZ: scales the guest TSC (needs KVM_CAP_TSC_CONTROL for a rate other than the host's). */
+  setTscKhz(khz: number): void {
+    check("KVM_SET_TSC_KHZ", libc.ioctl(this.fd, KVM_SET_TSC_KHZ, khz));
+  }
+
+  /**
+   * KVM_KVMCLOCK_CTRL: tells the guest (through kvmclock's PVCLOCK_GUEST_STOPPED flag) that the VMM
+   * stopped it, so its soft-lockup watchdog does not fire after a pause. EINVAL when the guest has not
+   * enabled kvmclock.
+   */
+  kvmclockCtrl(): void {
+    check("KVM_KVMCLOCK_CTRL", libc.ioctl(this.fd, KVM_KVMCLOCK_CTRL, 0));
+  }
+
+  private getBytes(call: string, request: number, size: number): Uint8Array {
+    const buf = new Uint8Array(size);
+    check(call, libc.ioctl(this.fd, request, addressOf(buf)));
+    return buf;
+  }
+
+  private setBytes(call: string, request: number, state: Uint8Array, size: number): void {
+    if (state.byteLength !== size)
+      throw new RangeError(`${call}: the snapshot is ${state.byteLength} bytes; the struct is ${size}`);
+    check(call, libc.ioctl(this.fd, request, addressOf(state)));
   }
 
   /** KVM_SET_SIGNAL_MASK: the signal mask in force only while inside KVM_RUN (kernel sigset bytes). */

@@ -5,6 +5,7 @@
  * Threads: the VMM thread maps and owns the memory; vCPU workers `attach` views over the same host
  * addresses (no copy). Nothing here blocks.
  */
+
 import { toArrayBuffer } from "bun:ffi";
 import {
   errno,
@@ -17,19 +18,20 @@ import {
   PROT_READ,
   PROT_WRITE,
 } from "../../ffi/libc.ts";
-import { KvmError } from "../kvm/kvm-error.ts";
+import { BunvmmError } from "../errors.ts";
+import { LibcError } from "../sys/libc-error.ts";
 
 export const PAGE_SIZE = 4096;
 
 /** A guest access that falls outside RAM: names the address and length. */
-export class GuestMemoryError extends Error {
+export class GuestMemoryError extends BunvmmError {
   override readonly name = "GuestMemoryError";
   constructor(
     readonly gpa: number,
     readonly len: number,
     reason = "is not guest RAM",
   ) {
-    super(`guest range 0x${gpa.toString(16)}+0x${len.toString(16)} ${reason}`);
+    super("input", `guest range 0x${gpa.toString(16)}+0x${len.toString(16)} ${reason}`);
   }
 }
 
@@ -56,7 +58,7 @@ export class GuestMemory {
    * Maps each range as private anonymous memory with MAP_NORESERVE, so untouched guest RAM costs
    * nothing on the host; with `thp`, asks for transparent huge pages (a Linux guest booted 3x faster
    * on our nested machines: fewer EPT faults). @throws {GuestMemoryError} for an unaligned size,
-   * {KvmError} when mmap fails.
+   * {LibcError} when mmap fails.
    */
   static allocate(
     ranges: ReadonlyArray<{ gpa: number; size: number }>,
@@ -76,7 +78,7 @@ export class GuestMemory {
           -1,
           0,
         );
-        if (BigInt(addr) === MAP_FAILED) throw new KvmError(`mmap of ${size} bytes of guest RAM`, errno());
+        if (BigInt(addr) === MAP_FAILED) throw new LibcError(`mmap of ${size} bytes of guest RAM`, errno());
         regions.push(GuestMemory.region({ gpa, size, hostAddr: Number(addr) }));
         // Advice only: where THP is off it fails and RAM simply stays on 4 KiB pages.
         if (options.thp) libc.madvise(addr, size, MADV_HUGEPAGE);

@@ -3,7 +3,8 @@
  * registers. Built by the vCPU's own worker (only it may issue its vCPU ioctls) and posted to the VMM.
  */
 
-import { KVM_REGS_NAMES } from "../../ffi/kvm-structs.ts";
+import { KVM_INTERNAL_ERROR_EMULATION, KVM_REGS_NAMES } from "../../ffi/kvm-structs.ts";
+import type { VcpuExit } from "../kvm/kvm-run.ts";
 import type { VcpuFd } from "../kvm/vcpu-fd.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
 
@@ -20,6 +21,33 @@ export interface CrashReport {
 }
 
 const hex = (v: bigint | number) => `0x${v.toString(16)}`;
+
+/**
+ * Why an exit stops the VM, in one phrase naming the KVM exit and its data (the decoded exit from
+ * KvmRun.exit(), the same decoder the run loop uses). Only for exits the run loop treats as fatal.
+ */
+export function describeFatalExit(exit: VcpuExit): string {
+  switch (exit.kind) {
+    case "shutdown":
+      return "the guest triple-faulted (KVM_EXIT_SHUTDOWN)";
+    case "fail_entry":
+      return `KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY, hardware reason ${hex(exit.hardwareReason)}, host CPU ${exit.cpu})`;
+    case "internal_error": {
+      const data = exit.data.length > 0 ? `, data ${exit.data.map(hex).join(" ")}` : "";
+      return exit.suberror === KVM_INTERNAL_ERROR_EMULATION
+        ? `KVM cannot emulate the guest's instruction (KVM_EXIT_INTERNAL_ERROR, emulation failure${data})`
+        : `KVM internal error (KVM_EXIT_INTERNAL_ERROR, suberror ${exit.suberror}${data})`;
+    }
+    case "unknown":
+      return `unexpected exit ${exit.name} (hardware exit reason ${hex(exit.hardwareReason)})`;
+    case "io":
+      return `unexpected port ${exit.direction} at ${hex(exit.port)}`;
+    case "mmio":
+      return `unexpected MMIO ${exit.isWrite ? "write" : "read"} at ${hex(exit.gpa)}`;
+    default:
+      return `unexpected exit ${exit.kind}`;
+  }
+}
 
 /** Collects what it can; a report is never allowed to fail (the vCPU may be in any state). */
 export function buildCrashReport(

@@ -25,8 +25,8 @@ import {
   SIG_BLOCK,
 } from "../../ffi/libc.ts";
 import { SIGACTION_LAYOUT } from "../../ffi/libc-structs.ts";
-import { KvmError } from "../kvm/kvm-error.ts";
 import type { VcpuFd } from "../kvm/vcpu-fd.ts";
+import { LibcError } from "../sys/libc-error.ts";
 
 /** A real-time signal neither glibc (32, 33) nor Bun uses. */
 export const KICK_SIGNAL = 40;
@@ -58,7 +58,7 @@ export function installKickHandler(): void {
     SIGACTION_LAYOUT.fields.sa_mask.offset + SIGACTION_LAYOUT.fields.sa_mask.size,
   );
   v.setInt32(SIGACTION_LAYOUT.fields.sa_flags.offset, SA_RESTART, true);
-  if (libc.sigaction(KICK_SIGNAL, ptr(act), null) !== 0) throw new KvmError("sigaction", errno());
+  if (libc.sigaction(KICK_SIGNAL, ptr(act), null) !== 0) throw new LibcError("sigaction", errno());
   handlerInstalled = true;
 }
 
@@ -74,7 +74,7 @@ export class KickReceiver {
   constructor(vcpu: VcpuFd) {
     const old = new Uint8Array(GLIBC_SIGSET_BYTES);
     const rc = libc.pthread_sigmask(SIG_BLOCK, ptr(this.set), ptr(old));
-    if (rc !== 0) throw new KvmError("pthread_sigmask", rc);
+    if (rc !== 0) throw new LibcError("pthread_sigmask", rc);
     // Inside KVM_RUN: the thread's previous mask, without the kick signal.
     const inRun = old.slice(0, KERNEL_SIGSET_BYTES);
     inRun[(KICK_SIGNAL - 1) >> 3]! &= ~(1 << ((KICK_SIGNAL - 1) & 7));

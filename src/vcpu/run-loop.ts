@@ -8,25 +8,13 @@
  * model/pause.pml (the same loop) and test/vcpu/pause-protocol.test.ts (on real KVM).
  */
 
-import { type AccessSize, allOnes } from "../../devices/bus.ts";
+import { ALL_ONES_64, allOnes } from "../../devices/bus.ts";
 import type { Buses } from "../../devices/device-spec.ts";
 import type { VmRequestSink } from "../../devices/vm-request.ts";
 import { describeErrno, EAGAIN, EINTR } from "../../ffi/errno-names.ts";
-import {
-  KVM_EXIT_FAIL_ENTRY,
-  KVM_EXIT_HLT,
-  KVM_EXIT_INTERNAL_ERROR,
-  KVM_EXIT_INTR,
-  KVM_EXIT_IO,
-  KVM_EXIT_IO_OUT,
-  KVM_EXIT_MMIO,
-  KVM_EXIT_NAMES,
-  KVM_EXIT_SHUTDOWN,
-  KVM_EXIT_SYSTEM_EVENT,
-  KVM_INTERNAL_ERROR_EMULATION,
-  KVM_RUN_LAYOUT,
-} from "../../ffi/kvm-structs.ts";
+import { KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN } from "../../ffi/kvm-structs.ts";
 import { libc } from "../../ffi/libc.ts";
+import type { IoExit, KvmRun, MmioExit } from "../kvm/kvm-run.ts";
 import type { VcpuFd } from "../kvm/vcpu-fd.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
 import {
@@ -46,52 +34,29 @@ import {
   UNOWNED_MMIO,
   UNOWNED_PIO,
 } from "./control-block.ts";
-import { buildCrashReport, type CrashReport } from "./crash-report.ts";
+import { buildCrashReport, type CrashReport, describeFatalExit } from "./crash-report.ts";
 import type { KickReceiver } from "./kick.ts";
-
-const F = KVM_RUN_LAYOUT.fields;
-const EXIT_REASON = F.exit_reason.offset;
-const IO_DIRECTION = F["io.direction"].offset;
-const IO_SIZE = F["io.size"].offset;
-const IO_PORT = F["io.port"].offset;
-const IO_COUNT = F["io.count"].offset;
-const IO_DATA_OFFSET = F["io.data_offset"].offset;
-const MMIO_PHYS_ADDR = F["mmio.phys_addr"].offset;
-const MMIO_DATA = F["mmio.data"].offset;
-const MMIO_LEN = F["mmio.len"].offset;
-const MMIO_IS_WRITE = F["mmio.is_write"].offset;
-const INTERNAL_SUBERROR = F["internal.suberror"].offset;
-const FAIL_ENTRY_REASON = F["fail_entry.hardware_entry_failure_reason"].offset;
-const SYSTEM_EVENT_TYPE = F["system_event.type"].offset;
-const IMMEDIATE_EXIT = F.immediate_exit.offset;
-const TWO_POW_32 = 2 ** 32;
-
-/** KVM_SYSTEM_EVENT_* types (<linux/kvm.h>). */
-const KVM_SYSTEM_EVENT_SHUTDOWN = 1;
-const KVM_SYSTEM_EVENT_RESET = 2;
 
 /** How a vCPU's loop ended. */
 export type VcpuOutcome = { kind: "killed" } | { kind: "crashed"; report: CrashReport };
 
 /** One vCPU's loop; everything it touches belongs to this worker or is shared lock-free. */
 export class VcpuRunner {
-  private readonly run8: Uint8Array;
-  private readonly runView: DataView;
+  /** The vCPU's kvm_run area: the exit decoder and the bytes string I/O reads and writes. */
+  private readonly kvmRun: KvmRun;
   /** The CMD value this vCPU last acted on: the checkpoint's fast path is one load and one compare. */
   private seenCmd = -1;
 
   constructor(
     readonly index: number,
     private readonly vcpu: VcpuFd,
-    runPage: Uint8Array,
     private readonly control: ControlBlock,
     private readonly buses: Buses,
     private readonly kicks: KickReceiver,
     private readonly memory: GuestMemory,
     private readonly request: VmRequestSink,
   ) {
-    this.run8 = runPage;
-    this.runView = new DataView(runPage.buffer, runPage.byteOffset, runPage.byteLength);
+    this.kvmRun = vcpu.kvmRun;
   }
 
   /** Runs the guest until KILL or a fatal exit. RUNSTATE is EXITED when this returns. */
@@ -102,10 +67,10 @@ export class VcpuRunner {
       if (err !== 0) {
         if (err === EINTR) {
           this.control.count(KICKS);
-          this.kicks.consume(this.run8);
+          this.kicks.consume(this.kvmRun.bytes);
           continue;
         }
-        if (err === EAGAIN) continue; // an AP waiting for SIPI (PLATFORM.md)
+        if (err === EAGAIN) continue; // an AP still waiting for INIT/SIPI: KVM_RUN returns EAGAIN
         return this.crash(`KVM_RUN failed: ${describeErrno(err)}`);
       }
       this.control.count(EXITS);
@@ -160,9 +125,9 @@ export class VcpuRunner {
 
   /** Lets KVM finish an instruction whose I/O we already answered, without entering the guest. */
   private completePendingIo(): void {
-    this.run8[IMMEDIATE_EXIT] = 1;
+    this.kvmRun.immediateExit = 1;
     this.vcpu.run();
-    this.kicks.consume(this.run8);
+    this.kicks.consume(this.kvmRun.bytes);
   }
 
   private crash(reason: string): VcpuOutcome {
@@ -173,90 +138,79 @@ export class VcpuRunner {
 
   /** Returns a reason when the exit is fatal for the VM, undefined when the guest may go on. */
   private handleExit(): string | undefined {
-    const reason = this.runView.getUint32(EXIT_REASON, true);
-    switch (reason) {
-      case KVM_EXIT_IO:
+    const exit = this.kvmRun.exit();
+    switch (exit.kind) {
+      case "io":
         this.control.count(IO_EXITS);
-        this.handleIo();
+        this.handleIo(exit);
         return undefined;
-      case KVM_EXIT_MMIO:
+      case "mmio":
         this.control.count(MMIO_EXITS);
-        this.handleMmio();
+        this.handleMmio(exit);
         return undefined;
-      case KVM_EXIT_INTR:
-      case KVM_EXIT_HLT:
+      case "intr":
+      case "hlt":
         return undefined;
-      case KVM_EXIT_SHUTDOWN:
-        return "the guest triple-faulted (KVM_EXIT_SHUTDOWN)";
-      case KVM_EXIT_FAIL_ENTRY: {
-        const hw = this.runView.getBigUint64(FAIL_ENTRY_REASON, true);
-        return `KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY, hardware reason 0x${hw.toString(16)})`;
-      }
-      case KVM_EXIT_INTERNAL_ERROR: {
-        const sub = this.runView.getUint32(INTERNAL_SUBERROR, true);
-        return sub === KVM_INTERNAL_ERROR_EMULATION
-          ? "KVM cannot emulate the guest's instruction (KVM_EXIT_INTERNAL_ERROR, emulation failure)"
-          : `KVM internal error (KVM_EXIT_INTERNAL_ERROR, suberror ${sub})`;
-      }
-      case KVM_EXIT_SYSTEM_EVENT: {
-        const type = this.runView.getUint32(SYSTEM_EVENT_TYPE, true);
-        if (type === KVM_SYSTEM_EVENT_SHUTDOWN) this.request("poweroff", "KVM system event");
-        else if (type === KVM_SYSTEM_EVENT_RESET) this.request("reset", "KVM system event");
+      case "system_event":
+        if (exit.type === KVM_SYSTEM_EVENT_SHUTDOWN) this.request("poweroff", "KVM system event");
+        else if (exit.type === KVM_SYSTEM_EVENT_RESET) this.request("reset", "KVM system event");
         return undefined;
-      }
       default:
-        return `unexpected exit ${KVM_EXIT_NAMES[reason] ?? reason}`;
+        return describeFatalExit(exit);
     }
   }
 
-  private handleIo(): void {
-    const v = this.runView;
-    const out = this.run8[IO_DIRECTION] === KVM_EXIT_IO_OUT;
-    const size = this.run8[IO_SIZE] as AccessSize;
-    const port = v.getUint16(IO_PORT, true);
-    const count = v.getUint32(IO_COUNT, true);
-    const base = v.getUint32(IO_DATA_OFFSET, true); // within the mmap'd run area, far below 4 GiB
-    for (let i = 0; i < count; i++) {
-      const at = base + i * size;
-      if (out) {
-        const value =
-          size === 1 ? this.run8[at]! : size === 2 ? v.getUint16(at, true) : v.getUint32(at, true);
-        if (!this.buses.pio.write(port, size, value)) this.control.count(UNOWNED_PIO);
-      } else {
-        let value = this.buses.pio.read(port, size);
-        if (value === undefined) {
-          this.control.count(UNOWNED_PIO);
-          value = allOnes(size);
-        }
-        if (size === 1) this.run8[at] = value;
-        else if (size === 2) v.setUint16(at, value, true);
-        else v.setUint32(at, value >>> 0, true);
+  private handleIo(exit: IoExit): void {
+    const bytes = this.kvmRun.bytes;
+    const v = this.kvmRun.view;
+    const { port, size, count, dataOffset } = exit;
+    const pio = this.buses.pio;
+    if (exit.direction === "out") {
+      for (let i = 0, at = dataOffset; i < count; i++, at += size) {
+        const value = size === 1 ? bytes[at]! : size === 2 ? v.getUint16(at, true) : v.getUint32(at, true);
+        if (!pio.write(port, size, value)) this.control.count(UNOWNED_PIO);
       }
-    }
-  }
-
-  private handleMmio(): void {
-    const v = this.runView;
-    const addr = v.getUint32(MMIO_PHYS_ADDR, true) + v.getUint32(MMIO_PHYS_ADDR + 4, true) * TWO_POW_32;
-    const len = v.getUint32(MMIO_LEN, true) as AccessSize;
-    if (this.run8[MMIO_IS_WRITE]) {
-      const value =
-        len === 1
-          ? this.run8[MMIO_DATA]!
-          : len === 2
-            ? v.getUint16(MMIO_DATA, true)
-            : v.getUint32(MMIO_DATA, true);
-      if (!this.buses.mmio.write(addr, len, value)) this.control.count(UNOWNED_MMIO);
       return;
     }
-    let value = this.buses.mmio.read(addr, len);
+    for (let i = 0, at = dataOffset; i < count; i++, at += size) {
+      let value = pio.read(port, size);
+      if (value === undefined) {
+        this.control.count(UNOWNED_PIO);
+        value = allOnes(size);
+      }
+      if (size === 1) bytes[at] = value;
+      else if (size === 2) v.setUint16(at, value, true);
+      else v.setUint32(at, value >>> 0, true);
+    }
+  }
+
+  /** 1, 2 and 4 bytes travel as numbers; 8 bytes as one bigint, whole, both ways. */
+  private handleMmio(exit: MmioExit): void {
+    const { gpa, len } = exit;
+    const run = this.kvmRun;
+    const mmio = this.buses.mmio;
+    if (len === 8) {
+      if (exit.isWrite) {
+        if (!mmio.write64(gpa, run.mmioValue64())) this.control.count(UNOWNED_MMIO);
+        return;
+      }
+      let value = mmio.read64(gpa);
+      if (value === undefined) {
+        this.control.count(UNOWNED_MMIO);
+        value = ALL_ONES_64;
+      }
+      run.setMmioValue64(value);
+      return;
+    }
+    if (exit.isWrite) {
+      if (!mmio.write(gpa, len, run.mmioValue(len))) this.control.count(UNOWNED_MMIO);
+      return;
+    }
+    let value = mmio.read(gpa, len);
     if (value === undefined) {
       this.control.count(UNOWNED_MMIO);
       value = allOnes(len);
     }
-    if (len === 8) v.setUint32(MMIO_DATA + 4, value === allOnes(4) ? 0xffff_ffff : 0, true);
-    if (len === 1) this.run8[MMIO_DATA] = value;
-    else if (len === 2) v.setUint16(MMIO_DATA, value, true);
-    else v.setUint32(MMIO_DATA, value >>> 0, true);
+    run.setMmioValue(len, value);
   }
 }

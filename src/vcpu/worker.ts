@@ -5,11 +5,11 @@
  * Threads: this worker's thread only. It talks to the VMM thread by postMessage (requests, its
  * outcome) and the control block; it never waits for the VMM (inv 2, inv 5).
  */
-import { toArrayBuffer } from "bun:ffi";
 import type { EjectTarget } from "../../devices/cpu-hotplug-controller.ts";
 import { attachDevices, type DeviceSpec } from "../../devices/device-spec.ts";
 import { KvmIrqLine } from "../../devices/irq-line.ts";
 import type { VmRequest } from "../../devices/vm-request.ts";
+import { KvmRun } from "../kvm/kvm-run.ts";
 import { VcpuFd } from "../kvm/vcpu-fd.ts";
 import { VmFd } from "../kvm/vm-fd.ts";
 import { GuestMemory, type RegionDescriptor } from "../memory/guest-memory.ts";
@@ -47,9 +47,8 @@ function start(init: VcpuWorkerInit): void {
   const control = new ControlBlock(init.controls[init.index]);
   let outcome: VcpuOutcome;
   try {
-    const vcpu = new VcpuFd(init.vcpuFd);
+    const vcpu = new VcpuFd(init.vcpuFd, new KvmRun(init.runAddr, init.runSize));
     const vm = new VmFd(init.vmFd);
-    const runPage = new Uint8Array(toArrayBuffer(init.runAddr, 0, init.runSize));
     const memory = GuestMemory.attach(init.memory);
     // One post per kind of request: a guest looping on the reset port must not flood the VMM.
     const posted = new Set<VmRequest>();
@@ -73,7 +72,7 @@ function start(init: VcpuWorkerInit): void {
     const buses = attachDevices(init.devices, { irqLine: (gsi) => new KvmIrqLine(vm, gsi), request, eject });
     const kicks = new KickReceiver(vcpu);
     control.threadId = kicks.threadId();
-    outcome = new VcpuRunner(init.index, vcpu, runPage, control, buses, kicks, memory, request).run();
+    outcome = new VcpuRunner(init.index, vcpu, control, buses, kicks, memory, request).run();
   } catch (e) {
     control.acknowledgeExit(epochOf(control.cmd));
     outcome = {

@@ -31,6 +31,7 @@ import { loadLinux } from "../arch/x86_64/linux-boot.ts";
 import { bootMsrs, describeMsr } from "../arch/x86_64/msrs.ts";
 import { loadRawImage, rawEntryRegs } from "../arch/x86_64/raw-payload.ts";
 import type { VmConfig } from "../config/index.ts";
+import { BunvmmError } from "../errors.ts";
 import { KVM_API_VERSION, Kvm } from "../kvm/kvm.ts";
 import { KvmError } from "../kvm/kvm-error.ts";
 import type { Regs, Sregs, VcpuFd } from "../kvm/vcpu-fd.ts";
@@ -52,8 +53,11 @@ const REQUIRED_CAPS: ReadonlyArray<readonly [number, string]> = [
 ];
 
 /** A host that lacks what bunvmm needs: says which capability or limit. */
-export class HostError extends Error {
+export class HostError extends BunvmmError {
   override readonly name = "HostError";
+  constructor(message: string, options?: ErrorOptions) {
+    super("host", message, options);
+  }
 }
 
 /** The pieces of a built machine; `closeMachine` releases them. */

@@ -8,10 +8,9 @@
  * the vCPU, epoch and RUNSTATE it was stuck on (inv 9). Checked by model/pause.pml.
  */
 
-import { toArrayBuffer } from "bun:ffi";
 import type { DeviceSpec } from "../../devices/device-spec.ts";
-import { errno, libc, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE } from "../../ffi/libc.ts";
-import { KvmError } from "../kvm/kvm-error.ts";
+import { libc } from "../../ffi/libc.ts";
+import { BunvmmError } from "../errors.ts";
 import { VcpuFd } from "../kvm/vcpu-fd.ts";
 import type { VmFd } from "../kvm/vm-fd.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
@@ -48,7 +47,7 @@ const VCPU_WORKER_URL = import.meta.url.includes("/$bunfs/")
 const WORKER_CLOSE_TIMEOUT_MS = 1000;
 
 /** A lifecycle wait that hit its deadline: names what it waited for and where each vCPU was. */
-export class VcpuTimeoutError extends Error {
+export class VcpuTimeoutError extends BunvmmError {
   override readonly name = "VcpuTimeoutError";
   constructor(
     readonly operation: string,
@@ -59,7 +58,7 @@ export class VcpuTimeoutError extends Error {
     const who = stuck
       .map((s) => `vCPU ${s.vcpu} ${s.runState} (acked epoch ${s.ack}, wanted ${s.epoch})`)
       .join(", ");
-    super(`${operation} timed out after ${timeoutMs} ms waiting for ${who}; ${outcome}`);
+    super("timeout", `${operation} timed out after ${timeoutMs} ms waiting for ${who}; ${outcome}`);
   }
 }
 
@@ -121,10 +120,8 @@ export class CpuManager {
     const fresh = !s.kvm;
     if (!s.kvm) {
       const fd = new VcpuFd(this.env.vm.createVcpu(index));
-      const addr = libc.mmap(0, this.env.runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd.fd, 0);
-      if (BigInt(addr) === MAP_FAILED) throw new KvmError("mmap of kvm_run", errno());
-      const runAddr = Number(addr);
-      s.kvm = { fd, runAddr, runPage: new Uint8Array(toArrayBuffer(runAddr, 0, this.env.runSize)) };
+      const run = fd.mapKvmRun(this.env.runSize);
+      s.kvm = { fd, runAddr: run.address, runPage: run.bytes };
     }
     configure(s.kvm.fd, fresh);
   }

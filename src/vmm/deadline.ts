@@ -1,14 +1,16 @@
 /** Bounded waits for the VMM thread: every wait names what it waited for when the bound is hit (inv 14). */
 
+import { BunvmmError } from "../errors.ts";
+
 /** A wait that ran out of time; `what` says what was awaited. */
-export class DeadlineError extends Error {
+export class DeadlineError extends BunvmmError {
   override readonly name = "DeadlineError";
   constructor(
     readonly what: string,
     readonly timeoutMs: number,
     detail = "",
   ) {
-    super(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? `: ${detail}` : ""}`);
+    super("timeout", `timed out after ${timeoutMs} ms waiting for ${what}${detail ? `: ${detail}` : ""}`);
   }
 }
 

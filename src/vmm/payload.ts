@@ -2,19 +2,21 @@
  * Decides what to boot: the built-in demo, or the configured file in its format. Format detection
  * reads magic numbers only; a file that is neither format gets a clear error naming the path.
  */
+
 import { readFileSync } from "node:fs";
 import { RAW_MAX_SIZE } from "../arch/x86_64/raw-payload.ts";
 import { demoGuestImage } from "../demo/demo-guest.ts";
+import { BunvmmError } from "../errors.ts";
 
 /** A payload that cannot be booted: names the config key, the file and why. */
-export class PayloadError extends Error {
+export class PayloadError extends BunvmmError {
   override readonly name = "PayloadError";
   constructor(
     readonly path: string,
     readonly reason: string,
     readonly key = "payload.kernel",
   ) {
-    super(`${key} = ${JSON.stringify(path)}: ${reason}`);
+    super("input", `${key} = ${JSON.stringify(path)}: ${reason}`);
   }
 }
 

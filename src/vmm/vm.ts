@@ -8,12 +8,14 @@
  * and the state stays Running (inv 9). Reaping an ejected vCPU runs beside the queue, not in it, and
  * resize is refused until it is done (inv 10).
  */
+
 import type { ConsolaInstance } from "consola/core";
 import { GedEvent } from "../../devices/acpi-ged.ts";
 import { ByteQueue, createByteQueueBuffer } from "../../devices/byte-queue.ts";
 import { CPU_ENABLED, CPU_INSERTING, CPU_REMOVING } from "../../devices/cpu-hotplug-controller.ts";
 import type { VmRequest } from "../../devices/vm-request.ts";
 import { loadConfigFile, parseConfig, type VmConfig } from "../config/index.ts";
+import { BunvmmError } from "../errors.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
 import type { VcpuCounters } from "../vcpu/control-block.ts";
 import type { CrashReport } from "../vcpu/crash-report.ts";
@@ -51,19 +53,22 @@ export interface VmCounters {
 }
 
 /** An operation the current state refuses ("cannot pause: the VM is Paused"). */
-export class LifecycleError extends Error {
+export class LifecycleError extends BunvmmError {
   override readonly name = "LifecycleError";
   constructor(
     readonly operation: string,
     readonly state: VmState,
   ) {
-    super(`cannot ${operation}: the VM is ${state}`);
+    super("refused", `cannot ${operation}: the VM is ${state}`);
   }
 }
 
 /** A resize the hotplug rules refuse: out of range, or a removal still pending (inv 10). */
-export class ResizeError extends Error {
+export class ResizeError extends BunvmmError {
   override readonly name = "ResizeError";
+  constructor(message: string) {
+    super("refused", message);
+  }
 }
 
 const DEFAULT_TIMEOUT_MS = 1000;

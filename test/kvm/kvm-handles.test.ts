@@ -46,6 +46,16 @@ describe("VcpuFd and VmFd", () => {
     ["KVM_IRQ_LINE", () => new VmFd(BAD_FD).irqLine(4, 1)],
     ["KVM_CREATE_IRQCHIP", () => new VmFd(BAD_FD).createIrqchip()],
     ["KVM_SET_TSS_ADDR", () => new VmFd(BAD_FD).setTssAddr(0xfffbd000)],
+    ["KVM_GET_XCRS", () => new VcpuFd(BAD_FD).getXcrs()],
+    ["KVM_GET_XSAVE", () => new VcpuFd(BAD_FD).getXsave(0)],
+    ["KVM_GET_VCPU_EVENTS", () => new VcpuFd(BAD_FD).getVcpuEvents()],
+    ["KVM_GET_DEBUGREGS", () => new VcpuFd(BAD_FD).getDebugregs()],
+    ["KVM_GET_MSRS", () => new VcpuFd(BAD_FD).getMsrs([0x10])],
+    ["KVM_GET_TSC_KHZ", () => new VcpuFd(BAD_FD).getTscKhz()],
+    ["KVM_GET_PIT2", () => new VmFd(BAD_FD).getPit2()],
+    ["KVM_GET_CLOCK", () => new VmFd(BAD_FD).getClock()],
+    ["KVM_IOEVENTFD", () => new VmFd(BAD_FD).registerIoEventFd(BAD_FD, { addr: 0xd0000000, len: 4 })],
+    ["KVM_IRQFD (deassign)", () => new VmFd(BAD_FD).unregisterIrqFd(BAD_FD, 5)],
   ])("%s on a closed fd throws KvmError with EBADF in words", (ioctl, call) => {
     let error: unknown;
     try {

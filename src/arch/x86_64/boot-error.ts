@@ -3,10 +3,12 @@
  * is one sentence without the file's name, so the builder can wrap it in its own error (PayloadError
  * names the path: `payload.kernel = "…": <reason>`).
  */
-export class LinuxBootError extends Error {
+
+import { BunvmmError } from "../../errors.ts";
+export class LinuxBootError extends BunvmmError {
   override readonly name = "LinuxBootError";
   constructor(readonly reason: string) {
-    super(reason);
+    super("input", reason);
   }
 }
 

@@ -15,6 +15,7 @@
  *   0x8000001E EAX extended APIC id, EBX core id (threads per core 1), ECX node 0; AMD only
  * The hypervisor leaves (0x40000000 "KVMKVMKVM", 0x40000001 features) pass through untouched.
  */
+import { BunvmmError } from "../../errors.ts";
 import { type CpuidEntry, CpuidTable } from "../../kvm/cpuid-table.ts";
 
 const LEAF_VENDOR = 0x0;
@@ -98,13 +99,16 @@ export const CPU_FEATURES: Readonly<Record<string, CpuFeature>> = {
 };
 
 /** A feature name that CPU_FEATURES does not know: names the known ones. */
-export class UnknownCpuFeatureError extends Error {
+export class UnknownCpuFeatureError extends BunvmmError {
   override readonly name = "UnknownCpuFeatureError";
   constructor(
     readonly feature: string,
     readonly known: readonly string[],
   ) {
-    super(`unknown CPU feature ${JSON.stringify(feature)} to hide; known features: ${known.join(", ")}`);
+    super(
+      "input",
+      `unknown CPU feature ${JSON.stringify(feature)} to hide; known features: ${known.join(", ")}`,
+    );
   }
 }
 

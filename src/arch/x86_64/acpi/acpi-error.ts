@@ -4,8 +4,10 @@
  * @module
  */
 
+import { BunvmmError } from "../../../errors.ts";
+
 /** What could not be built, with the offending value: `AML NameSeg "1ABC": must start with A-Z or _`. */
-export class AcpiError extends Error {
+export class AcpiError extends BunvmmError {
   override readonly name = "AcpiError";
   constructor(
     /** The term or table field, e.g. `AML NameSeg`, `MADT`, `ACPI tables`. */
@@ -15,6 +17,6 @@ export class AcpiError extends Error {
     /** Why, in words. */
     readonly reason: string,
   ) {
-    super(`${what} ${typeof value === "string" ? JSON.stringify(value) : String(value)}: ${reason}`);
+    super("input", `${what} ${typeof value === "string" ? JSON.stringify(value) : String(value)}: ${reason}`);
   }
 }

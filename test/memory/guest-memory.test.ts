@@ -1,7 +1,8 @@
 /**
  * Guest RAM of every size the config schema allows: the host views come in windows (Bun cannot make one
  * view longer than 4 GiB over foreign memory), so 16 GiB of RAM maps, reads and writes at the top, across
- * window boundaries, from an attached copy, and a 16 GiB VM boots with a guest that touches its last page.
+ * window boundaries, from an attached copy, and VMs of 16 and 64 GiB boot with a guest that touches
+ * their last page.
  */
 import { describe, expect, test } from "bun:test";
 import { GuestMemory, GuestMemoryError, Vm } from "bunvmm";
@@ -86,13 +87,17 @@ describe("GuestMemory", () => {
   });
 });
 
-describe("a 16 GiB VM", () => {
-  // A 32-bit guest reaches physical memory above 4 GiB only with paging: high-memory.S turns on PAE
-  // and maps the last 2 MiB of RAM, so this guest really touches the top of the high region, through
-  // KVM's memory slot and the vCPU worker's attached views alike.
-  test("boots, and its guest reads and writes the last page of RAM", async () => {
-    await using vm = await Vm.create(rawGuestConfig("high-memory", { memory: "16G" }));
-    vm.memory.writeU32(END_OF_16_GIB - 8, 0x0bad_cafe);
+describe("a VM with high RAM", () => {
+  // A 32-bit guest reaches physical memory above 4 GiB only with paging: high-memory.S turns on long mode
+  // (4-level paging, still running 32-bit code) and maps the last 2 MiB of RAM, so this guest really
+  // touches the top of the high region, through KVM's memory slot and the vCPU worker's attached views.
+  test.each([
+    ["16G", SIXTEEN_GIB],
+    ["64G", MEMORY_SIZE_MAX],
+  ])("of %s boots, and its guest reads and writes the last page of RAM", async (size, bytes) => {
+    const end = HIGH_RAM_START + bytes - MMIO_HOLE_START;
+    await using vm = await Vm.create(rawGuestConfig("high-memory", { memory: size }));
+    vm.memory.writeU32(end - 8, 0x0bad_cafe);
     await vm.boot();
     await waitUntil(
       () => vm.memory.readU32(DONE) === DONE_MAGIC,
@@ -100,7 +105,7 @@ describe("a 16 GiB VM", () => {
       60_000,
     );
     expect(vm.memory.readU32(SEEN)).toBe(0x0bad_cafe);
-    expect(vm.memory.readU32(END_OF_16_GIB - 4)).toBe(~0x0bad_cafe >>> 0);
+    expect(vm.memory.readU32(end - 4)).toBe(~0x0bad_cafe >>> 0);
     expect(vm.state).toBe("Running");
   });
 });

@@ -4,7 +4,7 @@
  * @module
  */
 
-export { ApiServer, startApiServer } from "./api/server.ts";
+export { ApiServer, type ApiServerOptions, startApiServer } from "./api/server.ts";
 export { ConfigError, loadConfigFile, parseConfig, type VmConfig } from "./config/index.ts";
 export { KvmError } from "./kvm/kvm-error.ts";
 export { GuestMemory, GuestMemoryError } from "./memory/guest-memory.ts";
@@ -13,12 +13,14 @@ export type { CrashReport } from "./vcpu/crash-report.ts";
 export { HostError } from "./vmm/builder.ts";
 export { VcpuTimeoutError } from "./vmm/cpu-manager.ts";
 export { DeadlineError } from "./vmm/deadline.ts";
+export { LOG_LEVEL_NAMES, type LogLevelName } from "./vmm/logger.ts";
 export { PayloadError } from "./vmm/payload.ts";
 export { SerialConsole, type SerialSink } from "./vmm/serial-console.ts";
 export {
   DEMO_CONFIG,
   LifecycleError,
   ResizeError,
+  type SerialOption,
   Vm,
   type VmCounters,
   type VmExit,

@@ -13,7 +13,7 @@
 import { resolve } from "node:path";
 import type { ConsolaInstance } from "consola/core";
 import { within } from "../vmm/deadline.ts";
-import { createLogger } from "../vmm/logger.ts";
+import { createLogger, type LogLevelName } from "../vmm/logger.ts";
 import type { Vm } from "../vmm/vm.ts";
 import { ApiError, ApiSocketError, errorResponse } from "./api-error.ts";
 import { BODY_LIMIT_BYTES, BODY_READ_TIMEOUT_MS, readBody } from "./request-body.ts";
@@ -33,6 +33,9 @@ export const CLOSE_TIMEOUT_MS = 2000;
 export interface ApiServerOptions {
   /** Path of the Unix socket to serve on; relative paths are taken from the current directory. */
   socket: string;
+  /** How much the server logs on stderr; default "info". Ignored with `logger`. */
+  logLevel?: LogLevelName;
+  /** A consola instance to log through instead of bunvmm's own stderr logger. */
   logger?: ConsolaInstance;
   /** Largest request body; default BODY_LIMIT_BYTES (64 KiB). */
   bodyLimit?: number;
@@ -72,7 +75,7 @@ export class ApiServer implements AsyncDisposable {
    */
   static async start(vm: Vm, options: ApiServerOptions): Promise<ApiServer> {
     if (options.socket === "") throw new ApiSocketError(options.socket, "api socket path is empty");
-    const log = options.logger ?? createLogger();
+    const log = options.logger ?? createLogger(options.logLevel);
     const api = new ApiServer(
       vm,
       resolve(options.socket),

@@ -64,7 +64,8 @@ const cpus = v.pipe(
     v.partialCheck(
       [["boot_vcpus"], ["max_vcpus"]],
       (c) => c.max_vcpus === undefined || c.max_vcpus >= c.boot_vcpus,
-      (issue) => `an integer from cpus.boot_vcpus (${issue.input.boot_vcpus}) to ${MAX_VCPUS}`,
+      (issue) =>
+        `an integer from cpus.boot_vcpus (${issue.input.boot_vcpus}) to ${MAX_VCPUS} (max_vcpus may not be below boot_vcpus)`,
     ),
     ["max_vcpus"],
   ),
@@ -111,6 +112,24 @@ const payload = v.pipe(
       [["kernel"], ["initramfs"]],
       (p) => p.initramfs === undefined || p.kernel !== undefined,
       "a kernel to go with it (payload.kernel)",
+    ),
+    ["initramfs"],
+  ),
+  // A raw image is entered directly (docs/raw-payload.md): nothing would read a command line or an
+  // initramfs, so they are refused rather than silently ignored.
+  v.forward(
+    v.partialCheck(
+      [["format"], ["cmdline"]],
+      (p) => p.format !== "raw" || p.cmdline === "",
+      `no command line with payload.format = "raw" (a raw image reads none)`,
+    ),
+    ["cmdline"],
+  ),
+  v.forward(
+    v.partialCheck(
+      [["format"], ["initramfs"]],
+      (p) => p.format !== "raw" || p.initramfs === undefined,
+      `no initramfs with payload.format = "raw" (a raw image loads none)`,
     ),
     ["initramfs"],
   ),

@@ -4,6 +4,12 @@
  *
  * Threads: the VMM thread maps and owns the memory; vCPU workers `attach` views over the same host
  * addresses (no copy). Nothing here blocks.
+ *
+ * Views in windows: an ArrayBuffer over foreign memory (bun:ffi's toArrayBuffer) cannot be longer than
+ * 4 GiB (longer ones throw "RangeError: Out of memory"), while one RAM region can be up to the schema's
+ * 64 GiB. So no view ever covers a whole region: each region is reached through fixed windows of
+ * WINDOW_BYTES, made once when the memory is allocated or attached, and the rare access that straddles
+ * two windows gets a view of its own, made for it over exactly its bytes.
  */
 
 import { toArrayBuffer } from "bun:ffi";
@@ -22,6 +28,10 @@ import { BunvmmError } from "../errors.ts";
 import { LibcError } from "../sys/libc-error.ts";
 
 export const PAGE_SIZE = 4096;
+/** Bytes each standing view covers (the last window of a region may be shorter). A power of two. */
+export const WINDOW_BYTES = 2 ** 30;
+/** Longest view Bun makes over foreign memory: toArrayBuffer refuses anything longer. */
+export const MAX_VIEW_BYTES = 2 ** 32;
 
 /** A guest access that falls outside RAM: names the address and length. */
 export class GuestMemoryError extends BunvmmError {
@@ -42,9 +52,26 @@ export interface RegionDescriptor {
   readonly hostAddr: number;
 }
 
-interface Region extends RegionDescriptor {
+/** One view over host memory, as bytes and as a little-endian DataView over the same bytes. */
+interface Window {
   readonly bytes: Uint8Array;
   readonly view: DataView;
+}
+
+interface Region extends RegionDescriptor {
+  /** Window k covers region offsets [k * WINDOW_BYTES, min((k + 1) * WINDOW_BYTES, size)). */
+  readonly windows: Window[];
+}
+
+/** Where one access lands: a view that holds all of it, and the access's offset in that view. */
+interface Located {
+  readonly window: Window;
+  readonly offset: number;
+}
+
+function makeWindow(hostAddr: number, len: number): Window {
+  const bytes = new Uint8Array(toArrayBuffer(hostAddr, 0, len));
+  return { bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
 }
 
 /** Guest RAM as a set of regions, each one host mapping. */
@@ -99,8 +126,11 @@ export class GuestMemory {
   }
 
   private static region(d: RegionDescriptor): Region {
-    const bytes = new Uint8Array(toArrayBuffer(d.hostAddr, 0, d.size));
-    return { ...d, bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+    const windows: Window[] = [];
+    for (let start = 0; start < d.size; start += WINDOW_BYTES) {
+      windows.push(makeWindow(d.hostAddr + start, Math.min(WINDOW_BYTES, d.size - start)));
+    }
+    return { ...d, windows };
   }
 
   get descriptors(): RegionDescriptor[] {
@@ -119,10 +149,25 @@ export class GuestMemory {
     throw new GuestMemoryError(gpa, len);
   }
 
+  /** The view holding all of [gpa, gpa+len): its window, or a view made for an access across two. */
+  private locate(gpa: number, len: number): Located {
+    const r = this.find(gpa, len);
+    const offset = gpa - r.gpa;
+    if (len === 0) return { window: r.windows[0]!, offset: 0 }; // empty, even at the region's end
+    const k = Math.floor(offset / WINDOW_BYTES);
+    const inWindow = offset - k * WINDOW_BYTES;
+    const window = r.windows[k]!;
+    if (inWindow + len <= window.bytes.length) return { window, offset: inWindow };
+    if (len > MAX_VIEW_BYTES) {
+      throw new GuestMemoryError(gpa, len, `is longer than one view can be (${MAX_VIEW_BYTES} bytes)`);
+    }
+    return { window: makeWindow(r.hostAddr + offset, len), offset: 0 };
+  }
+
   /** A live view of guest bytes [gpa, gpa+len); throws if the range is not all RAM. */
   slice(gpa: number, len: number): Uint8Array {
-    const r = this.find(gpa, len);
-    return r.bytes.subarray(gpa - r.gpa, gpa - r.gpa + len);
+    const { window, offset } = this.locate(gpa, len);
+    return window.bytes.subarray(offset, offset + len);
   }
 
   /** True when [gpa, gpa+len) lies inside one RAM region. */
@@ -139,23 +184,23 @@ export class GuestMemory {
   }
 
   readU32(gpa: number): number {
-    const r = this.find(gpa, 4);
-    return r.view.getUint32(gpa - r.gpa, true);
+    const { window, offset } = this.locate(gpa, 4);
+    return window.view.getUint32(offset, true);
   }
 
   writeU32(gpa: number, value: number): void {
-    const r = this.find(gpa, 4);
-    r.view.setUint32(gpa - r.gpa, value >>> 0, true);
+    const { window, offset } = this.locate(gpa, 4);
+    window.view.setUint32(offset, value >>> 0, true);
   }
 
   readU64(gpa: number): bigint {
-    const r = this.find(gpa, 8);
-    return r.view.getBigUint64(gpa - r.gpa, true);
+    const { window, offset } = this.locate(gpa, 8);
+    return window.view.getBigUint64(offset, true);
   }
 
   writeU64(gpa: number, value: bigint): void {
-    const r = this.find(gpa, 8);
-    r.view.setBigUint64(gpa - r.gpa, value, true);
+    const { window, offset } = this.locate(gpa, 8);
+    window.view.setBigUint64(offset, value, true);
   }
 
   /** Unmaps owned memory. Views taken earlier must not be used afterwards. */

@@ -20,7 +20,7 @@ import type { GuestMemory } from "../memory/guest-memory.ts";
 import type { VcpuCounters } from "../vcpu/control-block.ts";
 import type { CrashReport } from "../vcpu/crash-report.ts";
 import { buildMachine, closeMachine, type Machine } from "./builder.ts";
-import { createLogger } from "./logger.ts";
+import { createLogger, type LogLevelName } from "./logger.ts";
 import { SerialConsole, type SerialSink } from "./serial-console.ts";
 
 export type VmState = "Created" | "Running" | "Paused" | "Shutdown";
@@ -35,13 +35,31 @@ export interface VmExit {
   crash?: CrashReport;
 }
 
+/**
+ * Where guest serial output goes, in the config's `[serial]` words: `{ mode: "tty" }` (stdout),
+ * `{ mode: "file", file }` or `{ mode: "off" }`. The older `{ kind: "stdout" | "file" | "none" }`
+ * (SerialSink) is still taken.
+ */
+export type SerialOption = { mode: "tty" } | { mode: "file"; file: string } | { mode: "off" } | SerialSink;
+
+/** The sink a serial option or the config's `[serial]` table (validated: file goes with mode "file") names. */
+function serialSink(option: SerialOption | VmConfig["serial"]): SerialSink {
+  if ("kind" in option) return option;
+  if (option.mode === "tty") return { kind: "stdout" };
+  if (option.mode === "file") return { kind: "file", path: option.file! };
+  return { kind: "none" };
+}
+
 export interface VmOptions {
-  /** Where guest serial output goes; by default what `serial.mode` says (tty is stdout). */
-  serial?: SerialSink;
+  /** Where guest serial output goes; by default what the config's `[serial]` table says. */
+  serial?: SerialOption;
   /** Forward this process's stdin to the guest's serial port (the CLI does when stdin is a TTY). */
   stdin?: boolean;
   /** Bound on each wait for the vCPUs (pause, resume, shutdown); default 1000 ms. */
   timeoutMs?: number;
+  /** How much bunvmm logs on stderr (the CLI's --log-level); default "info". Ignored with `logger`. */
+  logLevel?: LogLevelName;
+  /** A consola instance to log through instead of bunvmm's own stderr logger. */
   logger?: ConsolaInstance;
 }
 
@@ -99,7 +117,7 @@ export class Vm implements AsyncDisposable {
     readonly config: VmConfig,
     options: VmOptions,
   ) {
-    this.log = options.logger ?? createLogger();
+    this.log = options.logger ?? createLogger(options.logLevel);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.exited = new Promise((resolve) => {
       this.resolveExit = resolve;
@@ -109,13 +127,7 @@ export class Vm implements AsyncDisposable {
       rx: new ByteQueue(createByteQueueBuffer(SERIAL_RX_CAPACITY)),
     };
     this.machine = this.build();
-    const sink: SerialSink =
-      options.serial ??
-      (config.serial.mode === "tty"
-        ? { kind: "stdout" }
-        : config.serial.mode === "file"
-          ? { kind: "file", path: config.serial.file! }
-          : { kind: "none" });
+    const sink = serialSink(options.serial ?? config.serial);
     this.serial = new SerialConsole(this.serialQueues.tx, this.serialQueues.rx, sink);
     if (options.stdin) {
       this.stdinListener = (data) => void this.serial.write(data);

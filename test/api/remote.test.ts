@@ -73,6 +73,13 @@ describe("bunvmm remote", () => {
     expect((await info()).state).toBe("Running");
   });
 
+  test("the serving bunvmm logs each lifecycle operation of the API at info", async () => {
+    expect(ok(await remote(socket, "pause"))).toBe("paused\n");
+    expect(ok(await remote(socket, "resume"))).toBe("resumed\n");
+    expect(child.stderr()).toContain("[info] [bunvmm] API vm.pause: paused\n");
+    expect(child.stderr()).toContain("[info] [bunvmm] API vm.resume: resumed\n");
+  });
+
   test("resize N hot-plugs vCPUs; a count out of range is the server's one-line 400", async () => {
     expect(ok(await remote(socket, "resize", "3"))).toBe("resized to 3 vCPU(s)\n");
     expect((await info()).config.cpus.boot_vcpus).toBe(3);
@@ -80,6 +87,22 @@ describe("bunvmm remote", () => {
       await remote(socket, "resize", "9"),
       "desired_vcpus = 9: expected an integer from 1 to 4 (cpus.max_vcpus)",
     );
+  });
+
+  test("resize --cpus N, ch-remote's spelling, works with = and with a space", async () => {
+    expect(ok(await remote(socket, "resize", "--cpus=4"))).toBe("resized to 4 vCPU(s)\n");
+    expect((await info()).config.cpus.boot_vcpus).toBe(4);
+    expect(ok(await remote(socket, "resize", "--cpus", "4"))).toBe("resized to 4 vCPU(s)\n");
+    expect(child.stderr()).toContain("[info] [bunvmm] API vm.resize: 3 -> 4 vCPUs\n");
+  });
+
+  test("a smaller count is reported as a pending removal, and the next resize waits for it", async () => {
+    // The counter guest never ejects a CPU, so the removal stays pending.
+    expect(ok(await remote(socket, "resize", "2"))).toBe(
+      "resize to 2 vCPU(s) accepted; removal of vCPU(s) 2, 3 is pending until the guest ejects them\n",
+    );
+    expect(child.stderr()).toContain("API vm.resize: 4 -> 2 vCPUs, removal pending until the guest ejects");
+    fails(await remote(socket, "resize", "3"), "cannot resize while vCPU 2 is being removed");
   });
 
   test("power-button and reboot print one line", async () => {
@@ -90,8 +113,12 @@ describe("bunvmm remote", () => {
 
   test.each([
     [["frob"], 'unknown remote command "frob"; expected one of: ping, info, counters'],
-    [["resize"], "resize needs a vCPU count: bunvmm remote --api-socket PATH resize N"],
-    [["resize", "two"], "resize needs a vCPU count"],
+    [["resize"], "resize needs a vCPU count: bunvmm remote --api-socket PATH resize N (or --cpus N)"],
+    [["resize", "two"], 'resize "two": expected a vCPU count, a whole number from 1 to'],
+    [["resize", "-1"], 'resize "-1": expected a vCPU count, a whole number from 1 to'],
+    [["resize", "3.5"], 'resize "3.5": expected a vCPU count, a whole number from 1 to'],
+    [["resize", "--cpus=0x2"], 'resize "0x2": expected a vCPU count'],
+    [["resize", "2", "--cpus", "3"], "give the vCPU count once: --cpus 3 or 2, not both"],
     [["pause", "now"], 'pause takes no argument (got "now")'],
   ])("%j is a one-line usage error", async (args, message) => {
     fails(await remote(socket, ...args), message);

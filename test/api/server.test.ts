@@ -16,7 +16,7 @@ import { apiFetch, expectRawMatchesSpec, isSocket, prng, rawClient, waitFor } fr
 setDefaultTimeout(60_000);
 
 const logger = createConsola({ level: LogLevels.silent });
-const QUIET = { serial: { kind: "none" } as const, logger };
+const QUIET = { serial: { mode: "off" } as const, logger };
 const dir = tempDir();
 let sockets = 0;
 const nextSocket = () => join(dir, `api-${sockets++}.sock`);

@@ -201,7 +201,6 @@ describe("loadConfigFile", () => {
         "[payload]",
         'kernel = "guest.bin"',
         'format = "raw"',
-        'cmdline = "console=ttyS0"',
         "",
         "[serial]",
         'mode = "File"',
@@ -214,7 +213,7 @@ describe("loadConfigFile", () => {
     expect(await loadConfigFile(path)).toStrictEqual({
       cpus: { boot_vcpus: 2, max_vcpus: 4, hide_features: [] },
       memory: { size: 64 * MIB, thp: true },
-      payload: { kernel: at("vms", "a", "guest.bin"), cmdline: "console=ttyS0", format: "raw" },
+      payload: { kernel: at("vms", "a", "guest.bin"), cmdline: "", format: "raw" },
       serial: { mode: "file", file: at("logs", "a.log") },
       api: { socket: "/tmp/bunvmm-a.sock" },
     });

@@ -60,8 +60,8 @@ describe("parseConfig() defaults", () => {
     ["serial off", { serial: { mode: "OFF" } }, { ...DEFAULTS, serial: { mode: "off" } }],
     [
       "cmdline and format without a kernel",
-      { payload: { cmdline: "console=ttyS0", format: "raw" } },
-      { ...DEFAULTS, payload: { cmdline: "console=ttyS0", format: "raw" } },
+      { payload: { cmdline: "console=ttyS0", format: "bzimage" } },
+      { ...DEFAULTS, payload: { cmdline: "console=ttyS0", format: "bzimage" } },
     ],
     [
       "a cmdline of the longest length",
@@ -156,7 +156,7 @@ describe("parseConfig() errors", () => {
     [
       "max vCPUs below boot vCPUs",
       { cpus: { boot_vcpus: 2, max_vcpus: 1 } },
-      "cpus.max_vcpus = 1: expected an integer from cpus.boot_vcpus (2) to 255",
+      "cpus.max_vcpus = 1: expected an integer from cpus.boot_vcpus (2) to 255 (max_vcpus may not be below boot_vcpus)",
     ],
     // memory
     ["a size with a bad suffix", { memory: { size: "512X" } }, `memory.size = "512X": ${SIZE_FORMAT}`],
@@ -181,6 +181,16 @@ describe("parseConfig() errors", () => {
     ["a kernel path as a number", { payload: { kernel: 3 } }, `payload.kernel = 3: ${PATH}`],
     ["an empty kernel path", { payload: { kernel: "" } }, `payload.kernel = "": ${PATH}`],
     ["a kernel path with NUL", { payload: { kernel: "a\0b" } }, `payload.kernel = "a\\u0000b": ${PATH}`],
+    [
+      "a command line for a raw image",
+      { payload: { kernel: "guest.bin", format: "raw", cmdline: "console=ttyS0" } },
+      'payload.cmdline = "console=ttyS0": expected no command line with payload.format = "raw" (a raw image reads none)',
+    ],
+    [
+      "an initramfs for a raw image",
+      { payload: { kernel: "guest.bin", format: "raw", initramfs: "initrd.img" } },
+      'payload.initramfs = "initrd.img": expected no initramfs with payload.format = "raw" (a raw image loads none)',
+    ],
     [
       "an initramfs without a kernel",
       { payload: { initramfs: "initrd.img" } },

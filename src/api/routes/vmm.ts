@@ -11,8 +11,9 @@ export const vmmRoutes: Readonly<Record<string, Route>> = {
   "vmm.ping": { method: "GET", handle: () => jsonResponse(200, vmmPing()) },
   "vmm.shutdown": {
     method: "PUT",
-    async handle({ vm, closeServer }) {
+    async handle({ vm, log, closeServer }) {
       await vm.shutdown();
+      log.info("API vmm.shutdown: the VM is shut down; the API server stops");
       closeServer(); // graceful: this answer is sent before the socket goes away
       return noContent();
     },

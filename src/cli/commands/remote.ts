@@ -1,7 +1,8 @@
 /**
  * `bunvmm remote --api-socket PATH COMMAND [N]`: drives a running bunvmm through its REST API, like
- * cloud-hypervisor's ch-remote. Reads print the JSON answer on stdout; actions print one line. Any
- * failure is one line on stderr and exit 1, with the server's own message when it sent one.
+ * cloud-hypervisor's ch-remote (`resize N` or, as ch-remote spells it, `resize --cpus N`). Reads print
+ * the JSON answer on stdout; actions print one line. Any failure is one line on stderr and exit 1, with
+ * the server's own message when it sent one.
  */
 import { defineCommand } from "citty";
 import { createLogger, type LogLevelName } from "../../vmm/logger.ts";
@@ -19,6 +20,11 @@ interface RemoteCommand {
   /** Takes the vCPU count (resize). */
   takesCount?: boolean;
 }
+
+/** A vCPU count as typed: digits only, so "-1", "3.5", "0x3" and "3e0" are refused by name. */
+const COUNT_PATTERN = /^[0-9]+$/;
+/** What citty makes of a negative number (`resize -1`): a flag named by its digits. */
+const NEGATIVE_FLAG_PATTERN = /^-[0-9]/;
 
 /** ch-remote's command names. */
 const COMMANDS: Readonly<Record<string, RemoteCommand>> = {
@@ -50,6 +56,11 @@ export const remoteCommand = defineCommand({
         .join(", ")}`,
     },
     count: { type: "positional", required: false, description: "The vCPU count, for resize" },
+    cpus: {
+      type: "string",
+      valueHint: "N",
+      description: "The vCPU count, for resize (ch-remote's spelling)",
+    },
     "api-socket": {
       type: "string",
       required: true,
@@ -58,7 +69,7 @@ export const remoteCommand = defineCommand({
     },
     ...sharedArgs,
   },
-  async run({ args }) {
+  async run({ args, rawArgs }) {
     const log = createLogger(args["log-level"] as LogLevelName);
     try {
       const command = COMMANDS[args.command];
@@ -67,9 +78,16 @@ export const remoteCommand = defineCommand({
           `unknown remote command ${JSON.stringify(args.command)}; expected one of: ${Object.keys(COMMANDS).join(", ")}`,
         );
       }
-      const count = parseCount(args.command, command, args.count);
-      const body = count === undefined ? undefined : JSON.stringify({ desired_vcpus: count });
-      const answer = await request(args["api-socket"], command, body);
+      const count = parseCount(args.command, command, givenCount(args.count, args.cpus, rawArgs));
+      const socket = args["api-socket"];
+      if (count !== undefined) {
+        // Before the resize: a smaller count only asks the guest to eject, so say what is pending.
+        const before = presentVcpus(await request(socket, COMMANDS.info!, undefined));
+        await request(socket, command, JSON.stringify({ desired_vcpus: count }));
+        process.stdout.write(`${resizeOutcome(before, count)}\n`);
+        return;
+      }
+      const answer = await request(socket, command, undefined);
       if (command.done) process.stdout.write(`${command.done(count)}\n`);
       else process.stdout.write(`${JSON.stringify(JSON.parse(answer), null, 2)}\n`);
     } catch (e) {
@@ -80,16 +98,59 @@ export const remoteCommand = defineCommand({
   },
 });
 
+/**
+ * The count as the user typed it: `--cpus N`, the positional N, or a negative number citty took for a
+ * flag (`resize -1`), found again in the raw arguments so the error can name it.
+ */
+function givenCount(
+  positional: string | undefined,
+  cpus: string | boolean | undefined,
+  rawArgs: readonly string[],
+): string | undefined {
+  if (cpus !== undefined) {
+    if (positional !== undefined) {
+      throw new RemoteError(`give the vCPU count once: --cpus ${String(cpus)} or ${positional}, not both`);
+    }
+    return String(cpus);
+  }
+  return positional ?? rawArgs.find((a) => NEGATIVE_FLAG_PATTERN.test(a));
+}
+
 function parseCount(name: string, command: RemoteCommand, given: string | undefined): number | undefined {
   if (!command.takesCount) {
     if (given !== undefined)
       throw new RemoteError(`${name} takes no argument (got ${JSON.stringify(given)})`);
     return undefined;
   }
-  if (given === undefined || !/^[0-9]+$/.test(given)) {
-    throw new RemoteError(`${name} needs a vCPU count: bunvmm remote --api-socket PATH ${name} N`);
+  if (given === undefined) {
+    throw new RemoteError(
+      `${name} needs a vCPU count: bunvmm remote --api-socket PATH ${name} N (or --cpus N)`,
+    );
+  }
+  if (!COUNT_PATTERN.test(given)) {
+    throw new RemoteError(
+      `${name} ${JSON.stringify(given)}: expected a vCPU count, a whole number from 1 to the VM's max_vcpus`,
+    );
   }
   return Number(given);
+}
+
+/** cpus.boot_vcpus out of a vm.info answer: the vCPUs present (it follows resizes). */
+function presentVcpus(infoAnswer: string): number | undefined {
+  try {
+    const info: unknown = JSON.parse(infoAnswer);
+    const n = (info as { config?: { cpus?: { boot_vcpus?: unknown } } }).config?.cpus?.boot_vcpus;
+    return typeof n === "number" ? n : undefined;
+  } catch {
+    return undefined; // not JSON: the resize still runs, its line just cannot say what is pending
+  }
+}
+
+/** The line for an accepted resize: removals wait for the guest's eject, so they are pending, not done. */
+function resizeOutcome(before: number | undefined, count: number): string {
+  if (before === undefined || count >= before) return `resized to ${count} vCPU(s)`;
+  const removed = Array.from({ length: before - count }, (_, i) => count + i);
+  return `resize to ${count} vCPU(s) accepted; removal of vCPU(s) ${removed.join(", ")} is pending until the guest ejects them`;
 }
 
 /** Sends one request; resolves with the answer's body. @throws {RemoteError} with one line. */

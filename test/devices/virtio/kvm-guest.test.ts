@@ -23,7 +23,7 @@ import { VirtioMmioState, VirtioMmioTransport } from "../../../devices/virtio/mm
 import { SplitQueue } from "../../../devices/virtio/queue.ts";
 import { KVM_RUN_LAYOUT } from "../../../ffi/kvm-structs.ts";
 import { libc, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE } from "../../../ffi/libc.ts";
-import { VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_SIZE } from "../../../ffi/virtio-layouts.ts";
+import { VIRTIO_MMIO_SIZE } from "../../../ffi/virtio-layouts.ts";
 import { FPU_FCW_RESET, MXCSR_RESET } from "../../../src/arch/x86_64/cpu-state.ts";
 import { cpuidForVcpu } from "../../../src/arch/x86_64/cpuid.ts";
 import { parseElf64 } from "../../../src/arch/x86_64/elf.ts";

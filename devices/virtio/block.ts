@@ -259,12 +259,10 @@ export class BlockBackend {
    * used-buffer bit is already set in InterruptStatus; the caller raises the line).
    */
   processQueue(queue: SplitQueue, memory: GuestMemory): boolean {
-    let served = false;
     for (let chain = queue.pop(); chain !== null; chain = queue.pop()) {
-      const written = this.serve(chain, memory);
-      served = queue.pushUsed(chain, written) || served;
+      queue.pushUsed(chain, this.serve(chain, memory));
     }
-    return served && queue.signalIfNeeded();
+    return queue.signalIfNeeded();
   }
 
   /** Runs one request; returns the bytes written into its device-writable buffers. */

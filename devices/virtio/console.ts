@@ -71,7 +71,6 @@ export class ConsoleBackend {
 
   /** Delivers pending host bytes into receive buffers; true when the driver wants an interrupt. */
   processReceive(queue: SplitQueue, memory: GuestMemory): boolean {
-    let served = false;
     while (this.pendingBytes > 0) {
       const chain = queue.pop();
       if (chain === null) break;
@@ -89,20 +88,19 @@ export class ConsoleBackend {
         this.pending = rest.length > 0 ? [rest.slice()] : [];
         this.pendingBytes = rest.length;
       }
-      served = queue.pushUsed(chain, written) || served;
+      queue.pushUsed(chain, written);
     }
-    return served && queue.signalIfNeeded();
+    return queue.signalIfNeeded();
   }
 
   /** Hands every transmit chain's bytes to the sink; true when the driver wants an interrupt. */
   processTransmit(queue: SplitQueue, memory: GuestMemory): boolean {
-    let served = false;
     for (let chain = queue.pop(); chain !== null; chain = queue.pop()) {
       if (chain.error !== null || chain.writable.length > 0) this.badRequests++;
       else this.sink(gather(memory, chain.readable));
-      served = queue.pushUsed(chain, 0) || served;
+      queue.pushUsed(chain, 0);
     }
-    return served && queue.signalIfNeeded();
+    return queue.signalIfNeeded();
   }
 
   /** Serves whichever queue `index` names. */

@@ -94,6 +94,8 @@ interface RingViews {
 
 export class SplitQueue {
   private views: RingViews | null = null;
+  /** This queue set NEEDS_RESET (and the config-change bit): the next signalIfNeeded raises the line. */
+  private configInterruptPending = false;
   /** Chains refused since creation (the back-end also counts the requests it failed). */
   badChains = 0;
 
@@ -151,7 +153,7 @@ export class SplitQueue {
     const pending = (availIdx - nextAvail) & U16_MASK;
     if (pending === 0) return null;
     if (pending > size) {
-      this.state.setNeedsReset();
+      this.needsReset();
       return null;
     }
     const ring = v.config.avail + VRING_AVAIL_RING + VRING_AVAIL_ENTRY_SIZE * (nextAvail % size);
@@ -160,12 +162,16 @@ export class SplitQueue {
     this.state.queueStore(this.index, Q_NEXT_AVAIL, (nextAvail + 1) & U16_MASK);
     if (eventIdx) Atomics.store(v.availEvent, 0, (nextAvail + 1) & U16_MASK);
     if (headIndex >= size) {
-      this.state.setNeedsReset();
+      this.needsReset();
       return null;
     }
     const chain = this.walk(headIndex, epoch, v.config);
     if (chain.error !== null) this.badChains++;
     return chain;
+  }
+
+  private needsReset(): void {
+    if (this.state.setNeedsReset()) this.configInterruptPending = true;
   }
 
   /** Follows the chain from `head`; stops at the first rule it breaks. */
@@ -238,8 +244,13 @@ export class SplitQueue {
   /**
    * After a batch of pushUsed: whether the driver asked to be interrupted for what was published since
    * the last interrupt; if so, sets the used-buffer bit of InterruptStatus (the caller raises the line).
+   * Also true once after this queue set NEEDS_RESET (its config-change bit is already set).
    */
   signalIfNeeded(): boolean {
+    if (this.configInterruptPending) {
+      this.configInterruptPending = false;
+      return true;
+    }
     if (!this.state.queueReady(this.index)) return false;
     const v = this.ringViews();
     const now = this.state.queueLoad(this.index, Q_NEXT_USED);

@@ -47,11 +47,10 @@ export class RngBackend {
 
   /** Serves every available chain; true when the driver wants an interrupt. */
   processQueue(queue: SplitQueue, memory: GuestMemory): boolean {
-    let served = false;
     for (let chain = queue.pop(); chain !== null; chain = queue.pop()) {
-      served = queue.pushUsed(chain, this.fill(chain, memory)) || served;
+      queue.pushUsed(chain, this.fill(chain, memory));
     }
-    return served && queue.signalIfNeeded();
+    return queue.signalIfNeeded();
   }
 
   private fill(chain: Chain, memory: GuestMemory): number {

@@ -14,6 +14,7 @@ import {
   VIRTIO_BLK_S_IOERR,
   VIRTIO_BLK_T_IN,
   VIRTIO_CONFIG_S_NEEDS_RESET,
+  VIRTIO_MMIO_INT_CONFIG,
   VIRTIO_MMIO_INT_VRING,
   VIRTIO_MMIO_INTERRUPT_STATUS,
   VIRTIO_MMIO_STATUS,
@@ -166,11 +167,15 @@ describe("split virtqueue: ring rules", () => {
   test("an avail index more than the queue size ahead sets NEEDS_RESET and stops the queue", () => {
     const d = live();
     try {
+      const q = d.queue(0);
       d.publish(0, 0, SIZE + 1);
-      expect(d.queue(0).pop()).toBeNull();
+      expect(q.pop()).toBeNull();
       expect(d.read(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET).toBe(VIRTIO_CONFIG_S_NEEDS_RESET);
+      expect(d.read(VIRTIO_MMIO_INTERRUPT_STATUS)).toBe(VIRTIO_MMIO_INT_CONFIG);
       expect(d.state.needsResetEvents).toBe(1);
-      expect(d.queue(0).pop()).toBeNull();
+      expect(q.signalIfNeeded()).toBe(true); // the config-change interrupt goes out once
+      expect(q.signalIfNeeded()).toBe(false);
+      expect(q.pop()).toBeNull();
     } finally {
       d.close();
     }

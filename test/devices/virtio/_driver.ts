@@ -68,9 +68,16 @@ export class TestDriver {
   private availIdx: number[] = [];
   readonly sizes: number[] = [];
 
-  constructor(readonly info: VirtioDeviceInfo) {
+  /** `notify` also runs for each QueueNotify write (after it is recorded in `notified`). */
+  constructor(
+    readonly info: VirtioDeviceInfo,
+    notify: (queue: number) => void = () => {},
+  ) {
     this.state = VirtioMmioState.create(info);
-    this.transport = new VirtioMmioTransport(this.state.buffer, this.memory, (q) => this.notified.push(q));
+    this.transport = new VirtioMmioTransport(this.state.buffer, this.memory, (q) => {
+      this.notified.push(q);
+      notify(q);
+    });
   }
 
   read(offset: number, size: AccessSize = 4): number {

@@ -44,6 +44,12 @@ export const VIRTIO_MMIO_QUEUE_AVAIL_LOW = 0x090;
 export const VIRTIO_MMIO_QUEUE_AVAIL_HIGH = 0x094;
 export const VIRTIO_MMIO_QUEUE_USED_LOW = 0x0a0;
 export const VIRTIO_MMIO_QUEUE_USED_HIGH = 0x0a4;
+/** Shared memory regions: select one, read its length and base (all ones: no such region). */
+export const VIRTIO_MMIO_SHM_SEL = 0x0ac;
+export const VIRTIO_MMIO_SHM_LEN_LOW = 0x0b0;
+export const VIRTIO_MMIO_SHM_LEN_HIGH = 0x0b4;
+export const VIRTIO_MMIO_SHM_BASE_LOW = 0x0b8;
+export const VIRTIO_MMIO_SHM_BASE_HIGH = 0x0bc;
 export const VIRTIO_MMIO_CONFIG_GENERATION = 0x0fc;
 /** Device-specific configuration space starts here. */
 export const VIRTIO_MMIO_CONFIG = 0x100;
@@ -269,6 +275,11 @@ export const VIRTIO_CHECKED_CONSTANTS: Readonly<Record<string, number>> = {
   VIRTIO_MMIO_QUEUE_AVAIL_HIGH,
   VIRTIO_MMIO_QUEUE_USED_LOW,
   VIRTIO_MMIO_QUEUE_USED_HIGH,
+  VIRTIO_MMIO_SHM_SEL,
+  VIRTIO_MMIO_SHM_LEN_LOW,
+  VIRTIO_MMIO_SHM_LEN_HIGH,
+  VIRTIO_MMIO_SHM_BASE_LOW,
+  VIRTIO_MMIO_SHM_BASE_HIGH,
   VIRTIO_MMIO_CONFIG_GENERATION,
   VIRTIO_MMIO_CONFIG,
   VIRTIO_MMIO_INT_VRING,

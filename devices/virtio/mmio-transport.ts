@@ -13,6 +13,7 @@
  *  - registers below 0x100 only with 32-bit accesses at their offsets; any other width, an unknown
  *    offset, a write to a read-only register or a read of a write-only one is ignored (reads give 0)
  *    and counted in BAD_ACCESSES;
+ *  - the shared memory region registers say "no region" (SHMLen and SHMBase read all ones);
  *  - config space (0x100 on) only at each field's own width (8-byte fields as two 32-bit halves, as
  *    Linux reads them); it is read-only: writes are counted;
  *  - Status: 0 resets; otherwise a write may only add bits, in order (DRIVER needs ACKNOWLEDGE,
@@ -72,6 +73,11 @@ import {
   VIRTIO_MMIO_QUEUE_SEL,
   VIRTIO_MMIO_QUEUE_USED_HIGH,
   VIRTIO_MMIO_QUEUE_USED_LOW,
+  VIRTIO_MMIO_SHM_BASE_HIGH,
+  VIRTIO_MMIO_SHM_BASE_LOW,
+  VIRTIO_MMIO_SHM_LEN_HIGH,
+  VIRTIO_MMIO_SHM_LEN_LOW,
+  VIRTIO_MMIO_SHM_SEL,
   VIRTIO_MMIO_SIZE,
   VIRTIO_MMIO_STATUS,
   VIRTIO_MMIO_VENDOR_ID,
@@ -105,6 +111,8 @@ export interface VirtioDeviceInfo {
 /** The largest queue size the split ring allows. */
 export const VIRTQ_MAX_SIZE = 32768;
 const REGISTER_WIDTH = 4;
+/** SHMLen/SHMBase of a region that does not exist: all ones (both halves). */
+const NO_SHM_REGION = 0xffff_ffff;
 const U32 = 0x1_0000_0000;
 /** Status bits a driver may set. */
 const DRIVER_STATUS_BITS =
@@ -417,6 +425,11 @@ export class VirtioMmioTransport implements BusDevice {
         return s.status;
       case VIRTIO_MMIO_CONFIG_GENERATION:
         return s.configGeneration;
+      case VIRTIO_MMIO_SHM_LEN_LOW:
+      case VIRTIO_MMIO_SHM_LEN_HIGH:
+      case VIRTIO_MMIO_SHM_BASE_LOW:
+      case VIRTIO_MMIO_SHM_BASE_HIGH:
+        return NO_SHM_REGION; // no device here has shared memory regions
       default:
         s.countBadAccess();
         return 0;
@@ -444,6 +457,8 @@ export class VirtioMmioTransport implements BusDevice {
       case VIRTIO_MMIO_QUEUE_SEL:
         Atomics.store(w, W_QUEUE_SEL, v);
         return;
+      case VIRTIO_MMIO_SHM_SEL:
+        return; // every selection names a region that does not exist
       case VIRTIO_MMIO_QUEUE_NUM:
         this.writeQueue(Q_SIZE, v);
         return;

@@ -34,6 +34,9 @@ import {
   VIRTIO_MMIO_QUEUE_NUM_MAX,
   VIRTIO_MMIO_QUEUE_READY,
   VIRTIO_MMIO_QUEUE_SEL,
+  VIRTIO_MMIO_SHM_LEN_HIGH,
+  VIRTIO_MMIO_SHM_LEN_LOW,
+  VIRTIO_MMIO_SHM_SEL,
   VIRTIO_MMIO_SIZE,
   VIRTIO_MMIO_STATUS,
   VIRTIO_MMIO_VENDOR_ID,
@@ -70,6 +73,9 @@ describe("virtio-mmio transport", () => {
       d.write(VIRTIO_MMIO_QUEUE_SEL, 5);
       expect(d.read(VIRTIO_MMIO_QUEUE_NUM_MAX)).toBe(0); // no such queue
       expect(d.deviceFeatures() & VERSION_1).toBe(VERSION_1);
+      d.write(VIRTIO_MMIO_SHM_SEL, 0);
+      expect(d.read(VIRTIO_MMIO_SHM_LEN_LOW)).toBe(0xffff_ffff); // no shared memory region
+      expect(d.read(VIRTIO_MMIO_SHM_LEN_HIGH)).toBe(0xffff_ffff);
       expect(d.state.badAccesses).toBe(0);
     } finally {
       d.close();

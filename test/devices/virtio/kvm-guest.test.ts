@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Vm } from "bunvmm";
 import { ACPI_POWER_PORT, ACPI_SLEEP_CONTROL } from "../../../devices/acpi-power.ts";
 import type { AccessSize } from "../../../devices/bus.ts";
 import {
@@ -161,5 +162,19 @@ describe("C test guest", () => {
       machine.close();
       disk.close();
     }
+  });
+
+  test("bunvmm boots it as format = elf; with no transport wired at its address yet, it says so and powers off", async () => {
+    // Until the integrator places transports, the address floats high: the probe must fail cleanly.
+    const config = {
+      memory: { size: "16M" },
+      payload: { kernel: elfPath, format: "elf" },
+      serial: { mode: "off" },
+    };
+    await using vm = await Vm.create(config, { serial: { kind: "none" }, logger: undefined });
+    await vm.boot();
+    const exit = await vm.exited;
+    expect(exit.reason).toBe("poweroff");
+    expect(vm.serial.text).toBe("virtio-blk test guest\nprobe FAIL\nDONE 1\n");
   });
 });

@@ -5,6 +5,7 @@
  */
 import { type CommandDef, defineCommand, runCommand as runCitty, showUsage } from "citty";
 import packageJson from "../../package.json" with { type: "json" };
+import { isBunvmmError } from "../errors.ts";
 import { createLogger } from "../vmm/logger.ts";
 import { acpiTablesCommand } from "./commands/acpi-tables.ts";
 import { remoteCommand } from "./commands/remote.ts";
@@ -51,7 +52,7 @@ async function cli(rawArgs: string[]): Promise<void> {
     await runCitty(main, { rawArgs });
   } catch (e) {
     process.exitCode = EXIT_ERROR;
-    if (isUserError(e)) log.error(e.message);
+    if (isUserError(e) || isBunvmmError(e)) log.error(e.message);
     else if (e instanceof Error && e.name === "CLIError") log.error(e.message);
     else log.error(e);
   }

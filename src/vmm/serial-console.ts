@@ -258,7 +258,8 @@ export class SerialConsole {
     for (const l of [...this.listeners]) l(null);
     this.listeners.clear();
     this.sinkErrorListeners.clear();
-    // The stdout listener stays: an EPIPE reported after the last write would otherwise be uncaught.
+    // An EPIPE reported after this is the owner's to catch (the CLI keeps a listener for the process).
+    if (this.sink.kind === "stdout") process.stdout.off("error", this.onStdoutError);
     this.closeFile();
   }
 }

@@ -7,7 +7,7 @@ import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ESCAPE_BYTE, EscapeFilter } from "../../src/cli/console.ts";
+import { ESCAPE_BYTE, ESCAPE_HELP, EscapeFilter } from "../../src/cli/console.ts";
 import { SOURCE_CLI } from "../helpers/cli.ts";
 import { guestImage } from "../helpers/guests.ts";
 import { COOKED, inTerminal, RAW, type Step } from "./_pty.ts";
@@ -38,6 +38,7 @@ describe("bunvmm run on a terminal", () => {
       ["expect", CTRL_C],
       ["send", `${CTRL_A}${CTRL_A}`],
       ["expect", CTRL_A],
+      ["send", `${CTRL_A}h`],
       ["send", `${CTRL_A}x`],
       ["exit"],
     ]);
@@ -48,6 +49,7 @@ describe("bunvmm run on a terminal", () => {
     expect(r.exit).toBe(0);
     expect(r.restored).toBe(true);
     expect(r.after).toEqual(COOKED);
+    expect(r.stderr).toContain(ESCAPE_HELP);
     expect(r.stderr).toContain("Ctrl-A x: shutting the VM down");
     expect(r.stderr).toContain("the VM stopped: shutdown");
     expect(r.stderr).not.toContain("SIGINT");

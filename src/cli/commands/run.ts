@@ -33,6 +33,9 @@ const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
  */
 export const SHUTDOWN_DEADLINE_MS = 10_000;
 
+/** What a failed write to stdout or stderr costs once the VM's console has let go of it: nothing. */
+const ignoreStreamError = () => undefined;
+
 /** Logged once when bunvmm takes over a terminal. */
 const ESCAPE_NOTE = "the terminal is the guest's console now; Ctrl-A x stops the VM (Ctrl-A h: keys)";
 
@@ -89,13 +92,15 @@ export const runCommand = defineCommand({
       process.on(signal, handler);
       return [signal, handler] as const;
     });
-    // Output from stderr can fail too (a closed terminal); losing a log line must not end the VMM.
-    const ignoreStderrError = () => undefined;
-    process.stderr.on("error", ignoreStderrError);
+    // stderr can fail too (a closed terminal), and stdout after the console let go of it (an EPIPE
+    // reported late): losing a log line or the last of the output must not end the VMM with a trace.
+    for (const stream of [process.stdout, process.stderr]) {
+      if (!stream.listeners("error").includes(ignoreStreamError)) stream.on("error", ignoreStreamError);
+    }
 
     const input = new StdinConsole(vm.serial, {
       onQuit: () => stop("Ctrl-A x"),
-      onHelp: (line) => log.info(line),
+      onHelp: (line) => process.stderr.write(`${line}\n`), // asked for: shown at any log level
     });
     try {
       const exit = await vm.boot().then(() => {

@@ -36,7 +36,7 @@ export class SerialSinkError extends BunvmmError {
   }
 }
 
-/** "serial file /x.log" or "stdout": how a sink is named in messages. */
+/** "serial file /x.log" or "serial output to stdout": how a sink is named in messages. */
 function sinkName(sink: Exclude<SerialSink, { kind: "none" }>): string {
   return sink.kind === "stdout" ? "serial output to stdout" : `serial file ${sink.path}`;
 }
@@ -140,8 +140,13 @@ export class SerialConsole {
         process.stdout.write(bytes);
         written = bytes.length;
       } else {
-        // A regular file takes everything unless it fails; a short write is retried for the rest.
-        while (written < bytes.length && this.fd !== undefined) written += writeSync(this.fd, bytes, written);
+        // A regular file takes everything unless it fails; a short write is retried for the rest, and
+        // each retry takes at least one byte or fails, so the loop ends.
+        while (written < bytes.length && this.fd !== undefined) {
+          const n = writeSync(this.fd, bytes, written);
+          if (n <= 0) throw new Error(`write took none of ${bytes.length - written} bytes`);
+          written += n;
+        }
       }
     } catch (e) {
       this.sinkFailed(e, bytes.length - written);

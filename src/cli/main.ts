@@ -25,9 +25,13 @@ type AnyCommand = CommandDef<any>;
 /** What `bunvmm --version` and `bunvmm version` print. */
 const VERSION_LINE = `${packageJson.name} ${packageJson.version}`;
 
+const helpArgs = {
+  command: { type: "positional", required: false, description: "The command to explain" },
+} as const satisfies ArgsDef;
+
 const helpCommand = defineCommand({
   meta: { name: "help", description: "Show how to use bunvmm, or one of its commands" },
-  args: { command: { type: "positional", required: false, description: "The command to explain" } },
+  args: helpArgs,
   async run({ args }) {
     if (args.command === undefined) return printUsage(main);
     await printUsage(commandNamed(args.command), main);
@@ -78,8 +82,9 @@ async function cli(rawArgs: string[]): Promise<void> {
   const first = rawArgs[0];
   try {
     if (first === undefined || first === "--help" || first === "-h") {
-      checkArgv("bunvmm", {}, rawArgs.slice(1));
-      return await printUsage(main);
+      const [topic] = rawArgs.slice(1); // `bunvmm --help run` is `bunvmm help run`
+      checkArgv("bunvmm help", helpArgs, rawArgs.slice(1));
+      return await (topic === undefined ? printUsage(main) : printUsage(commandNamed(topic), main));
     }
     if (first === "--version" || first === "-v") {
       checkArgv("bunvmm", {}, rawArgs.slice(1));

@@ -6,6 +6,7 @@ Usage: _pty.py DEADLINE_SECONDS COMMAND... ; the steps come as JSON on stdin, a 
   ["send", TEXT]     type TEXT (control characters included)
   ["snapshot"]       record the terminal's local modes now (echo, canonical, signals)
   ["signal", NAME]   send the signal NAME ("SIGTERM") to the command
+  ["hangup"]         close the terminal (its master side), as closing a terminal window does
   ["exit"]           wait for the command to end
 The command's stderr is this script's stderr. On stdout: one JSON object with the segments, what was
 read after the last one ("rest"), the snapshots, the exit status, whether the terminal's attributes after the run equal those before it, and
@@ -59,6 +60,9 @@ def main():
 
     def read_some(timeout):
         nonlocal buffered
+        if master is None:  # hung up: nothing to read, only the exit to wait for
+            time.sleep(timeout)  # poll interval, bounded by the deadline of the step
+            return
         ready, _, _ = select.select([master], [], [], timeout)
         if ready:
             try:
@@ -84,6 +88,9 @@ def main():
                 os.write(master, step[1].encode("latin-1"))
             elif kind == "snapshot":
                 result["snapshots"].append(modes(slave))
+            elif kind == "hangup":
+                os.close(master)
+                master = None
             elif kind == "signal":
                 os.kill(pid, getattr(signal, step[1]))
             elif kind == "exit":
@@ -104,8 +111,12 @@ def main():
         elif os.WIFSIGNALED(status):
             result["signal"] = signal.Signals(os.WTERMSIG(status)).name
     result["rest"] = buffered.decode("latin-1")
-    result["restored"] = termios.tcgetattr(slave) == before
-    result["after"] = modes(slave)
+    try:
+        result["restored"] = termios.tcgetattr(slave) == before
+        result["after"] = modes(slave)
+    except termios.error:  # hung up: the terminal is gone, there is nothing to restore
+        result["restored"] = None
+        result["after"] = None
     print(json.dumps(result))
 
 

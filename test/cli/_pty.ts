@@ -10,7 +10,13 @@ const PTY_DRIVER = join(import.meta.dir, "_pty.py");
 const PTY_DEADLINE_S = 30;
 
 /** One step of _pty.py (its doc comment says what each does). */
-export type Step = ["expect", string] | ["send", string] | ["snapshot"] | ["signal", string] | ["exit"];
+export type Step =
+  | ["expect", string]
+  | ["send", string]
+  | ["snapshot"]
+  | ["signal", string]
+  | ["hangup"]
+  | ["exit"];
 /** The terminal's local modes: local echo, line editing, signals from keys. */
 export interface Modes {
   echo: boolean;
@@ -24,8 +30,9 @@ export interface PtyRun {
   snapshots: Modes[];
   exit: number | null;
   signal: string | null;
-  restored: boolean;
-  after: Modes;
+  /** null after a hang-up: the terminal is gone. */
+  restored: boolean | null;
+  after: Modes | null;
   error?: string;
   stderr: string;
 }

@@ -61,10 +61,17 @@ describe("help and version", () => {
     expect(all.exitCode).toBe(0);
     expect(all.stdout).toContain("USAGE bunvmm run|validate|remote|acpi-tables|help|version");
     expect(all.stdout).not.toContain(ESC);
-    const run = await runCli([...SOURCE_CLI, "help", "run"], { env: plainEnv as Record<string, string> });
-    expect(run.exitCode).toBe(0);
-    expect(run.stdout).toContain("--api-socket");
-    expect(run.stdout).not.toContain(ESC);
+    for (const argv of [
+      ["help", "run"],
+      ["--help", "run"],
+      ["run", "--help"],
+    ]) {
+      const run = await runCli([...SOURCE_CLI, ...argv], { env: plainEnv as Record<string, string> });
+      expect(run.exitCode).toBe(0);
+      expect(run.stdout).toContain("USAGE bunvmm run [OPTIONS] [CONFIG]");
+      expect(run.stdout).toContain("--api-socket");
+      expect(run.stdout).not.toContain(ESC);
+    }
   });
 
   test("on a terminal: colour, unless NO_COLOR is set", async () => {

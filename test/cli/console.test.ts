@@ -67,6 +67,17 @@ describe("bunvmm run on a terminal", () => {
     expect(r.restored).toBe(true);
   });
 
+  test("closing the terminal (a hang-up) shuts the VM down quietly, exit 0", async () => {
+    const r = await inTerminal(run("echo"), [["expect", "ready\r\n"], ["hangup"], ["exit"]]);
+    expect(r.error).toBeUndefined();
+    expect(r.signal).toBeNull();
+    expect(r.exit).toBe(0);
+    expect(r.stderr).toContain("SIGHUP: shutting the VM down");
+    expect(r.stderr).toContain("the VM stopped: shutdown");
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.stderr).not.toContain("[error]");
+  });
+
   test("the terminal is restored when the guest crashes", async () => {
     const r = await inTerminal(run("triple-fault"), [["expect", "T"], ["exit"]]);
     expect(r.error).toBeUndefined();

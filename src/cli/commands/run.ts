@@ -81,10 +81,16 @@ export const runCommand = defineCommand({
         log.error(e.message); // the VM keeps running; its output is counted in bytes_dropped
         return;
       }
-      stdoutFailure = e;
       // A closed pipe is the reader saying it has enough, as `| head` does: not an error.
-      if (e.code === "EPIPE") stop("stdout was closed");
-      else stop(e.message, "error");
+      if (e.code === "EPIPE") {
+        stdoutFailure = e;
+        stop("stdout was closed");
+      } else if (e.code === "EIO" && process.stdout.isTTY) {
+        stop("the terminal hung up"); // what SIGHUP says too; whichever comes first stops the VM
+      } else {
+        stdoutFailure = e;
+        stop(e.message, "error");
+      }
     });
 
     const signalHandlers = STOP_SIGNALS.map((signal) => {

@@ -6,7 +6,8 @@
  * PROBE_TIMEOUT_MS (inv 14).
  * @module
  */
-import { lstatSync, unlinkSync } from "node:fs";
+import { lstatSync, statSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
 import { SOCKET_PATH_MAX } from "../config/index.ts";
 import { within } from "../vmm/deadline.ts";
 import { ApiSocketError } from "./api-error.ts";
@@ -32,6 +33,7 @@ export async function claimSocketPath(path: string): Promise<void> {
       `api socket path is too long (${length} bytes, at most ${SOCKET_PATH_MAX}): ${path}`,
     );
   }
+  checkDirectory(path);
   let isSocket: boolean;
   try {
     isSocket = lstatSync(path).isSocket();
@@ -48,6 +50,20 @@ export async function claimSocketPath(path: string): Promise<void> {
     if (errorCode(e) !== "ENOENT")
       throw new ApiSocketError(path, `cannot remove the stale api socket ${path}: ${errorText(e)}`);
   }
+}
+
+/** The socket's directory must exist: otherwise listen() fails with a bare ENOENT. */
+function checkDirectory(path: string): void {
+  const dir = dirname(path);
+  try {
+    if (statSync(dir).isDirectory()) return;
+  } catch (e) {
+    const code = errorCode(e);
+    if (code === "ENOENT" || code === "ENOTDIR")
+      throw new ApiSocketError(path, `api socket ${path}: directory not found: ${dir}`);
+    throw new ApiSocketError(path, `api socket ${path}: ${dir}: ${errorText(e)}`);
+  }
+  throw new ApiSocketError(path, `api socket ${path}: not a directory: ${dir}`);
 }
 
 /**

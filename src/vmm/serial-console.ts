@@ -2,10 +2,18 @@
  * The VMM thread's end of COM1: drains what the guest transmitted, hands it to the configured sink
  * (stdout, a file, nothing) and keeps it for the library API (text, stream, waitFor); feeds input.
  *
+ * A sink that fails (a full disk, EIO, a closed stdout) never stops the drain loop and never throws out
+ * of it: the first failure is kept as `sinkError` and handed to `onSinkError` listeners, the sink is
+ * given up, and output from then on is dropped for it and counted in `bytesDropped` (it is still kept in
+ * memory for text/stream/waitFor). The VM keeps running; what to do about it is the caller's choice (the
+ * CLI logs one line, and stops the VM when stdout is closed).
+ *
  * Threads: VMM thread only. The drain loop waits with Atomics.waitAsync (never blocks, inv 2).
  */
 import { closeSync, openSync, writeSync } from "node:fs";
 import type { ByteQueue } from "../../devices/byte-queue.ts";
+import { describeErrno } from "../../ffi/errno-names.ts";
+import { BunvmmError } from "../errors.ts";
 import { DeadlineError } from "./deadline.ts";
 
 /** How long the drain loop sleeps when the guest is silent (it wakes at once on output). */
@@ -14,6 +22,35 @@ const IDLE_WAKE_MS = 1000;
 const KEPT_BYTES = 64 << 20;
 
 export type SerialSink = { kind: "stdout" } | { kind: "file"; path: string } | { kind: "none" };
+
+/** The sink refused guest output (or could not be opened); `code` is the errno symbol, e.g. "ENOSPC". */
+export class SerialSinkError extends BunvmmError {
+  override name = "SerialSinkError";
+  constructor(
+    readonly sink: Exclude<SerialSink, { kind: "none" }>,
+    readonly code: string | undefined,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super("host", message, options);
+  }
+}
+
+/** "serial file /x.log" or "serial output to stdout": how a sink is named in messages. */
+function sinkName(sink: Exclude<SerialSink, { kind: "none" }>): string {
+  return sink.kind === "stdout" ? "serial output to stdout" : `serial file ${sink.path}`;
+}
+
+/** "no space left on device (ENOSPC)" for a node:fs error, its message otherwise. */
+function describeFsFailure(e: unknown): { code: string | undefined; words: string } {
+  const code = typeof e === "object" && e !== null && "code" in e ? String(e.code) : undefined;
+  const errno = typeof e === "object" && e !== null && "errno" in e ? Number(e.errno) : Number.NaN;
+  if (Number.isInteger(errno) && errno !== 0) {
+    const words = describeErrno(Math.abs(errno));
+    if (!words.startsWith("errno ")) return { code, words };
+  }
+  return { code, words: e instanceof Error ? e.message : String(e) };
+}
 
 /** Guest serial output and input, for the CLI and for tests. */
 export class SerialConsole {
@@ -26,14 +63,41 @@ export class SerialConsole {
   private fd: number | undefined;
   private closed = false;
   private readonly pumping: Promise<void>;
+  private _sinkError: SerialSinkError | undefined;
+  /** Output the sink refused or that came after it failed (kept in memory all the same). */
+  private sinkDropped = 0;
+  private readonly sinkErrorListeners = new Set<(e: SerialSinkError) => void>();
+  /** process.stdout reports a closed pipe asynchronously, as an "error" event (EPIPE). */
+  private readonly onStdoutError = (e: unknown) => this.sinkFailed(e, 0);
 
+  /** @throws {SerialSinkError} when the serial file cannot be opened for writing. */
   constructor(
     private readonly tx: ByteQueue,
     private readonly rx: ByteQueue,
     private readonly sink: SerialSink,
   ) {
-    if (sink.kind === "file") this.fd = openSync(sink.path, "w");
+    if (sink.kind === "file") {
+      try {
+        this.fd = openSync(sink.path, "w");
+      } catch (e) {
+        const { code, words } = describeFsFailure(e);
+        throw new SerialSinkError(sink, code, `cannot open ${sinkName(sink)}: ${words}`, { cause: e });
+      }
+    }
+    if (sink.kind === "stdout") process.stdout.on("error", this.onStdoutError);
     this.pumping = this.pump();
+  }
+
+  /** Why the sink was given up, if it was; output since then is counted in `bytesDropped`. */
+  get sinkError(): SerialSinkError | undefined {
+    return this._sinkError;
+  }
+
+  /** Calls `listener` once when the sink fails (at once, on a later tick, if it already has). */
+  onSinkError(listener: (e: SerialSinkError) => void): void {
+    const failed = this._sinkError;
+    if (failed) queueMicrotask(() => listener(failed));
+    else this.sinkErrorListeners.add(listener);
   }
 
   /** Every byte the guest has written so far, decoded as UTF-8. */
@@ -46,9 +110,12 @@ export class SerialConsole {
     return this.total;
   }
 
-  /** Bytes the guest wrote while the queue was full (lost). */
+  /**
+   * Bytes of guest output lost: written while the queue was full, or refused by a failed sink (those
+   * are still in `text`).
+   */
   get bytesDropped(): number {
-    return this.tx.dropped;
+    return this.tx.dropped + this.sinkDropped;
   }
 
   private async pump(): Promise<void> {
@@ -60,12 +127,63 @@ export class SerialConsole {
     this.take();
   }
 
+  /** Hands `bytes` to the sink; a failure gives the sink up (never throws: the drain loop must go on). */
+  private deliver(bytes: Uint8Array): void {
+    if (this.sink.kind === "none") return;
+    if (this._sinkError) {
+      this.sinkDropped += bytes.length;
+      return;
+    }
+    let written = 0;
+    try {
+      if (this.sink.kind === "stdout") {
+        process.stdout.write(bytes);
+        written = bytes.length;
+      } else {
+        // A regular file takes everything unless it fails; a short write is retried for the rest, and
+        // each retry takes at least one byte or fails, so the loop ends.
+        while (written < bytes.length && this.fd !== undefined) {
+          const n = writeSync(this.fd, bytes, written);
+          if (n <= 0) throw new Error(`write took none of ${bytes.length - written} bytes`);
+          written += n;
+        }
+      }
+    } catch (e) {
+      this.sinkFailed(e, bytes.length - written);
+    }
+  }
+
+  /** The first failure gives the sink up and tells the listeners; later ones only count. */
+  private sinkFailed(e: unknown, lost: number): void {
+    this.sinkDropped += lost;
+    if (this._sinkError || this.sink.kind === "none") return;
+    const { code, words } = describeFsFailure(e);
+    this._sinkError = new SerialSinkError(
+      this.sink,
+      code,
+      `${sinkName(this.sink)} failed: ${words}; guest output is dropped from now on (counted in bytes_dropped)`,
+      { cause: e },
+    );
+    this.closeFile();
+    for (const l of this.sinkErrorListeners) l(this._sinkError);
+    this.sinkErrorListeners.clear();
+  }
+
+  private closeFile(): void {
+    if (this.fd === undefined) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // A failed close of a sink already given up changes nothing: its output is already counted lost.
+    }
+    this.fd = undefined;
+  }
+
   private take(): void {
     const bytes = this.tx.drain();
     if (bytes.length === 0) return;
     this.total += bytes.length;
-    if (this.sink.kind === "stdout") process.stdout.write(bytes);
-    else if (this.fd !== undefined) writeSync(this.fd, bytes);
+    this.deliver(bytes);
     this.chunks.push(bytes);
     this.kept += bytes.length;
     this.decoded += this.decoder.decode(bytes, { stream: true });
@@ -144,7 +262,9 @@ export class SerialConsole {
     await this.pumping;
     for (const l of [...this.listeners]) l(null);
     this.listeners.clear();
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+    this.sinkErrorListeners.clear();
+    // An EPIPE reported after this is the owner's to catch (the CLI keeps a listener for the process).
+    if (this.sink.kind === "stdout") process.stdout.off("error", this.onStdoutError);
+    this.closeFile();
   }
 }

@@ -29,7 +29,9 @@ describe("compiled binary", () => {
   });
 
   test("prints its version and one-line errors like the source tree", async () => {
-    expect((await runCli([binary, "--version"], { cwd: outDir })).stdout.trim()).toBe(packageJson.version);
+    expect((await runCli([binary, "--version"], { cwd: outDir })).stdout).toBe(
+      `bunvmm ${packageJson.version}\n`,
+    );
     const r = await runCli([binary, "run", "missing.toml"], { cwd: outDir });
     expect(r.exitCode).toBe(1);
     expect(r.stderr.trim()).toBe(`[error] [bunvmm] config file not found: ${join(outDir, "missing.toml")}`);

@@ -157,9 +157,9 @@ describe("bunvmm validate", () => {
 });
 
 describe("bunvmm", () => {
-  test("--version prints the package version", async () => {
+  test("--version names the program and its version", async () => {
     const r = await runCli([...SOURCE_CLI, "--version"]);
-    expect(r.stdout.trim()).toBe(packageJson.version);
+    expect(r.stdout).toBe(`bunvmm ${packageJson.version}\n`);
   });
 
   test("an unknown command lists the commands and exits 1", async () => {

@@ -1,11 +1,43 @@
-/** `bunvmm run [CONFIG]`: boots a VM (the built-in demo without CONFIG) and exits when it stops. */
+/**
+ * `bunvmm run [CONFIG]`: boots a VM (the built-in demo without CONFIG) and exits when it stops.
+ *
+ * Every way out ends the VM, removes the API socket and gives the terminal back: the guest powering off
+ * or crashing, SIGINT/SIGTERM/SIGHUP, Ctrl-A x on the console, `vmm.shutdown`, and stdout closing under
+ * the guest's output (`bunvmm run | head -1`). A stop that hangs anyway is cut off by
+ * SHUTDOWN_DEADLINE_MS, so a signal always ends the process.
+ *
+ * Threads: VMM thread (Bun's main thread).
+ */
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { startApiServer } from "../../api/server.ts";
 import { createLogger, type LogLevelName } from "../../vmm/logger.ts";
+import type { SerialSinkError } from "../../vmm/serial-console.ts";
 import { Vm } from "../../vmm/vm.ts";
-import { EXIT_GUEST_CRASH, EXIT_OK } from "../errors.ts";
+import { StdinConsole } from "../console.ts";
+import { EXIT_ERROR, EXIT_GUEST_CRASH, EXIT_OK } from "../errors.ts";
 import { sharedArgs } from "./shared-args.ts";
+
+/**
+ * Stdout was closed before all of the guest's output was written (`bunvmm run | head -1`); the VM was
+ * shut down. 128 + SIGPIPE (13): the status a shell reports for a tool that SIGPIPE ended.
+ */
+export const EXIT_STDOUT_CLOSED = 141;
+
+/** The signals that shut the VM down; SIGHUP is the terminal closing. */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/**
+ * How long a requested stop may take before the process exits anyway. A stop is a bounded vCPU kill
+ * (the Vm's timeout, 1 s) plus the API server's close (2 s); this is far past both.
+ */
+export const SHUTDOWN_DEADLINE_MS = 10_000;
+
+/** What a failed write to stdout or stderr costs once the VM's console has let go of it: nothing. */
+const ignoreStreamError = () => undefined;
+
+/** Logged once when bunvmm takes over a terminal. */
+const ESCAPE_NOTE = "the terminal is the guest's console now; Ctrl-A x stops the VM (Ctrl-A h: keys)";
 
 export const runCommand = defineCommand({
   meta: { name: "run", description: "Boot a VM from a TOML config (no config: the built-in demo)" },
@@ -20,7 +52,7 @@ export const runCommand = defineCommand({
   },
   async run({ args }) {
     const log = createLogger(args["log-level"] as LogLevelName);
-    const vm = await Vm.create(args.config, { logger: log, stdin: process.stdin.isTTY === true });
+    const vm = await Vm.create(args.config, { logger: log });
     const socket = args["api-socket"] !== undefined ? resolve(args["api-socket"]) : vm.config.api.socket;
     if (socket !== undefined) vm.config.api.socket = socket; // vm.info reports the socket in use
     const api =
@@ -30,25 +62,71 @@ export const runCommand = defineCommand({
             await vm.shutdown();
             throw e;
           });
-    const onSignal = (signal: string) => {
-      log.info(`${signal}: shutting the VM down`);
+
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    /** Shuts the VM down once; the process exits at SHUTDOWN_DEADLINE_MS if that hangs. */
+    const stop = (why: string, level: "info" | "error" = "info") => {
+      log[level](`${why}: shutting the VM down`);
+      deadline ??= setTimeout(() => {
+        log.error(`the VM did not stop within ${SHUTDOWN_DEADLINE_MS} ms (${why}); exiting anyway`);
+        process.exit(EXIT_ERROR); // the console's exit hook gives the terminal back
+      }, SHUTDOWN_DEADLINE_MS);
+      deadline.unref();
       void vm.shutdown();
     };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-    const exit = await vm
-      .boot()
-      .then(() => vm.exited)
-      .finally(() => api?.close()); // the socket goes whichever way the VM ends (signals included)
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    if (exit.reason === "crash") {
-      log.error(exit.detail);
-      for (const line of exit.crash?.registers ?? []) log.info(`  ${line}`);
-      process.exitCode = EXIT_GUEST_CRASH;
-      return;
+
+    let stdoutFailure: SerialSinkError | undefined;
+    vm.serial.onSinkError((e) => {
+      if (e.sink.kind === "file") {
+        log.error(e.message); // the VM keeps running; its output is counted in bytes_dropped
+        return;
+      }
+      // A closed pipe is the reader saying it has enough, as `| head` does: not an error.
+      if (e.code === "EPIPE") {
+        stdoutFailure = e;
+        stop("stdout was closed");
+      } else if (e.code === "EIO" && process.stdout.isTTY) {
+        stop("the terminal hung up"); // what SIGHUP says too; whichever comes first stops the VM
+      } else {
+        stdoutFailure = e;
+        stop(e.message, "error");
+      }
+    });
+
+    const signalHandlers = STOP_SIGNALS.map((signal) => {
+      const handler = () => stop(signal);
+      process.on(signal, handler);
+      return [signal, handler] as const;
+    });
+    // stderr can fail too (a closed terminal), and stdout after the console let go of it (an EPIPE
+    // reported late): losing a log line or the last of the output must not end the VMM with a trace.
+    for (const stream of [process.stdout, process.stderr]) {
+      if (!stream.listeners("error").includes(ignoreStreamError)) stream.on("error", ignoreStreamError);
     }
-    log.info(`the VM stopped: ${exit.reason} (${exit.detail})`);
-    process.exitCode = EXIT_OK;
+
+    const input = new StdinConsole(vm.serial, {
+      onQuit: () => stop("Ctrl-A x"),
+      onHelp: (line) => process.stderr.write(`${line}\n`), // asked for: shown at any log level
+    });
+    try {
+      const exit = await vm.boot().then(() => {
+        if (input.interactive) log.info(ESCAPE_NOTE);
+        return vm.exited;
+      });
+      if (exit.reason === "crash") {
+        // The whole report at error level, so --log-level warn or error still shows the registers.
+        log.error([exit.detail, ...(exit.crash?.registers ?? []).map((line) => `  ${line}`)].join("\n"));
+        process.exitCode = EXIT_GUEST_CRASH;
+        return;
+      }
+      log.info(`the VM stopped: ${exit.reason} (${exit.detail})`);
+      if (stdoutFailure) process.exitCode = stdoutFailure.code === "EPIPE" ? EXIT_STDOUT_CLOSED : EXIT_ERROR;
+      else process.exitCode = EXIT_OK;
+    } finally {
+      input.detach(); // the terminal is back before anything else is printed
+      await api?.close(); // the socket goes whichever way the VM ends (signals included)
+      for (const [signal, handler] of signalHandlers) process.off(signal, handler);
+      clearTimeout(deadline);
+    }
   },
 });

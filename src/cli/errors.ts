@@ -1,9 +1,7 @@
 /**
- * Which errors are the user's to fix (one line, no stack trace) and which are bunvmm bugs (full
- * report). Exit codes a script can rely on.
+ * Exit codes a script can rely on. Which errors are the user's to fix (one line, no stack trace) is
+ * decided by their base class alone: every BunvmmError (src/errors.ts); anything else is a bunvmm bug.
  */
-
-import { isBunvmmError } from "../errors.ts";
 
 /** Exit codes of `bunvmm`. */
 export const EXIT_OK = 0;
@@ -13,9 +11,7 @@ export const EXIT_ERROR = 1;
 export const EXIT_GUEST_CRASH = 2;
 
 /**
- * True for errors whose message is the whole story for a user: every BunvmmError, whatever its class
- * (config, KVM, libc, payload, lifecycle, timeout ...). Anything else is a bunvmm bug.
+ * Stdout was closed before all of the guest's output was written (`bunvmm run | head -1`); the VM was
+ * shut down. 128 + SIGPIPE (13): the status a shell reports for a tool that SIGPIPE ended.
  */
-export function isUserError(e: unknown): e is Error {
-  return isBunvmmError(e);
-}
+export const EXIT_STDOUT_CLOSED = 141;

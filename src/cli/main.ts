@@ -16,7 +16,7 @@ import { acpiTablesCommand } from "./commands/acpi-tables.ts";
 import { remoteCommand } from "./commands/remote.ts";
 import { runCommand } from "./commands/run.ts";
 import { validateCommand } from "./commands/validate.ts";
-import { EXIT_ERROR, isUserError } from "./errors.ts";
+import { EXIT_ERROR } from "./errors.ts";
 
 // citty's CommandDef is invariant in its args; commands differ in theirs.
 // biome-ignore lint/suspicious/noExplicitAny: see above
@@ -103,7 +103,7 @@ async function cli(rawArgs: string[]): Promise<void> {
     await runCitty(main, { rawArgs });
   } catch (e) {
     process.exitCode = EXIT_ERROR;
-    if (isUserError(e) || isBunvmmError(e)) log.error(e.message);
+    if (isBunvmmError(e)) log.error(e.message);
     else if (e instanceof Error && e.name === "CLIError") log.error(stripColour(e.message));
     else log.error(e);
   }

@@ -7,7 +7,6 @@ import { ApiError } from "../../src/api/api-error.ts";
 import { AcpiError } from "../../src/arch/x86_64/acpi/acpi-error.ts";
 import { LinuxBootError } from "../../src/arch/x86_64/boot-error.ts";
 import { UnknownCpuFeatureError } from "../../src/arch/x86_64/cpuid.ts";
-import { isUserError } from "../../src/cli/errors.ts";
 import { ConfigError } from "../../src/config/index.ts";
 import { BunvmmError, type ErrorKind, isBunvmmError } from "../../src/errors.ts";
 import { KvmError } from "../../src/kvm/kvm-error.ts";
@@ -50,15 +49,15 @@ describe("one error base", () => {
     test(`${name} is a BunvmmError of kind ${kind}, printed as one line by the CLI`, () => {
       expect(error).toBeInstanceOf(BunvmmError);
       expect(isBunvmmError(error)).toBe(true);
-      expect(isUserError(error)).toBe(true);
+      expect(isBunvmmError(error)).toBe(true);
       expect((error as BunvmmError).kind).toBe(kind);
       expect(error.message).not.toContain("\n");
     });
   }
 
   test("a plain Error is a bug, not a user error", () => {
-    expect(isUserError(new Error("bug"))).toBe(false);
-    expect(isUserError(new TypeError("bug"))).toBe(false);
+    expect(isBunvmmError(new Error("bug"))).toBe(false);
+    expect(isBunvmmError(new TypeError("bug"))).toBe(false);
   });
 
   test("the cause is kept", () => {

@@ -15,14 +15,8 @@ import { createLogger, type LogLevelName } from "../../vmm/logger.ts";
 import type { SerialSinkError } from "../../vmm/serial-console.ts";
 import { Vm } from "../../vmm/vm.ts";
 import { StdinConsole } from "../console.ts";
-import { EXIT_ERROR, EXIT_GUEST_CRASH, EXIT_OK } from "../errors.ts";
+import { EXIT_ERROR, EXIT_GUEST_CRASH, EXIT_OK, EXIT_STDOUT_CLOSED } from "../errors.ts";
 import { sharedArgs } from "./shared-args.ts";
-
-/**
- * Stdout was closed before all of the guest's output was written (`bunvmm run | head -1`); the VM was
- * shut down. 128 + SIGPIPE (13): the status a shell reports for a tool that SIGPIPE ended.
- */
-export const EXIT_STDOUT_CLOSED = 141;
 
 /** The signals that shut the VM down; SIGHUP is the terminal closing. */
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;

@@ -7,8 +7,8 @@
  */
 import { toArrayBuffer } from "bun:ffi";
 import type { EjectTarget } from "../../devices/cpu-hotplug-controller.ts";
-import { attachDevices, type DeviceSpec } from "../../devices/device-spec.ts";
 import { KvmIrqLine } from "../../devices/irq-line.ts";
+import { attachDevices, type DeviceSpec } from "../../devices/registry.ts";
 import type { VmRequest } from "../../devices/vm-request.ts";
 import { VcpuFd } from "../kvm/vcpu-fd.ts";
 import { VmFd } from "../kvm/vm-fd.ts";

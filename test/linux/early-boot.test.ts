@@ -7,8 +7,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import { Vm } from "bunvmm";
-import { buildAcpiTables } from "../../src/arch/x86_64/acpi/tables.ts";
 import { describeE820, e820Table } from "../../src/arch/x86_64/e820.ts";
+import { platformAcpiTables } from "../../src/vmm/platform.ts";
 import { debianKernel } from "../arch/x86_64/_debian-kernel.ts";
 import { tinyInitramfs } from "../helpers/initramfs.ts";
 import { Rng, randomGap } from "../helpers/rng.ts";
@@ -35,7 +35,7 @@ const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** Every line we expect, in the order the kernel prints them. */
 function milestones(): Array<[string, RegExp]> {
-  const acpi = buildAcpiTables({ bootVcpus: BOOT_VCPUS, maxVcpus: MAX_VCPUS });
+  const acpi = platformAcpiTables({ bootVcpus: BOOT_VCPUS, maxVcpus: MAX_VCPUS });
   const tables = ["RSDP", "XSDT", "FACP", "DSDT", "APIC"].map((sig): [string, RegExp] => [
     `ACPI ${sig} at our address with our OEM id`,
     new RegExp(`ACPI: ${sig} 0x${hex16(acpi.addresses.get(sig)!)} [0-9A-F]{6} \\(v\\d\\d BUNVMM`),

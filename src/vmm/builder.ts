@@ -85,7 +85,10 @@ function createVm(kvm: Kvm): VmFd {
 /** Builds everything up to (not including) starting the vCPU workers. */
 export function buildMachine(
   config: VmConfig,
-  events: Pick<CpuManagerEnv, "onRequest" | "onOutcome" | "onReaped">,
+  events: Pick<CpuManagerEnv, "onRequest" | "onOutcome" | "onReaped"> & {
+    /** A device back-end's loop ended on its own, delivered on the VMM thread. */
+    onDeviceCrash(device: string, summary: string): void;
+  },
   serial: { tx: ByteQueue; rx: ByteQueue },
   log: (stage: string) => void,
 ): Machine {
@@ -123,7 +126,8 @@ export function buildMachine(
     });
     log(`mapped ${config.memory.size >> 20} MiB of guest RAM`);
 
-    const devices = new DeviceManager(vm, config.cpus.max_vcpus, serial);
+    const devices = new DeviceManager(vm, config.cpus.max_vcpus, serial, events.onDeviceCrash);
+    cleanup.push(() => devices.close());
     const acpi = acpiTablesFor(devices.specs, {
       bootVcpus: config.cpus.boot_vcpus,
       maxVcpus: config.cpus.max_vcpus,
@@ -196,6 +200,7 @@ export function buildMachine(
 /** Releases a machine's host resources once no worker can touch them any more. */
 export function closeMachine(m: Machine): void {
   m.cpus.close();
+  m.devices.close();
   m.memory.close();
   m.vm.close();
   m.kvm.close();

@@ -209,9 +209,4 @@ export class CpuManager {
   runStates(): string[] {
     return this.slots.filter((s) => s.kvm).map((s) => s.control.runStateName);
   }
-
-  /** How many vCPUs have a worker that has not exited: the vCPUs present right now. */
-  get running(): number {
-    return this.pool.active().length;
-  }
 }

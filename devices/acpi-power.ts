@@ -6,7 +6,7 @@
  *   offset 1  RESET          write RESET_VALUE to reset
  *   offset 2  SLEEP_STATUS   reads 0 (never woken from a sleep state)
  *
- * Threads: any vCPU worker. A write posts a request to the VMM and returns (inv 5, cloud-hypervisor
+ * Threads: any vCPU worker. A write posts a request to the VMM and returns ([no-vcpu-waits-vcpu], cloud-hypervisor
  * #7798); the vCPU keeps running the guest until the VMM stops it.
  */
 import { type Aml, device, eisaId, name, packageOf } from "../src/arch/x86_64/acpi/aml.ts";

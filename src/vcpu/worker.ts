@@ -3,7 +3,7 @@
  * kvm_run page, the devices' shared state), then runs the loop until KILL or a fatal exit.
  *
  * Threads: this worker's thread only. It talks to the VMM thread by postMessage (requests, its
- * outcome) and the control block; it never waits for the VMM (inv 2, inv 5).
+ * outcome) and the control block; it never waits for the VMM ([vmm-never-blocks], [no-vcpu-waits-vcpu]).
  */
 import { toArrayBuffer } from "bun:ffi";
 import type { EjectTarget } from "../../devices/cpu-hotplug-controller.ts";
@@ -58,7 +58,7 @@ function start(init: VcpuWorkerInit): void {
       posted.add(r);
       post({ type: "request", vcpu: init.index, request: r, source });
     };
-    // inv 5: an eject marks the victim and posts; this vCPU never waits for it.
+    // [no-vcpu-waits-vcpu]: an eject marks the victim and posts; this vCPU never waits for it.
     const blocks = init.controls.map((b) => new ControlBlock(b));
     const eject: EjectTarget = {
       readCmd: (cpu) => blocks[cpu]?.cmd ?? KILL,

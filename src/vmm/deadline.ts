@@ -1,4 +1,4 @@
-/** Bounded waits for the VMM thread: every wait names what it waited for when the bound is hit (inv 14). */
+/** Bounded waits for the VMM thread: every wait names what it waited for when the bound is hit ([bounded-waits]). */
 
 /** A wait that ran out of time; `what` says what was awaited. */
 export class DeadlineError extends Error {

@@ -1,7 +1,7 @@
 /**
  * An unmodified Linux kernel (Debian's cloud kernel) booted by bunvmm, through the 64-bit bzImage
  * protocol and through PVH, checked at every milestone it reaches on our emulated machines before its
- * int3 self-test (PLATFORM.md): banner, command line, our e820 map, our ACPI tables, the SMP set-up
+ * int3 self-test (which the emulating nested KVM of our machines cannot run): banner, command line, our e820 map, our ACPI tables, the SMP set-up
  * from our MADT, the IOAPIC, and no complaint about our tables. Then the same boot while the test pauses
  * and resumes the VM continuously (the seed's reproducer). `npm run test:linux` runs this file alone.
  */

@@ -1,5 +1,5 @@
 /**
- * The pause protocol (ARCHITECTURE.md) on real KVM: vCPUs that spin in the guest, exit on every
+ * The pause protocol (docs/architecture.md) on real KVM: vCPUs that spin in the guest, exit on every
  * iteration, sit in HLT, or still wait for INIT/SIPI all park and resume; a paused guest makes no
  * progress; acknowledgements follow epochs across many cycles.
  */

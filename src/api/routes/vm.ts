@@ -1,6 +1,6 @@
 /**
  * The `vm.*` endpoints. Each lifecycle operation goes straight onto the Vm's serialised state machine
- * (inv 11): no lock here, no queue of our own, and the answer is sent when the operation has finished,
+ * ([serialised-lifecycle]): no lock here, no queue of our own, and the answer is sent when the operation has finished,
  * so the state a client is told is the state the vCPUs are in.
  * @module
  */

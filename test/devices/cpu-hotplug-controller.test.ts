@@ -20,7 +20,7 @@ import {
   type EjectTarget,
   CPU_HOTPLUG_STATUS_OFFSET as STATUS,
 } from "../../devices/cpu-hotplug-controller.ts";
-import { RecordingIrqLine } from "../../devices/irq-line.ts";
+import { RecordingIrqLine } from "../helpers/recording-irq-line.ts";
 
 const KILL = 2;
 

@@ -16,7 +16,6 @@ import {
 } from "../../devices/cpu-hotplug-controller.ts";
 import { restoreBuffers, saveBuffers } from "../../devices/device-state.ts";
 import { type DeviceContext, type DeviceSpecBase, defineDeviceType } from "../../devices/device-type.ts";
-import { RecordingIrqLine } from "../../devices/irq-line.ts";
 import {
   attachDevices,
   createDevices,
@@ -40,6 +39,7 @@ import {
 } from "../../src/arch/x86_64/layout.ts";
 import { BunvmmError } from "../../src/errors.ts";
 import { acpiTablesFor, platformAllocator } from "../../src/vmm/platform.ts";
+import { RecordingIrqLine } from "../helpers/recording-irq-line.ts";
 
 /** What a virtio-mmio transport needs: 0x200 bytes of MMIO, one GSI. */
 const TRANSPORT_WINDOW = 0x200;

@@ -9,7 +9,7 @@ import { describe, expect, test } from "bun:test";
 import { Vm } from "bunvmm";
 import { describeE820, e820Table } from "../../src/arch/x86_64/e820.ts";
 import { platformAcpiTables } from "../../src/vmm/platform.ts";
-import { debianKernel } from "../arch/x86_64/_debian-kernel.ts";
+import { debianKernel } from "../helpers/debian-kernel.ts";
 import { tinyInitramfs } from "../helpers/initramfs.ts";
 import { Rng, randomGap } from "../helpers/rng.ts";
 

@@ -17,9 +17,9 @@ import {
 import { ramRanges } from "../../../src/arch/x86_64/layout.ts";
 import { viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
 import { GuestMemory } from "../../../src/memory/guest-memory.ts";
-import { reason } from "./_boot-error-reason.ts";
-import { craftBzImage } from "./_crafted-kernels.ts";
-import { debianKernel } from "./_debian-kernel.ts";
+import { reason } from "../../helpers/boot-error-reason.ts";
+import { craftBzImage } from "../../helpers/crafted-kernels.ts";
+import { debianKernel } from "../../helpers/debian-kernel.ts";
 
 const MIB = 1 << 20;
 

@@ -31,10 +31,10 @@ import { HVM_START_INFO_LAYOUT } from "../../../src/arch/x86_64/pvh.ts";
 import { getField, viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
 import { VcpuFd } from "../../../src/kvm/vcpu-fd.ts";
 import { GuestMemory } from "../../../src/memory/guest-memory.ts";
-import { reason } from "./_boot-error-reason.ts";
-import { craftBzImage, craftElf } from "./_crafted-kernels.ts";
-import { debianKernel } from "./_debian-kernel.ts";
-import { type Exit, TestMachine } from "./_kvm-harness.ts";
+import { reason } from "../../helpers/boot-error-reason.ts";
+import { craftBzImage, craftElf } from "../../helpers/crafted-kernels.ts";
+import { debianKernel } from "../../helpers/debian-kernel.ts";
+import { type Exit, TestMachine } from "../../helpers/kvm-harness.ts";
 
 const MIB = 1 << 20;
 const HDR = SETUP_HEADER_LAYOUT.fields;

@@ -19,11 +19,11 @@ import {
 } from "../../../src/arch/x86_64/pvh.ts";
 import { getField, viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
 import { GuestMemory } from "../../../src/memory/guest-memory.ts";
-import { reason } from "./_boot-error-reason.ts";
-import { cLayoutMismatches } from "./_c-layout.ts";
-import { craftElf } from "./_crafted-kernels.ts";
-import { debianKernel } from "./_debian-kernel.ts";
-import { resetSregs } from "./_reset-sregs.ts";
+import { reason } from "../../helpers/boot-error-reason.ts";
+import { cLayoutMismatches } from "../../helpers/c-layout.ts";
+import { craftElf } from "../../helpers/crafted-kernels.ts";
+import { debianKernel } from "../../helpers/debian-kernel.ts";
+import { resetSregs } from "../../helpers/reset-sregs.ts";
 
 const MIB = 1 << 20;
 

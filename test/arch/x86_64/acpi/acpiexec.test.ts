@@ -20,8 +20,8 @@ import {
 } from "../../../../devices/cpu-hotplug-controller.ts";
 import { CPU_HOTPLUG_BASE, GED_BASE } from "../../../../src/arch/x86_64/layout.ts";
 import { platformAcpiTables } from "../../../../src/vmm/platform.ts";
-import { iaslSummary, problemLines, runTool, tempDir, writeDat } from "./acpica.ts";
-import { VCPU_CASES } from "./cases.ts";
+import { VCPU_CASES } from "../../../helpers/acpi-vcpu-cases.ts";
+import { iaslSummary, problemLines, runTool, tempDir, writeDat } from "../../../helpers/acpica.ts";
 
 const STATUS_ADDRESS = CPU_HOTPLUG_BASE + CPU_HOTPLUG_STATUS_OFFSET;
 const hex = (value: number): string => `0x${value.toString(16).toUpperCase()}`;

@@ -17,8 +17,8 @@ import { SDT_HEADER } from "../../../../src/arch/x86_64/acpi/sdt-header.ts";
 import { RSDP_KEY } from "../../../../src/arch/x86_64/acpi/tables.ts";
 import { ACPI_POWER_PORT, IOAPIC_BASE, LAPIC_BASE } from "../../../../src/arch/x86_64/layout.ts";
 import { platformAcpiTables } from "../../../../src/vmm/platform.ts";
-import { iaslSummary, problemLines, runTool, tempDir, toHex, writeDat } from "./acpica.ts";
-import { VCPU_CASES } from "./cases.ts";
+import { VCPU_CASES } from "../../../helpers/acpi-vcpu-cases.ts";
+import { iaslSummary, problemLines, runTool, tempDir, toHex, writeDat } from "../../../helpers/acpica.ts";
 
 const END_TAG = 0x79;
 /** Header bytes iasl rewrites when it compiles: the checksum and its own creator id and revision. */

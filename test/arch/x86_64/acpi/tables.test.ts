@@ -26,7 +26,7 @@ import {
 } from "../../../../src/arch/x86_64/layout.ts";
 import { MAX_VCPUS } from "../../../../src/config/limits.ts";
 import { platformAcpiTables } from "../../../../src/vmm/platform.ts";
-import { VCPU_CASES } from "./cases.ts";
+import { VCPU_CASES } from "../../../helpers/acpi-vcpu-cases.ts";
 
 const LE = true;
 const sum = (bytes: Uint8Array): number => bytes.reduce((a, b) => a + b, 0) & 0xff;

@@ -14,14 +14,14 @@ import {
   KVM_EXIT_NAMES,
   KVM_PIT_SPEAKER_DUMMY,
   KVM_RUN_LAYOUT,
-} from "../../../ffi/kvm-structs.ts";
-import { errno, libc, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE } from "../../../ffi/libc.ts";
-import { COM1_PORT, IDENTITY_MAP_ADDRESS, ramRanges, TSS_ADDRESS } from "../../../src/arch/x86_64/layout.ts";
-import { Kvm } from "../../../src/kvm/kvm.ts";
-import { KvmError } from "../../../src/kvm/kvm-error.ts";
-import { VcpuFd } from "../../../src/kvm/vcpu-fd.ts";
-import { VmFd } from "../../../src/kvm/vm-fd.ts";
-import { GuestMemory } from "../../../src/memory/guest-memory.ts";
+} from "../../ffi/kvm-structs.ts";
+import { errno, libc, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE } from "../../ffi/libc.ts";
+import { COM1_PORT, IDENTITY_MAP_ADDRESS, ramRanges, TSS_ADDRESS } from "../../src/arch/x86_64/layout.ts";
+import { Kvm } from "../../src/kvm/kvm.ts";
+import { KvmError } from "../../src/kvm/kvm-error.ts";
+import { VcpuFd } from "../../src/kvm/vcpu-fd.ts";
+import { VmFd } from "../../src/kvm/vm-fd.ts";
+import { GuestMemory } from "../../src/memory/guest-memory.ts";
 
 const F = KVM_RUN_LAYOUT.fields;
 const UART_LSR = 5;

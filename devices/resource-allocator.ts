@@ -8,6 +8,7 @@
  * Threads: VMM thread, while the machine is built.
  */
 import { BunvmmError } from "../src/errors.ts";
+import { hex } from "../src/numbers.ts";
 
 export interface Range {
   readonly base: number;
@@ -26,7 +27,6 @@ interface Claim extends Range {
   readonly owner: string;
 }
 
-const hex = (n: number): string => `0x${n.toString(16)}`;
 const alignUp = (value: number, alignment: number): number => Math.ceil(value / alignment) * alignment;
 
 export class ResourceAllocator {

@@ -4,12 +4,13 @@
  */
 
 import { KVM_REGS_NAMES } from "../../ffi/kvm-structs.ts";
+import { CR0_PG } from "../arch/x86_64/long-mode.ts";
 import type { VcpuFd } from "../kvm/vcpu-fd.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
+import { hex } from "../numbers.ts";
 
 /** Longest x86 instruction. */
 const MAX_INSTRUCTION_BYTES = 15;
-const CR0_PG = 1n << 31n;
 
 export interface CrashReport {
   vcpu: number;
@@ -18,8 +19,6 @@ export interface CrashReport {
   /** Register dump lines, "rax=0x… rbx=0x…". */
   registers: string[];
 }
-
-const hex = (v: bigint | number) => `0x${v.toString(16)}`;
 
 /** Collects what it can; a report is never allowed to fail (the vCPU may be in any state). */
 export function buildCrashReport(

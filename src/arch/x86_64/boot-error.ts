@@ -3,19 +3,13 @@
  * is one sentence without the file's name, so the builder can wrap it in its own error (PayloadError
  * names the path: `payload.kernel = "…": <reason>`).
  */
+import { MIB } from "../../numbers.ts";
 export class LinuxBootError extends Error {
   override readonly name = "LinuxBootError";
   constructor(readonly reason: string) {
     super(reason);
   }
 }
-
-/** `0x1000000`: addresses in messages. */
-export function hex(n: number): string {
-  return `0x${n.toString(16)}`;
-}
-
-const MIB = 1 << 20;
 
 /** The RAM size that covers `[0, end)`, in whole MiB, for "give the VM at least N MiB". */
 export function mibToCover(end: number): number {

@@ -4,6 +4,8 @@
  * address where the pointed-to table lands. The builder copies `blob` to ACPI_TABLES_START.
  * @module
  */
+
+import { hex } from "../../../numbers.ts";
 import { ACPI_TABLES_END, ACPI_TABLES_START, RSDP_ADDRESS } from "../layout.ts";
 import { AcpiError } from "./acpi-error.ts";
 import { buildDsdt, DSDT_SIGNATURE, type DsdtContent } from "./dsdt.ts";
@@ -51,7 +53,6 @@ export interface AcpiTables {
 }
 
 const alignUp = (value: number, alignment: number): number => Math.ceil(value / alignment) * alignment;
-const hex = (value: number): string => `0x${value.toString(16)}`;
 
 /**
  * Builds every table for these vCPU counts and devices and lays them out in `window` (bunvmm's unless a

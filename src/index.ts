@@ -26,3 +26,4 @@ export {
   type VmOptions,
   type VmState,
 } from "./vmm/vm.ts";
+export { WorkerTimeoutError } from "./vmm/worker-pool.ts";

@@ -5,9 +5,9 @@
  */
 import type { ConsolaInstance } from "consola/core";
 import { HostError } from "../vmm/builder.ts";
-import { VcpuTimeoutError } from "../vmm/cpu-manager.ts";
 import { DeadlineError } from "../vmm/deadline.ts";
 import { LifecycleError, ResizeError } from "../vmm/vm.ts";
+import { WorkerTimeoutError } from "../vmm/worker-pool.ts";
 
 /** The JSON body of every error response (bunvmm's; cloud-hypervisor sends an array of strings). */
 export interface ErrorResponse {
@@ -74,8 +74,9 @@ export function errorResponse(e: unknown, log: ConsolaInstance): Response {
     return jsonResponse(STATUS_REFUSED, { error: e.message } satisfies ErrorResponse);
   if (e instanceof ResizeError)
     return jsonResponse(STATUS_RESIZE_PENDING, { error: e.message } satisfies ErrorResponse);
-  // A pause that timed out was rolled back (the VM is still Running); the message names the stuck vCPU.
-  if (e instanceof VcpuTimeoutError || e instanceof DeadlineError) {
+  // A pause that timed out was rolled back (the VM is still Running); the message names the stuck vCPU
+  // or device worker (VcpuTimeoutError is a WorkerTimeoutError).
+  if (e instanceof WorkerTimeoutError || e instanceof DeadlineError) {
     log.warn(e.message);
     return jsonResponse(500, { error: e.message } satisfies ErrorResponse);
   }

@@ -41,7 +41,7 @@ export class VcpuTimeoutError extends WorkerTimeoutError {
         ack: s.ack,
         runState: s.runState,
       })),
-      outcome.replace("every worker", "every vCPU"),
+      outcome,
     );
   }
 }
@@ -85,6 +85,7 @@ export class CpuManager {
       control: new ControlBlock(),
     }));
     this.pool = new WorkerPool(this.slots, {
+      noun: "vCPU",
       // A parked vCPU sleeps on CMD, which every change notifies: only pause and kill need a kick out of KVM_RUN.
       wake: (s, change) => {
         if (change !== "resume" && s.kvm) kick(s.kvm.runPage, s.control.threadId);

@@ -47,7 +47,7 @@ export class DeviceWorkers {
       backend: s.backend,
     }));
     // Every change is written, resume too: a parked worker waits on CMD, a running one in poll.
-    this.pool = new WorkerPool(this.slots, { wake: (s) => s.controlFd.write() });
+    this.pool = new WorkerPool(this.slots, { noun: "device worker", wake: (s) => s.controlFd.write() });
   }
 
   /** Starts every back-end's worker (parked at once when the pool is paused). */

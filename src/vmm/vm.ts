@@ -253,7 +253,10 @@ export class Vm implements AsyncDisposable {
       try {
         await devices.workers.pause(this.timeoutMs);
       } catch (e) {
-        await cpus.resume(this.timeoutMs);
+        // All or nothing: the vCPUs go back too. The device's error is the one to report.
+        await cpus
+          .resume(this.timeoutMs)
+          .catch((r: Error) => this.log.warn(`rolling back the vCPUs: ${r.message}`));
         throw e;
       }
     });

@@ -80,6 +80,8 @@ export interface WorkerHandlers {
 }
 
 export interface WorkerPoolOptions<M extends PoolMember> {
+  /** What a member is, in messages: "vCPU", "device worker". */
+  readonly noun: string;
   /** Makes `member` notice a CMD change while blocked elsewhere than on CMD (kick, eventfd write). */
   wake(member: M, change: CmdChange): void;
   /** The member's thread is gone (its slot may be reused): forget anything that pointed at it. */
@@ -199,7 +201,7 @@ export class WorkerPool<M extends PoolMember> {
       timeoutMs,
       stuck,
       notBack.length === 0
-        ? "rolled back: every worker is running"
+        ? `rolled back: every ${this.options.noun} is running`
         : `rollback also stuck on ${notBack.map((s) => s.label).join(", ")}`,
     );
   }
@@ -210,7 +212,8 @@ export class WorkerPool<M extends PoolMember> {
     const epoch = this.request(0, PAUSE, members, "resume");
     this.paused = false;
     const stuck = await this.awaitAll(members, epoch, [RUNNING], timeoutMs);
-    if (stuck.length) throw this.timeout("resume", timeoutMs, stuck, "some workers are still parked");
+    if (stuck.length)
+      throw this.timeout("resume", timeoutMs, stuck, `some ${this.options.noun}s are still parked`);
   }
 
   /** KILL every member and wait for them to exit; then ends the workers. Returns the members that did not exit. */

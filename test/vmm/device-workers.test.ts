@@ -133,7 +133,7 @@ describe("device workers", () => {
     const error = await r.workers.pause(200).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkerTimeoutError);
     expect((error as Error).message).toBe(
-      "pause timed out after 200 ms waiting for device dummy0 RUNNING (acked epoch 1, wanted 2); rolled back: every worker is running",
+      "pause timed out after 200 ms waiting for device dummy0 RUNNING (acked epoch 1, wanted 2); rolled back: every device worker is running",
     );
     Atomics.store(r.state, DUMMY.HOLD, 0);
     Atomics.store(r.state, DUMMY.GATE, 1);

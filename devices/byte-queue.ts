@@ -12,7 +12,7 @@
  * A producer claims a slot with a CAS on HEAD (retrying only when another producer made progress),
  * stores the byte with BYTE_PRESENT, and notifies. The consumer stops at the first slot not yet
  * published, so bytes leave in claim order even when producers race. Nobody ever waits for anybody
- * (inv 5): a full queue drops and counts, it never blocks a vCPU.
+ * ([no-vcpu-waits-vcpu]): a full queue drops and counts, it never blocks a vCPU.
  */
 const HEAD = 0;
 const TAIL = 1;
@@ -107,7 +107,7 @@ export class ByteQueue {
 
   /**
    * Resolves when a byte has been published since `seen` was read, or after `timeoutMs`. Never
-   * blocks the calling thread (Atomics.waitAsync), so the VMM thread can use it (inv 2).
+   * blocks the calling thread (Atomics.waitAsync), so the VMM thread can use it ([vmm-never-blocks]).
    */
   async waitForCommit(seen: number, timeoutMs: number): Promise<void> {
     const r = Atomics.waitAsync(this.words, COMMITS, seen, timeoutMs);

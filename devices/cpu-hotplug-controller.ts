@@ -12,11 +12,11 @@
  * A CSEL beyond max_vcpus reads status 0; any other width is ignored and counted.
  *
  * Threads: runs on whichever vCPU the guest uses; all state is words in one SharedArrayBuffer, no
- * lock anywhere (inv 1, inv 13: this thin device is not what pause or resize hold). Bits are split by
- * owner (inv 10): STATUS[cpu] (CPEN, CINS, CRMV) is guest-visible (VMM sets with Atomics.or, guest acks
+ * lock anywhere ([no-wait-holding], [bus-holds-nothing]: this thin device is not what pause or resize hold). Bits are split by
+ * owner ([hotplug-owner-bits]): STATUS[cpu] (CPEN, CINS, CRMV) is guest-visible (VMM sets with Atomics.or, guest acks
  * with Atomics.and); PENDING[cpu] is VMM-owned and the guest cannot change it. Eject is honoured only
  * when PENDING[cpu] is set and cpu != 0; it posts an eject request and returns: no vCPU ever waits for
- * another (inv 5). Checked by model/pause.pml and test/devices/cpu-hotplug-controller.test.ts.
+ * another ([no-vcpu-waits-vcpu]). Checked by model/pause.pml and test/devices/cpu-hotplug-controller.test.ts.
  */
 import type { AccessSize, BusDevice } from "./bus.ts";
 
@@ -66,7 +66,7 @@ export function createCpuHotplugState(maxVcpus: number): SharedArrayBuffer {
 }
 
 /**
- * How the controller stops an ejected CPU without waiting for it (inv 5). Implemented by the vCPU
+ * How the controller stops an ejected CPU without waiting for it ([no-vcpu-waits-vcpu]). Implemented by the vCPU
  * worker over the control blocks; the device never sees their layout.
  */
 export interface EjectTarget {
@@ -115,7 +115,7 @@ export class CpuHotplugState {
   setPendingRemoval(cpu: number, pending: boolean): void {
     Atomics.store(this.words, this.pendingIndex(cpu), pending ? 1 : 0);
   }
-  /** True while any CPU is marked for removal (resize is refused then, inv 10). */
+  /** True while any CPU is marked for removal (resize is refused then, [hotplug-owner-bits]). */
   anyPendingRemoval(): boolean {
     for (let cpu = 0; cpu < this.maxVcpus; cpu++) if (this.pendingRemoval(cpu)) return true;
     return false;

@@ -8,13 +8,14 @@
  *
  * Threads: any vCPU worker; state is shared words; posting the reset request never waits.
  */
+import { I8042_COMMAND_PORT, I8042_DATA_PORT } from "../src/arch/x86_64/layout.ts";
 import type { AccessSize, BusDevice } from "./bus.ts";
+import { restoreBuffers, saveBuffers } from "./device-state.ts";
+import { type DeviceSpecBase, defineDeviceType } from "./device-type.ts";
 import type { VmRequestSink } from "./vm-request.ts";
 
 export const I8042_DATA = 0;
 export const I8042_COMMAND = 4;
-export const I8042_DATA_PORT = 0x60;
-export const I8042_COMMAND_PORT = 0x64;
 
 export const I8042_CMD_READ_CTR = 0x20;
 export const I8042_CMD_WRITE_CTR = 0x60;
@@ -97,3 +98,29 @@ export class I8042 implements BusDevice {
     }
   }
 }
+
+export interface I8042Spec extends DeviceSpecBase {
+  readonly kind: "i8042";
+  readonly state: SharedArrayBuffer;
+}
+
+/** Layout of saved state: the I8042_STATE_WORDS words. */
+const I8042_STATE_VERSION = 1;
+const I8042_NAME = "i8042";
+
+/** The controller at its fixed ports. No AML: the FADT's boot flags tell the OS it exists. */
+export const i8042Type = defineDeviceType<I8042Spec>({
+  kind: "i8042",
+  create: (resources) => {
+    resources.fixedPio(I8042_NAME, I8042_DATA_PORT, 1);
+    resources.fixedPio(I8042_NAME, I8042_COMMAND_PORT, 1);
+    return { kind: "i8042", name: I8042_NAME, state: createI8042State() };
+  },
+  attach: (spec, ctx, buses) => {
+    const dev = new I8042(spec.state, ctx.request);
+    buses.pio.insert(I8042_DATA_PORT, 1, dev, spec.name, I8042_DATA);
+    buses.pio.insert(I8042_COMMAND_PORT, 1, dev, spec.name, I8042_COMMAND);
+  },
+  save: (spec) => saveBuffers(I8042_STATE_VERSION, [spec.state]),
+  restore: (spec, state) => restoreBuffers(spec.name, I8042_STATE_VERSION, state, [spec.state]),
+});

@@ -2,14 +2,17 @@
 # Model-checks the pause protocol with spin (model/README.md).
 #
 #   model/check.sh          the default checks: pause.pml (safety, two LTL properties), the broken #8092
-#                           model, and each protocol change in pause.pml undone (spin must find the bug)
+#                           model, each protocol change in pause.pml undone (spin must find the bug),
+#                           and pause.pml with a device worker (-DDEVICE_WORKER: safety, LTL, and
+#                           FIX_DRAIN_THEN_READ undone)
 #   model/check.sh --all    also the slower ones: a pause deadline that can fire at any moment (rollback),
 #                           the extra KICK operation, the protocol exactly as first specified
 #
 # Prints one line per check: PASS/FAIL, name, what spin said, states stored, state vector, time.
 # Exits non-zero if pause.pml has an error (or its search is incomplete), or if a model that must fail
 # (the broken #8092 model, a model with one change undone) does not.
-# Environment: K_SAFETY (default 6), K_LTL (5), K_LTL_ALL (4), SPIN_MEMLIM_MB (4096), KEEP=1 keeps the
+# Environment: K_SAFETY (default 6), K_LTL (5), K_LTL_ALL (4), K_DEVICE (3), K_DEVICE_LTL (2),
+# SPIN_MEMLIM_MB (4096), KEEP=1 keeps the
 # temporary directory.
 set -euo pipefail
 
@@ -17,6 +20,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 K_SAFETY="${K_SAFETY:-6}"
 K_LTL="${K_LTL:-5}"
 K_LTL_ALL="${K_LTL_ALL:-4}"
+K_DEVICE="${K_DEVICE:-3}"
+K_DEVICE_LTL="${K_DEVICE_LTL:-2}"
 MEMLIM="${SPIN_MEMLIM_MB:-4096}"
 
 for tool in spin gcc; do
@@ -87,6 +92,12 @@ check broken-8092            invalid-end pause-broken-8092.pml safety -DK="$K_SA
 check undo-ack-running       error       pause.pml safety -DK=4 -DNO_FIX_ACK_RUNNING
 check undo-eject-once        error       pause.pml safety -DK=4 -DNO_FIX_EJECT_ONCE
 check undo-exit-last         error       pause.pml safety -DK=4 -DNO_FIX_EXIT_LAST
+# with a device worker (a smaller K: it multiplies the states): the same properties, plus no request in
+# flight at Paused and no notification to a parked device; reading CMD before draining the control
+# eventfd must lose a wake-up
+check device-safety          ok          pause.pml safety -DK="$K_DEVICE" -DDEVICE_WORKER
+check device-ltl-ops         ok          pause.pml ltl:ops_complete -DK="$K_DEVICE_LTL" -DDEVICE_WORKER
+check undo-drain-then-read   error       pause.pml safety -DK="$K_DEVICE" -DDEVICE_WORKER -DNO_FIX_DRAIN_THEN_READ
 
 if [[ "${1:-}" == --all ]]; then
   check as-specified          error       pause.pml safety -DK=4 -DAS_SPECIFIED

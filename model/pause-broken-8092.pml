@@ -1,6 +1,6 @@
 /*
- * The bunvmm pause model with cloud-hypervisor's #8092 lock scope put back (research/pause-deadlock.md
- * §4.8, §4.9, §4.12, cycle B in §8): one `vcpu_states` mutex that
+ * The bunvmm pause model with cloud-hypervisor's #8092 lock scope put back (the hold-and-wait cycle
+ * that issue reports): one `vcpu_states` mutex that
  *   - the VMM holds across the whole pause: lock; set PAUSE; kick; wait for every ack; unlock
  *     (main's `pause()` waits for `paused` under that lock, with no timeout), and
  *   - the CPU hotplug controller's MMIO handler takes, on the vCPU thread in the middle of KVM_RUN's exit,

@@ -1,7 +1,8 @@
 /*
- * bunvmm pause protocol: the vCPU workers, the VMM thread (its lifecycle task and its mailbox task), the
- * kick (kvm_run.immediate_exit plus a pending real-time signal) and the guest-facing CPU hotplug eject.
- * model/README.md says what is modelled and abstracted, what each property means and how to run spin.
+ * bunvmm pause protocol: the vCPU workers, a device worker (a back-end serving a queue in poll(2)), the VMM
+ * thread (its lifecycle task and its mailbox task), the kick (kvm_run.immediate_exit plus a pending
+ * real-time signal), the control eventfd that wakes the device worker, and the guest-facing CPU hotplug
+ * eject. model/README.md says what is modelled and abstracted, what each property means and how to run spin.
  *
  * Shared words (Int32 words of one SharedArrayBuffer in bunvmm, src/vcpu/control-block.ts):
  *   CMD[v]             (epoch << 3) | PAUSE | KILL | KICK. Read-modify-write only (CAS loop, Atomics.or);
@@ -12,6 +13,11 @@
  *   IMMEDIATE_EXIT[v]  kvm_run.immediate_exit of vCPU v (the kvm_run page outlives a worker).
  *   SIGPENDING[v]      the kick signal is pending on v's thread (it is blocked outside KVM_RUN).
  *   PENDING_REMOVAL[v] VMM-owned: the VMM asked the guest to eject v. ACTIVE[v]: a worker exists (VMM-owned).
+ * With -DDEVICE_WORKER (model/check.sh runs it at a smaller K: the device worker multiplies the states):
+ *   DCMD, DRUNSTATE, DACK  the device worker's control block (same layout; its own epochs, `depoch`).
+ *   CTLFD              its control eventfd is readable (the VMM writes it after every DCMD change).
+ *   QFD                its queue eventfd is readable (a vCPU's doorbell write, KVM_IOEVENTFD).
+ *   INFLIGHT           the device worker is in the middle of a request.
  *
  * Changes to the protocol as first specified; spin found the need for each (model/README.md, "Findings").
  * All are on by default. -DAS_SPECIFIED turns them all off; -DNO_FIX_<NAME> turns off one.
@@ -22,6 +28,9 @@
  *                    gets a fresh epoch, so the CAS cannot succeed on a recycled slot (no ABA).
  *   FIX_EXIT_LAST    an exiting worker writes ACK, then RUNSTATE = EXITED as its last shared write, and
  *                    its thread stays alive until the VMM reaps it (worker.terminate()).
+ *   FIX_DRAIN_THEN_READ  the device worker drains its control eventfd before it reads DCMD
+ *                    ([drain-then-read]); read first, a change landing in between is drained away and the
+ *                    worker sleeps in poll through a pause (a lost wake-up: the pause needs its deadline).
  */
 
 #ifndef AS_SPECIFIED
@@ -33,6 +42,9 @@
 #endif
 #ifndef NO_FIX_EXIT_LAST
 #define FIX_EXIT_LAST
+#endif
+#ifndef NO_FIX_DRAIN_THEN_READ
+#define FIX_DRAIN_THEN_READ
 #endif
 #endif
 
@@ -78,7 +90,17 @@ byte THREADS[N];          /* live OS threads of slot v's worker(s); a signal nee
 bit  PENDING_REMOVAL[N];
 bit  ACTIVE[N];
 
-byte epoch;               /* the VMM's request epoch */
+#ifdef DEVICE_WORKER
+byte DCMD;
+byte DRUNSTATE;
+byte DACK;
+bit  CTLFD;
+bit  QFD;
+bit  INFLIGHT;
+byte depoch;              /* the device workers' pool has its own epochs */
+#endif
+
+byte epoch;               /* the VMM's request epoch for the vCPUs */
 byte vmstate = VM_RUNNING;
 byte loop = LOOP_FREE;
 chan mbox = [MBOX_CAP] of { byte };   /* "reap v" requests, vCPU workers -> VMM thread */
@@ -106,6 +128,8 @@ byte vcpu_states_lock;    /* cloud-hypervisor's vcpu_states mutex: 0 = free, els
 #define ALL_EXITED      ((!ACTIVE[0] || RUNSTATE[0] == EXITED) && (!ACTIVE[1] || RUNSTATE[1] == EXITED) && \
                          (!ACTIVE[2] || RUNSTATE[2] == EXITED))
 #define NO_REMOVAL_PENDING (!PENDING_REMOVAL[0] && !PENDING_REMOVAL[1] && !PENDING_REMOVAL[2])
+#define DEV_PAUSED(e)   (DACK >= (e) && (DRUNSTATE == PARKED || DRUNSTATE == EXITED))
+#define DEV_RUNNING(e)  (DACK >= (e) && (DRUNSTATE == RUNNING || DRUNSTATE == EXITED))
 
 /*
  * The deadline of an await on the VMM thread. By default it fires only as spin's `timeout` (no process at
@@ -162,7 +186,7 @@ inline post_reap(t) {
 inline checkpoint() {
   c = CMD[v];
   if
-  :: (c & KILL) -> goto die                        /* KILL dominates PAUSE (inv 4) */
+  :: (c & KILL) -> goto die                        /* [kill-dominates] */
   :: (c & PAUSE) && !(c & KILL) ->
        /* Finish a half-done I/O: KVM_RUN with immediate_exit = 1 returns EINTR before any guest
           instruction; clear immediate_exit and consume a pending signal; then park. */
@@ -235,6 +259,13 @@ kvm_run:
          :: checkpoint()                           /* any other exit, handled in the worker, never waiting */
 #ifdef BROKEN_8092
          :: goto controller                        /* read/write of the hotplug status register */
+#endif
+#ifdef DEVICE_WORKER
+         :: v == 0 && !QFD ->                      /* a doorbell write: the queue eventfd (vCPU 0 only, for size) */
+              /* property [vcpus-before-devices]: a notification never finds the device worker parked */
+              assert(DRUNSTATE != PARKED);
+              QFD = 1;
+              checkpoint()
 #endif
          :: sel = 1; seen = CMD[1]; goto eject     /* eject the selected CPU */
          :: sel = 2; seen = CMD[2]; goto eject
@@ -310,8 +341,72 @@ die:
 #endif
 }
 
+#ifdef DEVICE_WORKER
 /* ------------------------------------------------------------------------------------------------------ */
-/* VMM thread, lifecycle task (src/vmm/cpu-manager.ts): one operation at a time (inv 11)                  */
+/* Device worker (devices/device-worker-loop.ts): poll(control eventfd, queue eventfd), serve, park       */
+/* ------------------------------------------------------------------------------------------------------ */
+
+proctype device() {
+  byte c;        /* DCMD as read at the top of the loop */
+
+  /* The top of the loop: drain the control eventfd, load CMD, act on it. As at the vCPU checkpoint, the
+     worker's own writes after the load (RUNSTATE, ACK) are only waited for by the VMM, so they happen at
+     the load; the drain and the load stay separate steps: that window is the one that matters. */
+top:
+#ifdef FIX_DRAIN_THEN_READ
+  CTLFD = 0;                                       /* read(control eventfd): drain ... */
+  atomic {
+    c = DCMD;                                      /* ... then load CMD */
+#else
+  atomic {
+    c = DCMD;
+#endif
+    if
+    :: (c & KILL) -> goto ddie                     /* [kill-dominates] */
+    :: (c & PAUSE) && !(c & KILL) ->
+         DRUNSTATE = PARKED; DACK = EP(c);         /* nothing in flight here: serving has returned */
+         goto dparked
+    :: !(c & (PAUSE | KILL)) ->
+         if
+         :: DRUNSTATE != RUNNING || DACK < EP(c) -> DRUNSTATE = RUNNING; DACK = EP(c)
+         :: else
+         fi;
+         c = 0
+    fi
+  }
+#ifndef FIX_DRAIN_THEN_READ
+  CTLFD = 0;
+#endif
+  atomic {                                         /* poll(2), no timeout; then serve a request */
+    CTLFD || QFD ->
+    if
+    :: QFD -> QFD = 0; INFLIGHT = 1
+    :: else
+    fi
+  }
+  INFLIGHT = 0;                                    /* the request finished: only then back to the top */
+  goto top;
+
+dparked:
+  atomic { DCMD != c -> skip }                     /* Atomics.wait(CMD, c): every change notifies */
+  goto top;
+
+ddie:
+  DACK = EP(c);
+  DRUNSTATE = EXITED
+}
+
+/* The VMM's writes to the device worker: CAS DCMD (and notify), then write the control eventfd. */
+inline dev_request(set, clear) {
+  atomic { depoch++; DCMD = PACK(depoch, (FLAGS(DCMD) | (set)) & ~(clear)) }
+  CTLFD = 1
+}
+
+#endif
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* VMM thread, lifecycle task (src/vmm/worker-pool.ts, src/vmm/vm.ts): one operation at a time           */
+/* ([serialised-lifecycle])                                                                               */
 /* ------------------------------------------------------------------------------------------------------ */
 
 /* The VMM's writes to one vCPU. ACTIVE[x] cannot change during a synchronous section of the lifecycle
@@ -352,7 +447,57 @@ proctype vmm() {
      LOCK_STATES(N);                              /* #8092: held over set PAUSE, kick and the wait */
 #endif
      request_pause(0); request_pause(1); request_pause(2);
-     loop = LOOP_FREE;                            /* await; the mailbox is served meanwhile (inv 2) */
+     loop = LOOP_FREE;                            /* await; the mailbox is served meanwhile ([vmm-never-blocks]) */
+#ifdef DEVICE_WORKER
+     if
+     :: atomic { loop == LOOP_FREE && ALL_PAUSED(epoch) -> UNLOCK_STATES(); loop = LOOP_LIFECYCLE }
+        /* [vcpus-before-devices]: every vCPU is parked; now the device worker */
+        dev_request(PAUSE, 0);
+        loop = LOOP_FREE;
+        if
+        :: atomic {
+             loop == LOOP_FREE && DEV_PAUSED(depoch) ->
+             vmstate = VM_PAUSED;
+             /* property: the API state matches the workers, and no request is in flight */
+             assert(!ACTIVE[0] || RUNSTATE[0] == PARKED || RUNSTATE[0] == EXITED);
+             assert(!ACTIVE[1] || RUNSTATE[1] == PARKED || RUNSTATE[1] == EXITED);
+             assert(!ACTIVE[2] || RUNSTATE[2] == PARKED || RUNSTATE[2] == EXITED);
+             assert(DRUNSTATE == PARKED && !INFLIGHT);
+             pausing = 0; busy = 0
+           }
+        :: PAUSE_DEADLINE ->                      /* the device did not park: un-park it, then the vCPUs */
+             atomic { loop == LOOP_FREE -> loop = LOOP_LIFECYCLE }
+             dev_request(0, PAUSE);
+             loop = LOOP_FREE;
+             if
+             :: atomic { loop == LOOP_FREE && DEV_RUNNING(depoch) -> loop = LOOP_LIFECYCLE; epoch++ }
+                request_unpause(0); request_unpause(1); request_unpause(2);
+                loop = LOOP_FREE;
+                if
+                :: atomic { loop == LOOP_FREE && ALL_RUNNING(epoch) -> pausing = 0; busy = 0 }
+                :: DEADLINE
+                fi
+             :: DEADLINE
+             fi
+        fi
+     :: PAUSE_DEADLINE ->                         /* roll back (resume), report the vCPU, epoch and state */
+          atomic { loop == LOOP_FREE -> loop = LOOP_LIFECYCLE; epoch++ }
+          request_unpause(0); request_unpause(1); request_unpause(2);
+          loop = LOOP_FREE;
+          if
+          :: atomic { loop == LOOP_FREE && ALL_RUNNING(epoch) -> pausing = 0; busy = 0 }
+          :: DEADLINE
+          fi
+     :: PAUSE_DEADLINE ->                         /* roll back (resume), report the vCPU, epoch and state */
+          atomic { loop == LOOP_FREE -> loop = LOOP_LIFECYCLE; epoch++ }
+          request_unpause(0); request_unpause(1); request_unpause(2);
+          loop = LOOP_FREE;
+          if
+          :: atomic { loop == LOOP_FREE && ALL_RUNNING(epoch) -> pausing = 0; busy = 0 }
+          :: DEADLINE
+          fi
+     fi
+#else
      if
      :: atomic {
           loop == LOOP_FREE && ALL_PAUSED(epoch) ->
@@ -373,12 +518,23 @@ proctype vmm() {
           :: DEADLINE
           fi
      fi
+#endif
 
   :: atomic {                                     /* resume() */
        ops < K && vmstate == VM_PAUSED && loop == LOOP_FREE ->
        ops++; loop = LOOP_LIFECYCLE; busy = 1;
+#ifndef DEVICE_WORKER
        epoch++
+#endif
      }
+#ifdef DEVICE_WORKER
+     dev_request(0, PAUSE);                       /* the device worker first ([vcpus-before-devices]) */
+     loop = LOOP_FREE;
+     if
+     :: atomic { loop == LOOP_FREE && DEV_RUNNING(depoch) -> loop = LOOP_LIFECYCLE; epoch++ }
+     :: DEADLINE
+     fi;
+#endif
      request_unpause(0); request_unpause(1); request_unpause(2);
      loop = LOOP_FREE;
      if
@@ -444,14 +600,27 @@ proctype vmm() {
   /* shutdown(): KILL every active vCPU, kick it, await EXITED */
   request_kill(0); request_kill(1); request_kill(2);
   loop = LOOP_FREE;
+#ifdef DEVICE_WORKER
+  if
+  :: atomic { loop == LOOP_FREE && ALL_EXITED -> loop = LOOP_LIFECYCLE }
+  :: DEADLINE
+  fi;
+  dev_request(KILL, 0);                           /* then the device worker */
+  loop = LOOP_FREE;
+  if
+  :: atomic { loop == LOOP_FREE && DRUNSTATE == EXITED -> vmstate = VM_SHUTDOWN; busy = 0 }
+  :: DEADLINE
+  fi
+#else
   if
   :: atomic { loop == LOOP_FREE && ALL_EXITED -> vmstate = VM_SHUTDOWN; busy = 0 }
   :: DEADLINE
   fi
+#endif
 }
 
 /* ------------------------------------------------------------------------------------------------------ */
-/* VMM thread, mailbox task: runs whenever the lifecycle task awaits (inv 2)                              */
+/* VMM thread, mailbox task: runs whenever the lifecycle task awaits ([vmm-never-blocks])                */
 /* ------------------------------------------------------------------------------------------------------ */
 
 active proctype mailbox() {
@@ -481,6 +650,10 @@ init {
       :: else -> RUNSTATE[i] = EXITED              /* no worker yet */
       fi
     }
+#ifdef DEVICE_WORKER
+    DRUNSTATE = STARTING;
+    run device();
+#endif
     run vmm()
   }
 }

@@ -28,3 +28,4 @@ export {
   type VmOptions,
   type VmState,
 } from "./vmm/vm.ts";
+export { WorkerTimeoutError } from "./vmm/worker-pool.ts";

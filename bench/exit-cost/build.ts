@@ -1,23 +1,13 @@
 // Builds the bench's inputs into a scratch directory: the guests (GNU as, ld,
 // objcopy) and the C floor (gcc).
 import { join } from "node:path";
+import { sh } from "../tools.ts";
 
 const GUEST_DIR = join(import.meta.dir, "guests");
 
 /** raw: flat binary for bunvmm and the floor; pvh: ELF with a PVH note for QEMU. */
 export type Flavour = "raw" | "pvh";
 export type GuestName = "pio" | "mmio" | "idle";
-
-function sh(cmd: string[]): void {
-  const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
-  if (!r.success) {
-    throw new Error(`${cmd.join(" ")} failed (${r.exitCode}):\n${r.stderr.toString()}${r.stdout.toString()}`);
-  }
-}
-
-export function haveTool(tool: string): boolean {
-  return Bun.which(tool) !== null;
-}
 
 /** Assembles guests/NAME.S with the loop count N; returns the image path. */
 export function buildGuest(outDir: string, name: GuestName, flavour: Flavour, n = 0): string {

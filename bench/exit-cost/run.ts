@@ -8,7 +8,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildFloor, buildGuest, type Flavour, type GuestName, haveTool } from "./build.ts";
+import { haveTool } from "../tools.ts";
+import { buildFloor, buildGuest, type Flavour, type GuestName } from "./build.ts";
 import { type ChildResult, END_MARKER, runChild, START_MARKER } from "./child.ts";
 import {
   binStale,

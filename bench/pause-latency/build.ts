@@ -3,6 +3,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { assembleRawGuest, GUEST_INCLUDE_DIR } from "../../src/demo/assemble.ts";
+import { sh } from "../tools.ts";
 
 const TEST_GUESTS = join(import.meta.dir, "..", "..", "test", "guests");
 const OWN_GUESTS = join(import.meta.dir, "guests");
@@ -16,17 +17,6 @@ export type GuestName = "counter" | "hotplug" | "mmio-spin";
 
 const source = (g: GuestName) =>
   g === "mmio-spin" ? join(OWN_GUESTS, `${g}.S`) : join(TEST_GUESTS, `${g}.S`);
-
-function sh(cmd: string[]): void {
-  const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", timeout: 20_000 });
-  if (!r.success) {
-    throw new Error(`${cmd.join(" ")} failed (${r.exitCode}):\n${r.stderr.toString()}${r.stdout.toString()}`);
-  }
-}
-
-export function haveTool(tool: string): boolean {
-  return Bun.which(tool) !== null;
-}
 
 /** bunvmm's raw image of `guest`; returns its path. */
 export function buildRaw(outDir: string, guest: GuestName): string {

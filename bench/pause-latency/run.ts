@@ -9,7 +9,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildPvh, buildRaw, type GuestName, haveTool } from "./build.ts";
+import { haveTool } from "../tools.ts";
+import { buildPvh, buildRaw, type GuestName } from "./build.ts";
 import { librarySession, restSession } from "./bunvmm.ts";
 import { killAll } from "./children.ts";
 import { type CycleOptions, CycleRunner, type Samples, type Stats, stats } from "./cycles.ts";

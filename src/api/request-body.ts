@@ -3,7 +3,7 @@
  * must not hold anything), then parsed as JSON and checked against a valibot schema, with the field
  * named in the 400 message.
  *
- * Threads: VMM thread; the only wait is the body read, bounded by `timeoutMs` (inv 14). Nothing here
+ * Threads: VMM thread; the only wait is the body read, bounded by `timeoutMs` ([bounded-waits]). Nothing here
  * touches the VM, so a slow body never delays another request's lifecycle operation.
  * @module
  */

@@ -3,9 +3,9 @@
  * served by Bun.serve for one Vm. docs/api.md says how to use it; docs/openapi.yaml what it serves.
  *
  * Threads: VMM thread (Bun's event loop). Each request is its own task: a handler awaits only its own
- * body read (bounded, request-body.ts) and then its Vm operation, which the Vm serialises (inv 11). No
- * lock or queue here, so a slow or vanished client holds nothing another request needs (inv 1, inv 2),
- * and every wait is bounded (inv 14): body reads by BODY_READ_TIMEOUT_MS, Vm operations by the Vm's
+ * body read (bounded, request-body.ts) and then its Vm operation, which the Vm serialises ([serialised-lifecycle]). No
+ * lock or queue here, so a slow or vanished client holds nothing another request needs ([no-wait-holding], [vmm-never-blocks]),
+ * and every wait is bounded ([bounded-waits]): body reads by BODY_READ_TIMEOUT_MS, Vm operations by the Vm's
  * own vCPU deadlines, close() by CLOSE_TIMEOUT_MS. Checked by test/api/server.test.ts (the 100-client
  * storm, half requests, vanished clients).
  * @module

@@ -3,7 +3,7 @@
  * still ours.
  *
  * Threads: VMM thread. The one wait (a connect to see whether something answers) is bounded by
- * PROBE_TIMEOUT_MS (inv 14).
+ * PROBE_TIMEOUT_MS ([bounded-waits]).
  * @module
  */
 import { lstatSync, statSync, unlinkSync } from "node:fs";

@@ -3,10 +3,10 @@
  * @module
  */
 
-/** One KiB, MiB and GiB: config sizes are binary (cloud-hypervisor's "512M" is 512 MiB). */
-export const KIB = 1024;
-export const MIB = 1024 * KIB;
-export const GIB = 1024 * MIB;
+import { GIB, KIB, MIB } from "../numbers.ts";
+
+/** Config sizes are binary (cloud-hypervisor's "512M" is 512 MiB). */
+export { GIB, KIB, MIB };
 
 /** vCPU counts are 1..255 because cloud-hypervisor's `max_vcpus` is a u8 and xAPIC ids are 8 bits. */
 export const MIN_VCPUS = 1;

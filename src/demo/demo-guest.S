@@ -1,7 +1,7 @@
 # bunvmm's built-in demo guest (raw payload, docs/raw-payload.md).
 # The boot vCPU greets, starts every other boot vCPU with INIT/SIPI/SIPI through the in-kernel LAPIC,
 # one at a time; each greets with its APIC id (from CPUID); then the boot vCPU powers the VM off.
-# Only instructions the emulated guests of PLATFORM.md can run: integer ops, port I/O, MMIO, pause, hlt.
+# Only instructions a nested KVM that emulates guest code can run: integer ops, port I/O, MMIO, pause, hlt.
 .include "platform.inc"
 
 .set AP_DONE,           0x8000      # an AP writes its APIC id + 1 here when it has greeted

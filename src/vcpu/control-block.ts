@@ -1,6 +1,6 @@
 /**
  * Per-vCPU control block: Int32 words in one SharedArrayBuffer, shared by the VMM thread and the
- * vCPU's worker. This is the pause protocol's whole shared state (ARCHITECTURE.md, "The pause protocol").
+ * vCPU's worker. This is the pause protocol's whole shared state (docs/architecture.md, "The pause protocol").
  *
  *   word  name       contents                                 writers
  *   0     CMD        epoch << 3 | KICK | KILL | PAUSE          VMM (CAS), device handlers on any vCPU
@@ -12,8 +12,8 @@
  *   bytes 48..55     pthread_t of the worker thread           this vCPU, once, after it blocked the
  *                                                             kick signal; 0 until then
  *
- * Keeps inv 3 (the vCPU's only blocking wait, the park, is Atomics.wait on CMD, which every PAUSE,
- * KILL or epoch change modifies and notifies), inv 4 (KILL is tested before PAUSE everywhere), inv 6
+ * Keeps [wake-on-pause-kill] (the vCPU's only blocking wait, the park, is Atomics.wait on CMD, which every PAUSE,
+ * KILL or epoch change modifies and notifies), [kill-dominates] (KILL is tested before PAUSE everywhere), [epoch-acks]
  * (acknowledgements are epochs: "acked" means ACK reached the request's epoch, never a boolean).
  * Checked by model/pause.pml and test/vcpu/pause-protocol.test.ts.
  */

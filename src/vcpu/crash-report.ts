@@ -4,13 +4,14 @@
  */
 
 import { KVM_INTERNAL_ERROR_EMULATION, KVM_REGS_NAMES } from "../../ffi/kvm-structs.ts";
+import { CR0_PG } from "../arch/x86_64/long-mode.ts";
 import type { VcpuExit } from "../kvm/kvm-run.ts";
 import type { VcpuFd } from "../kvm/vcpu-fd.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
+import { hex } from "../numbers.ts";
 
 /** Longest x86 instruction. */
 const MAX_INSTRUCTION_BYTES = 15;
-const CR0_PG = 1n << 31n;
 
 export interface CrashReport {
   vcpu: number;
@@ -19,8 +20,6 @@ export interface CrashReport {
   /** Register dump lines, "rax=0x… rbx=0x…". */
   registers: string[];
 }
-
-const hex = (v: bigint | number) => `0x${v.toString(16)}`;
 
 /**
  * Why an exit stops the VM, in one phrase naming the KVM exit and its data (the decoded exit from

@@ -1,5 +1,5 @@
 /**
- * Getting a vCPU out of KVM_RUN from another thread (PLATFORM.md): the worker blocks KICK_SIGNAL in its
+ * Getting a vCPU out of KVM_RUN from another thread: the worker blocks KICK_SIGNAL in its
  * own thread and lets KVM unblock it only inside KVM_RUN (KVM_SET_SIGNAL_MASK); the kicker sets
  * kvm_run.immediate_exit and sends the signal. No signal handler runs: KVM_RUN returns EINTR and the
  * worker consumes the pending signal with sigtimedwait.

@@ -2,14 +2,14 @@
  * The vCPU run loop: checkpoint, KVM_RUN, handle the exit on this thread, checkpoint.
  *
  * Threads: runs only in the vCPU's own worker. Its one blocking wait is the park (Atomics.wait on CMD,
- * inv 3). Exit handlers run devices that never wait (inv 5); requests for the VMM are posted, never
- * awaited. KILL is tested before PAUSE at every checkpoint (inv 4); a half-done I/O is completed
- * before parking (one KVM_RUN with immediate_exit = 1, cloud-hypervisor #3658). Checked by
+ * [wake-on-pause-kill]). Exit handlers run devices that never wait ([no-vcpu-waits-vcpu]); requests for
+ * the VMM are posted, never awaited. KILL is tested before PAUSE at every checkpoint ([kill-dominates]);
+ * a half-done I/O is completed before parking (one KVM_RUN with immediate_exit = 1). Checked by
  * model/pause.pml (the same loop) and test/vcpu/pause-protocol.test.ts (on real KVM).
  */
 
 import { ALL_ONES_64, allOnes } from "../../devices/bus.ts";
-import type { Buses } from "../../devices/device-spec.ts";
+import type { Buses } from "../../devices/device-type.ts";
 import type { VmRequestSink } from "../../devices/vm-request.ts";
 import { describeErrno, EAGAIN, EINTR } from "../../ffi/errno-names.ts";
 import { KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN } from "../../ffi/kvm-structs.ts";

@@ -3,11 +3,11 @@
  * kvm_run page, the devices' shared state), then runs the loop until KILL or a fatal exit.
  *
  * Threads: this worker's thread only. It talks to the VMM thread by postMessage (requests, its
- * outcome) and the control block; it never waits for the VMM (inv 2, inv 5).
+ * outcome) and the control block; it never waits for the VMM ([vmm-never-blocks], [no-vcpu-waits-vcpu]).
  */
 import type { EjectTarget } from "../../devices/cpu-hotplug-controller.ts";
-import { attachDevices, type DeviceSpec } from "../../devices/device-spec.ts";
 import { KvmIrqLine } from "../../devices/irq-line.ts";
+import { attachDevices, type DeviceSpec } from "../../devices/registry.ts";
 import type { VmRequest } from "../../devices/vm-request.ts";
 import { KvmRun } from "../kvm/kvm-run.ts";
 import { VcpuFd } from "../kvm/vcpu-fd.ts";
@@ -57,7 +57,7 @@ function start(init: VcpuWorkerInit): void {
       posted.add(r);
       post({ type: "request", vcpu: init.index, request: r, source });
     };
-    // inv 5: an eject marks the victim and posts; this vCPU never waits for it.
+    // [no-vcpu-waits-vcpu]: an eject marks the victim and posts; this vCPU never waits for it.
     const blocks = init.controls.map((b) => new ControlBlock(b));
     const eject: EjectTarget = {
       readCmd: (cpu) => blocks[cpu]?.cmd ?? KILL,

@@ -16,7 +16,6 @@ import {
   KVM_MP_STATE_UNINITIALIZED,
   KVM_PIT_SPEAKER_DUMMY,
 } from "../../ffi/kvm-structs.ts";
-import { buildAcpiTables } from "../arch/x86_64/acpi/tables.ts";
 import { FPU_FCW_RESET, flatProtectedModeSregs, MXCSR_RESET } from "../arch/x86_64/cpu-state.ts";
 import { cpuidForVcpu, isAmdLike } from "../arch/x86_64/cpuid.ts";
 import { lapicWithLint } from "../arch/x86_64/lapic.ts";
@@ -40,6 +39,7 @@ import { GuestMemory } from "../memory/guest-memory.ts";
 import { CpuManager, type CpuManagerEnv } from "./cpu-manager.ts";
 import { DeviceManager } from "./device-manager.ts";
 import { resolvePayload } from "./payload.ts";
+import { acpiTablesFor } from "./platform.ts";
 
 /** KVM_CREATE_VM can fail with EINTR when a signal lands during its set-up (QEMU retries it too). */
 const CREATE_VM_ATTEMPTS = 5;
@@ -89,7 +89,10 @@ function createVm(kvm: Kvm): VmFd {
 /** Builds everything up to (not including) starting the vCPU workers. */
 export function buildMachine(
   config: VmConfig,
-  events: Pick<CpuManagerEnv, "onRequest" | "onOutcome" | "onReaped">,
+  events: Pick<CpuManagerEnv, "onRequest" | "onOutcome" | "onReaped"> & {
+    /** A device back-end's loop ended on its own, delivered on the VMM thread. */
+    onDeviceCrash(device: string, summary: string): void;
+  },
   serial: { tx: ByteQueue; rx: ByteQueue },
   log: (stage: string) => void,
 ): Machine {
@@ -127,7 +130,12 @@ export function buildMachine(
     });
     log(`mapped ${config.memory.size >> 20} MiB of guest RAM`);
 
-    const acpi = buildAcpiTables({ bootVcpus: config.cpus.boot_vcpus, maxVcpus: config.cpus.max_vcpus });
+    const devices = new DeviceManager(vm, config.cpus.max_vcpus, serial, events.onDeviceCrash);
+    cleanup.push(() => devices.close());
+    const acpi = acpiTablesFor(devices.specs, {
+      bootVcpus: config.cpus.boot_vcpus,
+      maxVcpus: config.cpus.max_vcpus,
+    });
     memory.write(ACPI_TABLES_START, acpi.blob);
     log(`ACPI tables at 0x${ACPI_TABLES_START.toString(16)} (${[...acpi.tables.keys()].join(", ")})`);
 
@@ -152,7 +160,6 @@ export function buildMachine(
     }
     log(`loaded ${payload.source}: ${boot.describe}`);
 
-    const devices = new DeviceManager(vm, config.cpus.max_vcpus, serial);
     const cpus = new CpuManager(
       { vm, runSize, memory, devices: devices.specs, ...events },
       config.cpus.max_vcpus,
@@ -197,6 +204,7 @@ export function buildMachine(
 /** Releases a machine's host resources once no worker can touch them any more. */
 export function closeMachine(m: Machine): void {
   m.cpus.close();
+  m.devices.close();
   m.memory.close();
   m.vm.close();
   m.kvm.close();

@@ -1,4 +1,4 @@
-/** Bounded waits for the VMM thread: every wait names what it waited for when the bound is hit (inv 14). */
+/** Bounded waits for the VMM thread: every wait names what it waited for when the bound is hit ([bounded-waits]). */
 
 import { BunvmmError } from "../errors.ts";
 

@@ -8,7 +8,7 @@
  * memory for text/stream/waitFor). The VM keeps running; what to do about it is the caller's choice (the
  * CLI logs one line, and stops the VM when stdout is closed).
  *
- * Threads: VMM thread only. The drain loop waits with Atomics.waitAsync (never blocks, inv 2).
+ * Threads: VMM thread only. The drain loop waits with Atomics.waitAsync (never blocks, [vmm-never-blocks]).
  */
 import { closeSync, openSync, writeSync } from "node:fs";
 import type { ByteQueue } from "../../devices/byte-queue.ts";

@@ -1,12 +1,17 @@
 /**
- * A VM's lifecycle: one state machine on the VMM thread (Created, Running, Paused, Shutdown) through
- * which every operation is serialised (inv 11), whether it comes from the library API, the CLI, the
- * REST API or the guest (power off, reset, a crashed vCPU).
+ * A VM's lifecycle: one state machine on the VMM thread, written down as one transition table
+ * (`TRANSITIONS`), through which every operation is serialised ([serialised-lifecycle]), whether it comes
+ * from the library API, the CLI, the REST API or the guest (power off, reset, a crashed vCPU).
  *
- * Threads: VMM thread only; nothing here blocks (inv 2). Waits on vCPUs are CpuManager's, bounded by
- * `timeoutMs` (inv 14). The API state always matches the vCPUs: a pause that times out is rolled back
- * and the state stays Running (inv 9). Reaping an ejected vCPU runs beside the queue, not in it, and
- * resize is refused until it is done (inv 10).
+ * Threads: VMM thread only; nothing here blocks ([vmm-never-blocks]). Waits on workers are the worker
+ * pools', bounded by `timeoutMs` ([bounded-waits]). The API state always matches the workers: a pause
+ * that times out is rolled back and the state stays Running ([all-or-nothing]). Pause parks the vCPUs
+ * first, so no new notification reaches a device, then the device workers; resume wakes them in the
+ * reverse order ([vcpus-before-devices]). Reaping an ejected vCPU runs beside the queue, not in it, and
+ * resize is refused until it is done ([hotplug-owner-bits]).
+ *
+ * The config the user gave is never changed at runtime; what changes (the vCPUs present after a
+ * resize) is kept apart, and vm.info reports it where cloud-hypervisor does (`cpus.boot_vcpus`).
  */
 
 import type { ConsolaInstance } from "consola/core";
@@ -23,7 +28,34 @@ import { buildMachine, closeMachine, type Machine } from "./builder.ts";
 import { createLogger, type LogLevelName } from "./logger.ts";
 import { SerialConsole, type SerialSink } from "./serial-console.ts";
 
-export type VmState = "Created" | "Running" | "Paused" | "Shutdown";
+/** Snapshotting and Restoring are declared for the snapshot operations; no operation enters them yet. */
+export type VmState = "Created" | "Running" | "Paused" | "Snapshotting" | "Restoring" | "Shutdown";
+
+/** Every lifecycle operation, by the name a refusal uses ("cannot press the power button: ..."). */
+type Operation = "boot" | "pause" | "resume" | "resize" | "reboot" | "press the power button" | "shutdown";
+
+/**
+ * The transition table: the states an operation is allowed in, and the state it leaves the VM in on
+ * success (none: unchanged). Anything else is refused with a LifecycleError naming the state.
+ * Shutdown is allowed from every state and is idempotent; a guest reset follows `reboot`'s row.
+ */
+const TRANSITIONS: Readonly<Record<Operation, { from: readonly VmState[]; to?: VmState }>> = {
+  boot: { from: ["Created"], to: "Running" },
+  pause: { from: ["Running"], to: "Paused" },
+  resume: { from: ["Paused"], to: "Running" },
+  resize: { from: ["Running", "Paused"] },
+  reboot: { from: ["Running", "Paused"], to: "Running" },
+  "press the power button": { from: ["Running"] },
+  shutdown: {
+    from: ["Created", "Running", "Paused", "Snapshotting", "Restoring", "Shutdown"],
+    to: "Shutdown",
+  },
+};
+
+/** True when the table allows `operation` in `state`. */
+export function allowed(operation: Operation, state: VmState): boolean {
+  return TRANSITIONS[operation].from.includes(state);
+}
 
 /** Why a VM stopped. */
 export type VmExitReason = "poweroff" | "shutdown" | "crash";
@@ -53,7 +85,7 @@ function serialSink(option: SerialOption | VmConfig["serial"]): SerialSink {
 export interface VmOptions {
   /** Where guest serial output goes; by default what the config's `[serial]` table says. */
   serial?: SerialOption;
-  /** Forward this process's stdin to the guest's serial port (the CLI does when stdin is a TTY). */
+  /** Forward this process's stdin to the guest's serial port (the CLI has its own console, src/cli/console.ts). */
   stdin?: boolean;
   /** Bound on each wait for the vCPUs (pause, resume, shutdown); default 1000 ms. */
   timeoutMs?: number;
@@ -81,7 +113,7 @@ export class LifecycleError extends BunvmmError {
   }
 }
 
-/** A resize the hotplug rules refuse: out of range, or a removal still pending (inv 10). */
+/** A resize the hotplug rules refuse: out of range, or a removal still pending ([hotplug-owner-bits]). */
 export class ResizeError extends BunvmmError {
   override readonly name = "ResizeError";
   constructor(message: string) {
@@ -104,6 +136,8 @@ export class Vm implements AsyncDisposable {
   private stdinListener: ((data: Buffer) => void) | undefined;
   private machine: Machine;
   private _reboots = 0;
+  /** The vCPUs present now: boot_vcpus at first, then what the last resize asked for. */
+  private presentVcpus: number;
   /** Resolves once, when the VM has stopped and released its host resources (or leaked stuck ones). */
   readonly exited: Promise<VmExit>;
   /** Guest serial output (text, stream, waitFor) and input (write). */
@@ -113,12 +147,13 @@ export class Vm implements AsyncDisposable {
   private readonly timeoutMs: number;
 
   private constructor(
-    /** The config in force; `cpus.boot_vcpus` follows resizes, as cloud-hypervisor's vm.info does. */
+    /** The config the user gave; never changed at runtime (vm.info reports the present vCPUs). */
     readonly config: VmConfig,
     options: VmOptions,
   ) {
     this.log = options.logger ?? createLogger(options.logLevel);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.presentVcpus = config.cpus.boot_vcpus;
     this.exited = new Promise((resolve) => {
       this.resolveExit = resolve;
     });
@@ -127,8 +162,15 @@ export class Vm implements AsyncDisposable {
       rx: new ByteQueue(createByteQueueBuffer(SERIAL_RX_CAPACITY)),
     };
     this.machine = this.build();
-    const sink = serialSink(options.serial ?? config.serial);
-    this.serial = new SerialConsole(this.serialQueues.tx, this.serialQueues.rx, sink);
+    try {
+      const sink = serialSink(options.serial ?? config.serial);
+      this.serial = new SerialConsole(this.serialQueues.tx, this.serialQueues.rx, sink);
+    } catch (e) {
+      // A sink that cannot be opened (a serial file in a missing directory): free the machine, no
+      // worker has started yet.
+      closeMachine(this.machine);
+      throw e;
+    }
     if (options.stdin) {
       this.stdinListener = (data) => void this.serial.write(data);
       process.stdin.on("data", this.stdinListener);
@@ -150,7 +192,7 @@ export class Vm implements AsyncDisposable {
     let built: Machine | undefined;
     const current = () => built !== undefined && built === this.machine;
     built = buildMachine(
-      this.config,
+      this.configInForce(),
       {
         onRequest: (m) => {
           if (current()) this.guestRequest(m.request, `${m.source} (vCPU ${m.vcpu})`);
@@ -161,11 +203,19 @@ export class Vm implements AsyncDisposable {
         onReaped: (vcpu) => {
           if (current()) this.reaped(vcpu);
         },
+        onDeviceCrash: (device, summary) => {
+          if (current()) this.deviceCrashed(device, summary);
+        },
       },
       this.serialQueues,
       (stage) => this.log.debug(stage),
     );
     return built;
+  }
+
+  /** The vCPUs present now: `boot_vcpus` at first, then what the last accepted resize asked for. */
+  get vcpuCount(): number {
+    return this.presentVcpus;
   }
 
   get state(): VmState {
@@ -182,42 +232,70 @@ export class Vm implements AsyncDisposable {
     return this._reboots;
   }
 
-  /** Runs `op` after every operation queued before it (inv 11). */
+  /** Runs `op` after every operation queued before it ([serialised-lifecycle]). */
   private serialise<T>(op: () => Promise<T>): Promise<T> {
     const next = this.ops.then(op);
     this.ops = next.catch(() => undefined);
     return next;
   }
 
-  private startBootVcpus(): void {
-    for (let i = 0; i < this.config.cpus.boot_vcpus; i++) this.machine.cpus.start(i);
+  /**
+   * Queues `operation`: when its turn comes, refuses it unless the table allows it in the current state,
+   * runs `body`, and on success moves to the table's target state.
+   */
+  private transition(operation: Operation, body: () => Promise<void>): Promise<void> {
+    return this.serialise(async () => {
+      if (!allowed(operation, this._state)) throw new LifecycleError(operation, this._state);
+      await body();
+      const to = TRANSITIONS[operation].to;
+      if (to) this._state = to;
+    });
   }
 
-  /** Starts every boot vCPU's worker. Created -> Running. */
+  /** The config as the machine is built from it: the user's, with the vCPUs present now. */
+  private configInForce(): VmConfig {
+    return { ...this.config, cpus: { ...this.config.cpus, boot_vcpus: this.presentVcpus } };
+  }
+
+  /** Device workers first, so a vCPU's first notification finds its back-end running. */
+  private startWorkers(): void {
+    this.machine.devices.workers.start();
+    for (let i = 0; i < this.presentVcpus; i++) this.machine.cpus.start(i);
+  }
+
+  /** Starts the device workers and every boot vCPU's worker. Created -> Running. */
   boot(): Promise<void> {
-    return this.serialise(async () => {
-      if (this._state !== "Created") throw new LifecycleError("boot", this._state);
-      this.startBootVcpus();
-      this._state = "Running";
-      this.log.info(`booting ${this.machine.payloadSource} on ${this.config.cpus.boot_vcpus} vCPU(s)`);
+    return this.transition("boot", async () => {
+      this.startWorkers();
+      this.log.info(`booting ${this.machine.payloadSource} on ${this.presentVcpus} vCPU(s)`);
     });
   }
 
-  /** Parks every vCPU. Running -> Paused; on timeout rolls back, stays Running and throws. */
+  /**
+   * Parks every vCPU, then every device worker ([vcpus-before-devices]: parked vCPUs send no new
+   * notification). Running -> Paused; on timeout rolls back, stays Running and throws ([all-or-nothing]).
+   */
   pause(): Promise<void> {
-    return this.serialise(async () => {
-      if (this._state !== "Running") throw new LifecycleError("pause", this._state);
-      await this.machine.cpus.pause(this.timeoutMs);
-      this._state = "Paused";
+    return this.transition("pause", async () => {
+      const { cpus, devices } = this.machine;
+      await cpus.pause(this.timeoutMs);
+      try {
+        await devices.workers.pause(this.timeoutMs);
+      } catch (e) {
+        // All or nothing: the vCPUs go back too. The device's error is the one to report.
+        await cpus
+          .resume(this.timeoutMs)
+          .catch((r: Error) => this.log.warn(`rolling back the vCPUs: ${r.message}`));
+        throw e;
+      }
     });
   }
 
-  /** Paused -> Running. */
+  /** Wakes the device workers, then the vCPUs ([vcpus-before-devices], reversed). Paused -> Running. */
   resume(): Promise<void> {
-    return this.serialise(async () => {
-      if (this._state !== "Paused") throw new LifecycleError("resume", this._state);
+    return this.transition("resume", async () => {
+      await this.machine.devices.workers.resume(this.timeoutMs);
       await this.machine.cpus.resume(this.timeoutMs);
-      this._state = "Running";
     });
   }
 
@@ -226,12 +304,10 @@ export class Vm implements AsyncDisposable {
    * Adding starts workers at once (parked if the VM is paused) and marks them inserting; removing
    * marks CPUs removing and pending-removal: the guest ejects them when it has taken them offline.
    * Either way the guest hears of it through the GED. Refused while a removal is pending, below 1 or
-   * above max_vcpus (inv 10).
+   * above max_vcpus ([hotplug-owner-bits]).
    */
   resize(desiredVcpus: number): Promise<void> {
-    return this.serialise(async () => {
-      if (this._state !== "Running" && this._state !== "Paused")
-        throw new LifecycleError("resize", this._state);
+    return this.transition("resize", async () => {
       const max = this.config.cpus.max_vcpus;
       if (!Number.isInteger(desiredVcpus) || desiredVcpus < 1 || desiredVcpus > max) {
         throw new ResizeError(
@@ -246,7 +322,7 @@ export class Vm implements AsyncDisposable {
           );
         }
       }
-      const present = this.config.cpus.boot_vcpus;
+      const present = this.presentVcpus;
       if (desiredVcpus === present) return;
       const { cpus, configureAp } = this.machine;
       for (let cpu = present; cpu < desiredVcpus; cpu++) {
@@ -258,7 +334,7 @@ export class Vm implements AsyncDisposable {
         hotplug.setPendingRemoval(cpu, true); // VMM-owned first: only it makes an eject honoured
         hotplug.setStatus(cpu, CPU_REMOVING);
       }
-      this.config.cpus.boot_vcpus = desiredVcpus;
+      this.presentVcpus = desiredVcpus;
       ged.raise(GedEvent.CpuHotplug);
       this.log.debug(`resize: ${present} -> ${desiredVcpus} vCPUs`);
     });
@@ -275,30 +351,36 @@ export class Vm implements AsyncDisposable {
   /** Restarts the guest from its payload in a fresh KVM VM (cloud-hypervisor's vm.reboot). */
   reboot(): Promise<void> {
     return this.serialise(async () => {
-      if (this._state !== "Running" && this._state !== "Paused")
-        throw new LifecycleError("reboot", this._state);
+      if (!allowed("reboot", this._state)) throw new LifecycleError("reboot", this._state);
       await this.restart();
     });
   }
 
+  /** Kills every worker, vCPUs first ([vcpus-before-devices]); the names of those that did not exit. */
+  private async killWorkers(): Promise<string[]> {
+    const vcpus = await this.machine.cpus.kill(this.timeoutMs);
+    const devices = await this.machine.devices.workers.kill(this.timeoutMs);
+    return [...vcpus.map((i) => `vCPU ${i}`), ...devices];
+  }
+
+  /** The reboot itself: a fresh machine, Running; or Shutdown when a worker would not stop. */
   private async restart(): Promise<void> {
-    const stuck = await this.machine.cpus.kill(this.timeoutMs);
+    const stuck = await this.killWorkers();
     if (stuck.length > 0) {
-      await this.stop({ reason: "crash", detail: `reboot failed: vCPU(s) ${stuck.join(", ")} did not stop` });
+      await this.stop({ reason: "crash", detail: `reboot failed: ${stuck.join(", ")} did not stop` });
       return;
     }
     closeMachine(this.machine);
     this.machine = this.build();
-    this.startBootVcpus();
-    this._state = "Running";
+    this.startWorkers();
+    this._state = TRANSITIONS.reboot.to!;
     this._reboots++;
     this.log.info(`rebooted (${this._reboots})`);
   }
 
   /** Presses the ACPI power button (GED event): a guest with ACPI shuts itself down. */
   powerButton(): Promise<void> {
-    return this.serialise(async () => {
-      if (this._state !== "Running") throw new LifecycleError("press the power button", this._state);
+    return this.transition("press the power button", async () => {
       this.machine.devices.ged.raise(GedEvent.PowerButton);
     });
   }
@@ -311,7 +393,7 @@ export class Vm implements AsyncDisposable {
   /** cloud-hypervisor's vm.info shape: the config (VmConfig names), the state and the RAM size. */
   info(): { config: VmConfig; state: VmState; memory_actual_size: number } {
     return {
-      config: structuredClone(this.config),
+      config: structuredClone(this.configInForce()),
       state: this._state,
       memory_actual_size: this.config.memory.size,
     };
@@ -344,7 +426,7 @@ export class Vm implements AsyncDisposable {
     if (request === "poweroff") void this.serialise(() => this.stop({ reason: "poweroff", detail: source }));
     else {
       void this.serialise(async () => {
-        if (this._state === "Running" || this._state === "Paused") await this.restart();
+        if (allowed("reboot", this._state)) await this.restart();
       });
     }
   }
@@ -353,10 +435,16 @@ export class Vm implements AsyncDisposable {
     void this.serialise(() => this.stop({ reason: "crash", detail: report.summary, crash: report }));
   }
 
+  /** A device back-end's loop ended on its own: the device is gone, so the VM stops. */
+  private deviceCrashed(device: string, summary: string): void {
+    this.log.error(`${device}: ${summary}`);
+    void this.serialise(() => this.stop({ reason: "crash", detail: summary }));
+  }
+
   private async stop(exit: VmExit): Promise<VmExit> {
     if (this._state === "Shutdown") return this.exited;
     this._state = "Shutdown";
-    const stuck = await this.machine.cpus.kill(this.timeoutMs);
+    const stuck = await this.killWorkers();
     await this.serial.close();
     if (this.stdinListener) {
       process.stdin.off("data", this.stdinListener);
@@ -365,7 +453,7 @@ export class Vm implements AsyncDisposable {
     if (stuck.length === 0) closeMachine(this.machine);
     else
       this.log.warn(
-        `vCPU(s) ${stuck.join(", ")} did not exit within ${this.timeoutMs} ms; leaving their memory mapped`,
+        `${stuck.join(", ")} did not exit within ${this.timeoutMs} ms; leaving their memory mapped`,
       );
     this.resolveExit(exit);
     return exit;

@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { API_ROOT, ROUTES } from "../../src/api/index.ts";
-import { API_PREFIX, type SeenResponse, schemaValidator, spec, specProblems } from "./_openapi.ts";
+import { API_PREFIX, type SeenResponse, schemaValidator, spec, specProblems } from "../helpers/openapi.ts";
 
 describe("docs/openapi.yaml", () => {
   test("is a valid OpenAPI 3.0 document", async () => {

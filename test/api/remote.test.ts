@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { type BunvmmChild, counterToml, remote, runWithApi, tempDir } from "../helpers/bunvmm-child.ts";
 import type { CliResult } from "../helpers/cli.ts";
-import { type BunvmmChild, counterToml, remote, runWithApi, tempDir } from "./_bunvmm.ts";
-import { schemaValidator } from "./_openapi.ts";
+import { schemaValidator } from "../helpers/openapi.ts";
 
 setDefaultTimeout(90_000);
 

@@ -5,9 +5,10 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { apiFetch, curl, isSocket } from "../helpers/api-client.ts";
+import { counterToml, runWithApi, spawnBunvmm, tempDir } from "../helpers/bunvmm-child.ts";
 import { expectOneLineError } from "../helpers/cli.ts";
-import { counterToml, runWithApi, spawnBunvmm, tempDir } from "./_bunvmm.ts";
-import { apiFetch, curl, isSocket, waitFor } from "./_client.ts";
+import { waitUntil } from "../helpers/guests.ts";
 
 setDefaultTimeout(90_000);
 
@@ -99,6 +100,6 @@ describe("bunvmm run --api-socket", () => {
     expect((await apiFetch(socket, "GET", "vmm.ping")).json().pid).toBe(next.proc.pid);
     next.proc.kill("SIGTERM");
     expect((await next.result).exitCode).toBe(0);
-    await waitFor(() => !existsSync(socket), "the socket to be removed");
+    await waitUntil(() => !existsSync(socket), "the socket to be removed", 15_000);
   });
 });

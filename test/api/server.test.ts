@@ -8,10 +8,14 @@ import { join } from "node:path";
 import { VcpuTimeoutError, Vm } from "bunvmm";
 import { createConsola, LogLevels } from "consola";
 import { ApiSocketError, BODY_LIMIT_BYTES, CLOSE_TIMEOUT_MS, startApiServer } from "../../src/api/index.ts";
+import { apiFetch, expectRawMatchesSpec, isSocket, rawClient } from "../helpers/api-client.ts";
+import { tempDir } from "../helpers/bunvmm-child.ts";
 import { BUN } from "../helpers/cli.ts";
-import { rawGuestConfig } from "../helpers/guests.ts";
-import { tempDir } from "./_bunvmm.ts";
-import { apiFetch, expectRawMatchesSpec, isSocket, prng, rawClient, waitFor } from "./_client.ts";
+import { rawGuestConfig, waitUntil } from "../helpers/guests.ts";
+import { Rng } from "../helpers/rng.ts";
+
+/** Deadline of a wait for the API server to act on a request. */
+const API_WAIT_MS = 15_000;
 
 setDefaultTimeout(60_000);
 
@@ -302,7 +306,8 @@ describe("ApiServer concurrency", () => {
   test("100 concurrent clients issuing pause/resume/info/resize in random order all get answers, and the final state is what the successes add up to", async () => {
     await using s = await serve();
     const seed = (Date.now() ^ process.pid) >>> 0;
-    const random = prng(seed);
+    const rng = new Rng(seed);
+    const random = () => rng.next();
     const ops = ["pause", "resume", "info", "resize"] as const;
     const ok: Record<(typeof ops)[number], number> = { pause: 0, resume: 0, info: 0, resize: 0 };
     const allowed: Record<(typeof ops)[number], number[]> = {
@@ -360,9 +365,10 @@ describe("ApiServer concurrency", () => {
     });
     expect(ok.pause - ok.resume).toBeOneOf([0, 1]);
     const want = final === "Paused" ? "PARKED" : "RUNNING";
-    await waitFor(
+    await waitUntil(
       () => s.vm.vcpuStates().every((st) => st === want),
       `every vCPU ${want} (seed ${seed}): ${s.vm.vcpuStates()}`,
+      API_WAIT_MS,
     );
     // Not wedged: the next toggle works and is seen.
     const toggle = final === "Paused" ? "resume" : "pause";
@@ -386,7 +392,7 @@ describe("ApiServer concurrency", () => {
     const hungUp = await rawClient(s.socket);
     hungUp.write("PUT /api/v1/vm.pause HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n");
     hungUp.close(); // before the answer: the pause still runs, and is the last operation so far
-    await waitFor(() => s.vm.state === "Paused", "the vanished client's pause");
+    await waitUntil(() => s.vm.state === "Paused", "the vanished client's pause", API_WAIT_MS);
 
     for (let i = 0; i < 5; i++) {
       expect((await apiFetch(s.socket, "PUT", "vm.resume")).status).toBe(204);
@@ -394,7 +400,7 @@ describe("ApiServer concurrency", () => {
       expect((await apiFetch(s.socket, "PUT", "vm.pause")).status).toBe(204);
       expect(await state(s.socket)).toBe("Paused");
     }
-    await waitFor(() => halfBody.received().endsWith("}"), "the half body's answer");
+    await waitUntil(() => halfBody.received().endsWith("}"), "the half body's answer", API_WAIT_MS);
     expect(expectRawMatchesSpec("PUT", "/api/v1/vm.resize", halfBody.received())).toBe(408);
     expect(halfBody.received()).toContain('{"error":"request body did not arrive within 500 ms"}');
     expect(halfHeaders.received()).toBe("");

@@ -7,6 +7,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import packageJson from "../../package.json" with { type: "json" };
+import { compiledEntryPoints } from "../../src/vmm/worker-entries.ts";
 import { BUN, REPO, runCli } from "../helpers/cli.ts";
 
 const outDir = mkdtempSync(join(tmpdir(), "bunvmm-binary-"));
@@ -14,10 +15,10 @@ const binary = join(outDir, "bunvmm");
 
 describe("compiled binary", () => {
   beforeAll(() => {
-    const build = Bun.spawnSync(
-      [BUN, "build", "--compile", "src/cli/main.ts", "src/vcpu/worker.ts", "--outfile", binary],
-      { cwd: REPO, stderr: "pipe" },
-    );
+    const build = Bun.spawnSync([BUN, "build", "--compile", ...compiledEntryPoints(), "--outfile", binary], {
+      cwd: REPO,
+      stderr: "pipe",
+    });
     if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);
   });
 

@@ -182,8 +182,8 @@ describe("bunvmm acpi-tables", () => {
       out,
     ]);
     expect(r.exitCode).toBe(0);
-    const { buildAcpiTables } = await import("../../src/arch/x86_64/acpi/tables.ts");
-    const expected = buildAcpiTables({ bootVcpus: 2, maxVcpus: 8 });
+    const { platformAcpiTables } = await import("../../src/vmm/platform.ts");
+    const expected = platformAcpiTables({ bootVcpus: 2, maxVcpus: 8 });
     for (const [signature, bytes] of expected.tables) {
       const written = new Uint8Array(
         await Bun.file(join(out, `${signature.toLowerCase()}.dat`)).arrayBuffer(),

@@ -8,8 +8,8 @@ import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { counterToml, runWithApi, spawnBunvmm } from "../api/_bunvmm.ts";
-import { apiFetch } from "../api/_client.ts";
+import { apiFetch } from "../helpers/api-client.ts";
+import { counterToml, runWithApi, spawnBunvmm } from "../helpers/bunvmm-child.ts";
 import { expectOneLineError, runCli, SOURCE_CLI } from "../helpers/cli.ts";
 import { guestImage, waitUntil } from "../helpers/guests.ts";
 

@@ -8,7 +8,7 @@ import { join, relative } from "node:path";
 import { loadConfigFile, parseConfig } from "../../src/config/index.ts";
 import { MIB } from "../../src/config/limits.ts";
 import { nobodyScript, runAsNobody } from "../helpers/as-nobody.ts";
-import { catchConfigError, rejectedConfigError } from "./_catch-config-error.ts";
+import { catchConfigError, rejectedConfigError } from "../helpers/catch-config-error.ts";
 
 let dir = "";
 const at = (...parts: string[]) => join(dir, ...parts);

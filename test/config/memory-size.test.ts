@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { GIB, KIB, MIB } from "../../src/config/limits.ts";
 import { parseMemorySize } from "../../src/config/memory-size.ts";
-import { catchConfigError } from "./_catch-config-error.ts";
+import { catchConfigError } from "../helpers/catch-config-error.ts";
 
 const FORMAT = 'expected a size like "512M", "1G" or a number of bytes';
 const MULTIPLE = "expected a multiple of 4096 bytes";

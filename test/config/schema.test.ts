@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig, type VmConfig } from "../../src/config/index.ts";
 import { CMDLINE_MAX, GIB, MIB } from "../../src/config/limits.ts";
-import { catchConfigError } from "./_catch-config-error.ts";
+import { catchConfigError } from "../helpers/catch-config-error.ts";
 
 const DEFAULTS: VmConfig = {
   cpus: { boot_vcpus: 1, max_vcpus: 1, hide_features: [] },

@@ -20,7 +20,7 @@ import {
   type EjectTarget,
   CPU_HOTPLUG_STATUS_OFFSET as STATUS,
 } from "../../devices/cpu-hotplug-controller.ts";
-import { RecordingIrqLine } from "../../devices/irq-line.ts";
+import { RecordingIrqLine } from "../helpers/recording-irq-line.ts";
 
 const KILL = 2;
 
@@ -98,7 +98,7 @@ describe("CpuHotplugController", () => {
     state.setStatus(cpu, CPU_ENABLED | CPU_REMOVING);
     if (mark) state.setPendingRemoval(cpu, true);
     dev.write(CSEL, 4, cpu);
-    dev.write(STATUS, 1, CPU_REMOVING); // CSCN clears REMOVING before _EJ0 (pause-deadlock.md §4.13)
+    dev.write(STATUS, 1, CPU_REMOVING); // CSCN clears REMOVING before _EJ0, as the DSDT does
     dev.write(STATUS, 1, CPU_EJECT);
     expect(ejected).toEqual(expected);
     expect(state.refusedEjects).toBe(expected.length === 0 ? 1 : 0);

@@ -1,6 +1,5 @@
 import { describe, expect, test } from "bun:test";
 import { ByteQueue, createByteQueueBuffer } from "../../devices/byte-queue.ts";
-import { RecordingIrqLine } from "../../devices/irq-line.ts";
 import {
   createSerial8250State,
   Serial8250,
@@ -19,6 +18,7 @@ import {
   UART_SCR,
   UART_TX,
 } from "../../devices/serial-8250.ts";
+import { RecordingIrqLine } from "../helpers/recording-irq-line.ts";
 
 function uart() {
   const irq = new RecordingIrqLine();

@@ -9,7 +9,7 @@
 #   - CINS (being added), on the boot vCPU only: ack it and start it with INIT/SIPI.
 # A vCPU asked to go offline marks itself offline, leaves the lock and halts. The boot vCPU first starts
 # START_APS of the other boot vCPUs (default: all). A vCPU whose bit is set in HALT_MASK halts instead.
-# Interrupts stay off (the GED interrupt cannot be taken on our test machines, PLATFORM.md), so the
+# Interrupts stay off (the GED interrupt cannot be taken on our nested, emulating test machines), so the
 # guest polls.
 .include "platform.inc"
 .ifndef START_APS

@@ -1,5 +1,5 @@
 # Executes an x87 instruction (fldz; fninit happens to be emulated), which the emulated guests of our test machines cannot run
-# (PLATFORM.md): KVM reports KVM_EXIT_INTERNAL_ERROR with the emulation-failure suberror.
+# (nested KVM emulates guest code there): KVM reports KVM_EXIT_INTERNAL_ERROR with the emulation-failure suberror.
 .include "platform.inc"
 .text
 .code32

@@ -14,8 +14,8 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ACPI_POWER_PORT, ACPI_S5_SLEEP_VALUE, ACPI_SLEEP_CONTROL } from "../../devices/acpi-power.ts";
-import { COM1_PORT } from "../../src/arch/x86_64/layout.ts";
+import { ACPI_S5_SLEEP_VALUE, ACPI_SLEEP_CONTROL } from "../../devices/acpi-power.ts";
+import { ACPI_POWER_PORT, COM1_PORT } from "../../src/arch/x86_64/layout.ts";
 
 export const C_GUEST_DIR = join(import.meta.dir, "..", "guests", "virtio");
 

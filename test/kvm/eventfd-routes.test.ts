@@ -10,8 +10,8 @@ import { assembleRawGuest } from "../../src/demo/assemble.ts";
 import { KvmError } from "../../src/kvm/kvm-error.ts";
 import { ioapicIrr, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, picIrr } from "../../src/kvm/vm-fd.ts";
 import { EventFd } from "../../src/sys/eventfd.ts";
-import { TestMachine } from "../arch/x86_64/_kvm-harness.ts";
 import { waitUntil } from "../helpers/guests.ts";
+import { TestMachine } from "../helpers/kvm-harness.ts";
 
 const GUESTS = `${import.meta.dir}/../guests`;
 const MIB = 1 << 20;

@@ -25,7 +25,7 @@ import {
 import { KvmError } from "../../src/kvm/kvm-error.ts";
 import { xcr0 } from "../../src/kvm/vcpu-fd.ts";
 import { clockNs } from "../../src/kvm/vm-fd.ts";
-import { TestMachine } from "../arch/x86_64/_kvm-harness.ts";
+import { TestMachine } from "../helpers/kvm-harness.ts";
 
 const MIB = 1 << 20;
 const PIT_CHANNELS = 3;

@@ -1,15 +1,15 @@
 /**
  * An unmodified Linux kernel (Debian's cloud kernel) booted by bunvmm, through the 64-bit bzImage
  * protocol and through PVH, checked at every milestone it reaches on our emulated machines before its
- * int3 self-test (PLATFORM.md): banner, command line, our e820 map, our ACPI tables, the SMP set-up
+ * int3 self-test (which the emulating nested KVM of our machines cannot run): banner, command line, our e820 map, our ACPI tables, the SMP set-up
  * from our MADT, the IOAPIC, and no complaint about our tables. Then the same boot while the test pauses
  * and resumes the VM continuously (the seed's reproducer). `npm run test:linux` runs this file alone.
  */
 import { describe, expect, test } from "bun:test";
 import { Vm } from "bunvmm";
-import { buildAcpiTables } from "../../src/arch/x86_64/acpi/tables.ts";
 import { describeE820, e820Table } from "../../src/arch/x86_64/e820.ts";
-import { debianKernel } from "../arch/x86_64/_debian-kernel.ts";
+import { platformAcpiTables } from "../../src/vmm/platform.ts";
+import { debianKernel } from "../helpers/debian-kernel.ts";
 import { tinyInitramfs } from "../helpers/initramfs.ts";
 import { Rng, randomGap } from "../helpers/rng.ts";
 
@@ -35,7 +35,7 @@ const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** Every line we expect, in the order the kernel prints them. */
 function milestones(): Array<[string, RegExp]> {
-  const acpi = buildAcpiTables({ bootVcpus: BOOT_VCPUS, maxVcpus: MAX_VCPUS });
+  const acpi = platformAcpiTables({ bootVcpus: BOOT_VCPUS, maxVcpus: MAX_VCPUS });
   const tables = ["RSDP", "XSDT", "FACP", "DSDT", "APIC"].map((sig): [string, RegExp] => [
     `ACPI ${sig} at our address with our OEM id`,
     new RegExp(`ACPI: ${sig} 0x${hex16(acpi.addresses.get(sig)!)} [0-9A-F]{6} \\(v\\d\\d BUNVMM`),

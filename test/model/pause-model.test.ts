@@ -6,6 +6,8 @@
  * (cloud-hypervisor's #8092 lock scope) must deadlock, and spin's trail must show the cycle: the VMM holds
  * `vcpu_states` while it waits for a pause ack, and a vCPU waits for `vcpu_states` in its MMIO exit.
  * Each change pause.pml makes to the protocol as first specified, undone, must make spin find its bug.
+ * With a device worker compiled in, the same properties hold, and reading CMD before draining the control
+ * eventfd must lose a wake-up.
  *
  * spin is a hard requirement (Debian: apt-get install spin): without it these tests fail, they never skip.
  */
@@ -27,6 +29,9 @@ const TEST_TIMEOUT_MS = 150_000;
 const K_SAFETY = 6;
 const K_LTL_PAUSE = 5;
 const K_LTL_OPS = 4;
+/** With a device worker (-DDEVICE_WORKER) the states multiply by about ten: smaller bounds. */
+const K_DEVICE = 3;
+const K_DEVICE_LTL = 2;
 
 interface PanResult {
   /** The "errors: N" count pan printed. */
@@ -157,6 +162,42 @@ describe("model/pause.pml", () => {
       try {
         expect(r.errors).toBeGreaterThan(0);
         expect(r.error ?? "").toMatch(expected);
+      } finally {
+        rmSync(r.dir, { recursive: true, force: true });
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
+
+describe("model/pause.pml with a device worker (-DDEVICE_WORKER)", () => {
+  test(
+    `safety (K=${K_DEVICE}): the vCPU properties, no request in flight at Paused, no notification to a parked device`,
+    () => {
+      verifyClean("pause.pml", "safety", [`-DK=${K_DEVICE}`, "-DDEVICE_WORKER"]);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    `LTL (K=${K_DEVICE_LTL}, weak fairness): [] (busy -> <> !busy) with the device worker in pause, resume and shutdown`,
+    () => {
+      verifyClean("pause.pml", "ltl:ops_complete", [`-DK=${K_DEVICE_LTL}`, "-DDEVICE_WORKER"]);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "-DNO_FIX_DRAIN_THEN_READ: reading CMD before draining the control eventfd loses a wake-up",
+    () => {
+      const r = verify("pause.pml", "safety", [
+        `-DK=${K_DEVICE}`,
+        "-DDEVICE_WORKER",
+        "-DNO_FIX_DRAIN_THEN_READ",
+      ]);
+      try {
+        expect(r.errors).toBeGreaterThan(0);
+        expect(r.error ?? "").toMatch(/^assertion violated\s+!\(deadline_hit\)$/);
       } finally {
         rmSync(r.dir, { recursive: true, force: true });
       }

@@ -11,7 +11,7 @@ import { assembleRawGuest } from "../../src/demo/assemble.ts";
 import { ControlBlock, KILL } from "../../src/vcpu/control-block.ts";
 import { KickReceiver } from "../../src/vcpu/kick.ts";
 import { type VcpuOutcome, VcpuRunner } from "../../src/vcpu/run-loop.ts";
-import { TestMachine } from "../arch/x86_64/_kvm-harness.ts";
+import { TestMachine } from "../helpers/kvm-harness.ts";
 
 const GUEST = `${import.meta.dir}/../guests/mmio64.S`;
 const MIB = 1 << 20;

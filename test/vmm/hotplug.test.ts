@@ -1,6 +1,6 @@
 /**
  * CPU hotplug on real KVM: resize adds vCPUs the guest starts and removes vCPUs the guest ejects;
- * the rules of inv 10 (eject only when marked, resize refused while a removal is pending); the power
+ * the rules of [hotplug-owner-bits] (eject only when marked, resize refused while a removal is pending); the power
  * button and reboot paths.
  */
 import { describe, expect, test } from "bun:test";
@@ -24,7 +24,8 @@ describe("Vm.resize", () => {
     await countsAgain(vm, [0], "the boot vCPU scanning");
 
     await vm.resize(3);
-    expect(vm.info().config.cpus.boot_vcpus).toBe(3);
+    expect(vm.info().config.cpus.boot_vcpus).toBe(3); // vm.info reports the vCPUs present ...
+    expect(vm.config.cpus.boot_vcpus).toBe(1); // ... the config the user gave stays as given
     await countsAgain(vm, [1, 2], "hot-added vCPUs 1 and 2 counting (the guest started them)");
     expect(vm.hotplugStatus()).toEqual([CPU_ENABLED, CPU_ENABLED, CPU_ENABLED, 0]); // inserts acked
 

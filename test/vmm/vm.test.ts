@@ -1,6 +1,7 @@
 /** The library API (src/index.ts) on real KVM with real guests: what a user's own test suite does. */
 import { describe, expect, test } from "bun:test";
 import { LifecycleError, Vm } from "bunvmm";
+import { allowed } from "../../src/vmm/vm.ts";
 import { rawGuestConfig, waitUntil } from "../helpers/guests.ts";
 
 const QUIET = { serial: { kind: "none" } as const, logger: undefined };
@@ -101,5 +102,26 @@ describe("Vm", () => {
     expect(leaked?.state).toBe("Shutdown");
     expect((await leaked!.exited).reason).toBe("shutdown");
     expect(leaked!.vcpuStates()).toEqual(["EXITED", "EXITED"]);
+  });
+});
+
+describe("the lifecycle transition table", () => {
+  const states = ["Created", "Running", "Paused", "Snapshotting", "Restoring", "Shutdown"] as const;
+
+  test("allows each operation only in the states cloud-hypervisor allows it", () => {
+    const table = Object.fromEntries(
+      (["boot", "pause", "resume", "resize", "reboot", "press the power button", "shutdown"] as const).map(
+        (op) => [op, states.filter((s) => allowed(op, s))],
+      ),
+    );
+    expect(table).toEqual({
+      boot: ["Created"],
+      pause: ["Running"],
+      resume: ["Paused"],
+      resize: ["Running", "Paused"],
+      reboot: ["Running", "Paused"],
+      "press the power button": ["Running"],
+      shutdown: [...states],
+    });
   });
 });

@@ -1,8 +1,8 @@
 /**
  * The `vm.*` endpoints. Each lifecycle operation goes straight onto the Vm's serialised state machine
- * (inv 11): no lock here, no queue of our own, and the answer is sent when the operation has finished,
- * so the state a client is told is the state the vCPUs are in. Each one that succeeds is logged at info
- * ("API vm.pause: paused"), like a reboot or a power-off, so the log says who changed the VM.
+ * ([serialised-lifecycle]): no lock here, no queue of our own, and the answer is sent when the operation
+ * has finished, so the state a client is told is the state the vCPUs are in. Each one that succeeds is
+ * logged at info ("API vm.pause: paused"), like a reboot or a power-off, so the log says who changed the VM.
  * @module
  */
 import { jsonResponse } from "../api-error.ts";
@@ -36,7 +36,7 @@ export const vmRoutes: Readonly<Record<string, Route>> = {
     takesBody: true,
     async handle({ vm, log }, body) {
       const { desired_vcpus } = parseJsonBody(body, vmResizeSchema(vm.config.cpus.max_vcpus), "VmResize");
-      const before = vm.config.cpus.boot_vcpus;
+      const before = vm.vcpuCount;
       await vm.resize(desired_vcpus);
       log.info(
         desired_vcpus < before

@@ -5,19 +5,13 @@
  */
 
 import { BunvmmError } from "../../errors.ts";
+import { MIB } from "../../numbers.ts";
 export class LinuxBootError extends BunvmmError {
   override readonly name = "LinuxBootError";
   constructor(readonly reason: string) {
     super("input", reason);
   }
 }
-
-/** `0x1000000`: addresses in messages. */
-export function hex(n: number): string {
-  return `0x${n.toString(16)}`;
-}
-
-const MIB = 1 << 20;
 
 /** The RAM size that covers `[0, end)`, in whole MiB, for "give the VM at least N MiB". */
 export function mibToCover(end: number): number {

@@ -12,7 +12,8 @@
  * the e820 table.
  */
 import type { GuestMemory } from "../../memory/guest-memory.ts";
-import { hex, LinuxBootError, mibToCover } from "./boot-error.ts";
+import { hex } from "../../numbers.ts";
+import { LinuxBootError, mibToCover } from "./boot-error.ts";
 import {
   BOOT_FLAG_MAGIC,
   LOADED_HIGH,

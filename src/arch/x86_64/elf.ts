@@ -3,7 +3,9 @@
  * boot an x86_64 vmlinux: the header, the program headers and the notes. Layouts are named offsets
  * checked against <elf.h> by test/arch/x86_64/elf.test.ts.
  */
-import { hex, LinuxBootError } from "./boot-error.ts";
+
+import { hex } from "../../numbers.ts";
+import { LinuxBootError } from "./boot-error.ts";
 import { cLayout, type Field, getField, viewOf } from "./struct-layout.ts";
 
 export const ELF64_EHDR_LAYOUT = cLayout("Elf64_Ehdr", 64, {

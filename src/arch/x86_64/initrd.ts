@@ -5,7 +5,8 @@
  * leaves the space right after the kernel free for its decompression and early allocations.
  */
 import { type GuestMemory, PAGE_SIZE } from "../../memory/guest-memory.ts";
-import { hex, LinuxBootError, mibToCover } from "./boot-error.ts";
+import { hex } from "../../numbers.ts";
+import { LinuxBootError, mibToCover } from "./boot-error.ts";
 
 export interface InitrdBounds {
   /** The lowest address it may start at: the end of the kernel. */

@@ -1,6 +1,7 @@
 /**
  * The guest-physical and port layout of a bunvmm x86_64 machine: every fixed address lives here, so the
- * builder, the devices, the ACPI tables and the tests agree by construction.
+ * builder, the devices, the ACPI tables and the tests agree by construction. Devices that can sit
+ * anywhere get their address from the resource allocator, within the pools declared here.
  */
 
 /** Guest RAM ends below this and resumes at 4 GiB: the 32-bit hole holds MMIO, LAPIC, IOAPIC. */
@@ -20,6 +21,22 @@ export const UNOWNED_MMIO_TEST_ADDRESS = 0xd000_0000;
 /** COM1: ports and the ISA interrupt it raises. */
 export const COM1_PORT = 0x3f8;
 export const COM1_GSI = 4;
+/** The i8042's data and status/command ports, where every PC has them. */
+export const I8042_DATA_PORT = 0x60;
+export const I8042_COMMAND_PORT = 0x64;
+/** The hardware-reduced ACPI power registers (sleep control, reset, sleep status), which the FADT names. */
+export const ACPI_POWER_PORT = 0x600;
+
+/**
+ * Where the resource allocator (devices/resource-allocator.ts) finds room for devices that take any
+ * address: MMIO windows (a virtio-mmio transport's 0x200 bytes) between the unowned test address and
+ * the fixed platform registers, and GSIs on the IOAPIC pins above the 16 ISA interrupts (KVM's
+ * in-kernel IOAPIC has 24 pins).
+ */
+export const DEVICE_MMIO_START = 0xd100_0000;
+export const DEVICE_MMIO_END = 0xfe00_0000;
+export const DEVICE_GSI_FIRST = 16;
+export const DEVICE_GSI_LAST = 23;
 
 /** The raw payload format (docs/raw-payload.md). */
 export const RAW_LOAD_ADDRESS = 0x1_0000;
@@ -36,9 +53,9 @@ export function ramRanges(size: number): { gpa: number; size: number }[] {
   ];
 }
 
-/** ACPI CPU hotplug controller: 12-byte MMIO register block (devices/cpu-hotplug-controller.ts). */
+/** ACPI CPU hotplug controller: its 12-byte MMIO register block. */
 export const CPU_HOTPLUG_BASE = 0xfe00_0000;
-/** ACPI Generic Event Device: notification register (devices/acpi-ged.ts). */
+/** ACPI Generic Event Device: its notification register. */
 export const GED_BASE = 0xfe00_1000;
 /** The GSI the GED raises (an ISA line no other device uses: edge-triggered, active high). */
 export const GED_GSI = 5;

@@ -15,7 +15,8 @@
 
 import type { Regs, Sregs } from "../../kvm/vcpu-fd.ts";
 import type { GuestMemory } from "../../memory/guest-memory.ts";
-import { hex, LinuxBootError } from "./boot-error.ts";
+import { hex } from "../../numbers.ts";
+import { LinuxBootError } from "./boot-error.ts";
 import { buildZeroPage } from "./boot-params.ts";
 import { loadBzImage, parseBzImage, payloadCompression, protocolText, STARTUP_64_OFFSET } from "./bzimage.ts";
 import { COMMAND_LINE_SIZE, writeCmdline } from "./cmdline.ts";

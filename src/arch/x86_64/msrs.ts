@@ -5,6 +5,7 @@
  * enabled with write-back as the default type (without it a guest that reads MTRRs treats all of RAM
  * as uncached).
  */
+import { hex } from "../../numbers.ts";
 
 export const MSR_IA32_TSC = 0x0000_0010;
 export const MSR_IA32_SYSENTER_CS = 0x0000_0174;
@@ -49,9 +50,8 @@ export const MSR_NAMES: Readonly<Record<number, string>> = {
 
 /** "MSR_STAR (0xc0000081)", or just the number for an MSR not named here. */
 export function describeMsr(index: number): string {
-  const hex = `0x${index.toString(16)}`;
   const name = MSR_NAMES[index];
-  return name ? `${name} (${hex})` : hex;
+  return name ? `${name} (${hex(index)})` : hex(index);
 }
 
 /** The boot MSRs as KVM_SET_MSRS entries: [index, value], in the order they are written. */

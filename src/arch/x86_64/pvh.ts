@@ -13,7 +13,8 @@
 
 import type { Regs, Sregs } from "../../kvm/vcpu-fd.ts";
 import type { GuestMemory } from "../../memory/guest-memory.ts";
-import { hex, LinuxBootError, mibToCover } from "./boot-error.ts";
+import { hex } from "../../numbers.ts";
+import { LinuxBootError, mibToCover } from "./boot-error.ts";
 import { CR0_ET, CR0_PE, flatProtectedModeSregs, initialRegs } from "./cpu-state.ts";
 import type { E820Entry } from "./e820.ts";
 import { type Elf64, PT_LOAD } from "./elf.ts";

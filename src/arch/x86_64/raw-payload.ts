@@ -6,12 +6,12 @@
 
 import type { Regs } from "../../kvm/vcpu-fd.ts";
 import type { GuestMemory } from "../../memory/guest-memory.ts";
+import { MIB } from "../../numbers.ts";
 import { initialRegs } from "./cpu-state.ts";
 import { RAW_LOAD_ADDRESS, RAW_MAX_END, RAW_STACK_TOP } from "./layout.ts";
 
 /** Largest raw image: it must end below the EBDA. */
 export const RAW_MAX_SIZE = RAW_MAX_END - RAW_LOAD_ADDRESS;
-const MIB = 1 << 20;
 
 /** Copies the image into guest RAM; the caller checked its size against RAW_MAX_SIZE. */
 export function loadRawImage(memory: GuestMemory, image: Uint8Array): void {

@@ -7,10 +7,10 @@ import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { defineCommand } from "citty";
 import { describeErrno } from "../../../ffi/errno-names.ts";
-import { buildAcpiTables } from "../../arch/x86_64/acpi/tables.ts";
 import { loadConfigFile } from "../../config/index.ts";
 import { BunvmmError } from "../../errors.ts";
 import { createLogger, type LogLevelName } from "../../vmm/logger.ts";
+import { platformAcpiTables } from "../../vmm/platform.ts";
 import { sharedArgs } from "./shared-args.ts";
 
 export const acpiTablesCommand = defineCommand({
@@ -28,7 +28,7 @@ export const acpiTablesCommand = defineCommand({
   async run({ args }) {
     const log = createLogger(args["log-level"] as LogLevelName);
     const config = await loadConfigFile(args.config);
-    const acpi = buildAcpiTables({ bootVcpus: config.cpus.boot_vcpus, maxVcpus: config.cpus.max_vcpus });
+    const acpi = platformAcpiTables({ bootVcpus: config.cpus.boot_vcpus, maxVcpus: config.cpus.max_vcpus });
     const dir = resolve(args.out);
     makeOutputDirectory(dir);
     for (const [signature, bytes] of acpi.tables) {

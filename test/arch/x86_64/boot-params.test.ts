@@ -30,8 +30,8 @@ import {
   e820Table,
 } from "../../../src/arch/x86_64/e820.ts";
 import { getField, viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
-import { cLayoutMismatches } from "./_c-layout.ts";
-import { debianKernel } from "./_debian-kernel.ts";
+import { cLayoutMismatches } from "../../helpers/c-layout.ts";
+import { debianKernel } from "../../helpers/debian-kernel.ts";
 
 const HDR = SETUP_HEADER_LAYOUT.fields;
 const BP = BOOT_PARAMS_LAYOUT.fields;

@@ -1,4 +1,5 @@
 /** bzImage setup-header parsing and loading: Debian's real kernel, then one crafted file per error. */
+
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import {
@@ -17,11 +18,10 @@ import {
 import { ramRanges } from "../../../src/arch/x86_64/layout.ts";
 import { viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
 import { GuestMemory } from "../../../src/memory/guest-memory.ts";
-import { reason } from "./_boot-error-reason.ts";
-import { craftBzImage } from "./_crafted-kernels.ts";
-import { debianKernel } from "./_debian-kernel.ts";
-
-const MIB = 1 << 20;
+import { MIB } from "../../../src/numbers.ts";
+import { reason } from "../../helpers/boot-error-reason.ts";
+import { craftBzImage } from "../../helpers/crafted-kernels.ts";
+import { debianKernel } from "../../helpers/debian-kernel.ts";
 
 describe("parseBzImage() on Debian's cloud kernel", () => {
   test("reads a 2.12+ header with a 64-bit entry, loaded high and relocatable to 16 MiB", () => {

@@ -1,8 +1,9 @@
 /** The memory map for RAM sizes below, at and across the 32-bit hole. */
+
 import { describe, expect, test } from "bun:test";
 import { describeE820, E820_RAM, E820_RESERVED, e820Table } from "../../../src/arch/x86_64/e820.ts";
+import { MIB } from "../../../src/numbers.ts";
 
-const MIB = 1 << 20;
 const GIB = 1 << 30;
 const LOW = { addr: 0, size: 0xa_0000, type: E820_RAM };
 /** The ISA hole, reserved whole: it holds the ACPI tables (0xe0000-0xfffff). */

@@ -17,10 +17,10 @@ import {
   SHT_NOTE,
 } from "../../../src/arch/x86_64/elf.ts";
 import { setField, viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
-import { reason } from "./_boot-error-reason.ts";
-import { cLayoutMismatches } from "./_c-layout.ts";
-import { craftElf } from "./_crafted-kernels.ts";
-import { debianKernel } from "./_debian-kernel.ts";
+import { reason } from "../../helpers/boot-error-reason.ts";
+import { cLayoutMismatches } from "../../helpers/c-layout.ts";
+import { craftElf } from "../../helpers/crafted-kernels.ts";
+import { debianKernel } from "../../helpers/debian-kernel.ts";
 
 describe("ELF layouts", () => {
   test("every size, offset and constant matches <elf.h>", () => {

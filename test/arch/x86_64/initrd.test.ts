@@ -1,9 +1,9 @@
 /** Initramfs placement: as high as allowed, page-aligned, above the kernel; errors name the binding limit. */
+
 import { describe, expect, test } from "bun:test";
 import { placeInitramfs } from "../../../src/arch/x86_64/initrd.ts";
-import { reason } from "./_boot-error-reason.ts";
-
-const MIB = 1 << 20;
+import { MIB } from "../../../src/numbers.ts";
+import { reason } from "../../helpers/boot-error-reason.ts";
 
 describe("placeInitramfs()", () => {
   test.each([

@@ -2,6 +2,7 @@
  * loadLinux(): the Debian kernel through both protocols into guest RAM (what lands where), its errors,
  * and on real KVM a crafted kernel of each kind that reads its boot structures from the entry state.
  */
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_UNINITIALIZED } from "../../../ffi/kvm-structs.ts";
@@ -31,12 +32,12 @@ import { HVM_START_INFO_LAYOUT } from "../../../src/arch/x86_64/pvh.ts";
 import { getField, viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
 import { VcpuFd } from "../../../src/kvm/vcpu-fd.ts";
 import { GuestMemory } from "../../../src/memory/guest-memory.ts";
-import { reason } from "./_boot-error-reason.ts";
-import { craftBzImage, craftElf } from "./_crafted-kernels.ts";
-import { debianKernel } from "./_debian-kernel.ts";
-import { type Exit, TestMachine } from "./_kvm-harness.ts";
+import { MIB } from "../../../src/numbers.ts";
+import { reason } from "../../helpers/boot-error-reason.ts";
+import { craftBzImage, craftElf } from "../../helpers/crafted-kernels.ts";
+import { debianKernel } from "../../helpers/debian-kernel.ts";
+import { type Exit, TestMachine } from "../../helpers/kvm-harness.ts";
 
-const MIB = 1 << 20;
 const HDR = SETUP_HEADER_LAYOUT.fields;
 const BP = BOOT_PARAMS_LAYOUT.fields;
 const CMDLINE = "earlyprintk=ttyS0 console=ttyS0 noxsave clearcpuid=cx16";

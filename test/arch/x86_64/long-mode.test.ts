@@ -9,7 +9,7 @@ import {
   linux64EntryRegs,
   longModeSregs,
 } from "../../../src/arch/x86_64/long-mode.ts";
-import { resetSregs } from "./_reset-sregs.ts";
+import { resetSregs } from "../../helpers/reset-sregs.ts";
 
 describe("longModeSregs()", () => {
   const s = longModeSregs(resetSregs());

@@ -1,4 +1,5 @@
 /** PVH: start-info layouts, the entry note of the real vmlinux, segment loading and entry state. */
+
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { RFLAGS_RESERVED } from "../../../src/arch/x86_64/cpu-state.ts";
@@ -19,13 +20,12 @@ import {
 } from "../../../src/arch/x86_64/pvh.ts";
 import { getField, viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
 import { GuestMemory } from "../../../src/memory/guest-memory.ts";
-import { reason } from "./_boot-error-reason.ts";
-import { cLayoutMismatches } from "./_c-layout.ts";
-import { craftElf } from "./_crafted-kernels.ts";
-import { debianKernel } from "./_debian-kernel.ts";
-import { resetSregs } from "./_reset-sregs.ts";
-
-const MIB = 1 << 20;
+import { MIB } from "../../../src/numbers.ts";
+import { reason } from "../../helpers/boot-error-reason.ts";
+import { cLayoutMismatches } from "../../helpers/c-layout.ts";
+import { craftElf } from "../../helpers/crafted-kernels.ts";
+import { debianKernel } from "../../helpers/debian-kernel.ts";
+import { resetSregs } from "../../helpers/reset-sregs.ts";
 
 /** The structs as xen/include/public/arch-x86/hvm/start_info.h declares them (fields and types). */
 const START_INFO_H = `

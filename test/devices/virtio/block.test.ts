@@ -36,7 +36,7 @@ import {
   VIRTIO_MMIO_INTERRUPT_STATUS,
 } from "../../../ffi/virtio-layouts.ts";
 import { BunvmmError } from "../../../src/errors.ts";
-import { TestDriver } from "./_driver.ts";
+import { TestDriver } from "../../helpers/virtio-driver.ts";
 
 const SECTOR = 512;
 const MIB = 1 << 20;

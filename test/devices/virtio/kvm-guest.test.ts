@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Vm } from "bunvmm";
-import { ACPI_POWER_PORT, ACPI_SLEEP_CONTROL } from "../../../devices/acpi-power.ts";
+import { ACPI_SLEEP_CONTROL } from "../../../devices/acpi-power.ts";
 import type { AccessSize } from "../../../devices/bus.ts";
 import {
   BLK_BAD_REQUESTS,
@@ -29,12 +29,12 @@ import { FPU_FCW_RESET, MXCSR_RESET } from "../../../src/arch/x86_64/cpu-state.t
 import { cpuidForVcpu } from "../../../src/arch/x86_64/cpuid.ts";
 import { parseElf64 } from "../../../src/arch/x86_64/elf.ts";
 import { lapicWithLint } from "../../../src/arch/x86_64/lapic.ts";
-import { UNOWNED_MMIO_TEST_ADDRESS } from "../../../src/arch/x86_64/layout.ts";
+import { ACPI_POWER_PORT, UNOWNED_MMIO_TEST_ADDRESS } from "../../../src/arch/x86_64/layout.ts";
 import { loadLinux } from "../../../src/arch/x86_64/linux-boot.ts";
 import { bootMsrs } from "../../../src/arch/x86_64/msrs.ts";
 import { pvhEntryPoint, XEN_ELFNOTE_OWNER, XEN_ELFNOTE_PHYS32_ENTRY } from "../../../src/arch/x86_64/pvh.ts";
-import { TestMachine } from "../../arch/x86_64/_kvm-harness.ts";
 import { cGuestElf } from "../../helpers/c-guest.ts";
+import { TestMachine } from "../../helpers/kvm-harness.ts";
 
 const MIB = 1 << 20;
 const RAM = 64 * MIB;

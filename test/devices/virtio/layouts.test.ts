@@ -9,7 +9,7 @@ import {
   VIRTIO_FLEXIBLE_ARRAYS,
   VIRTIO_LAYOUTS,
 } from "../../../ffi/virtio-layouts.ts";
-import { cLayoutMismatches } from "../../arch/x86_64/_c-layout.ts";
+import { cLayoutMismatches } from "../../helpers/c-layout.ts";
 
 const HEADERS = [
   "#include <linux/virtio_mmio.h>",

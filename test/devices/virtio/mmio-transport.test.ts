@@ -44,7 +44,7 @@ import {
   VIRTIO_RING_F_EVENT_IDX,
 } from "../../../ffi/virtio-layouts.ts";
 import { Rng } from "../../helpers/rng.ts";
-import { RAM_SIZE, TestDriver, VERSION_1 } from "./_driver.ts";
+import { RAM_SIZE, TestDriver, VERSION_1 } from "../../helpers/virtio-driver.ts";
 
 function rngDriver(): TestDriver {
   const rng = new RngBackend();

@@ -26,7 +26,7 @@ import {
   VRING_DESC_F_WRITE,
   VRING_USED_RING,
 } from "../../../ffi/virtio-layouts.ts";
-import { RAM_SIZE, TestDriver, VERSION_1 } from "./_driver.ts";
+import { RAM_SIZE, TestDriver, VERSION_1 } from "../../helpers/virtio-driver.ts";
 
 const SIZE = 16;
 const W = VRING_DESC_F_WRITE;

@@ -16,7 +16,7 @@ import {
   VIRTIO_MMIO_DEVICE_ID,
   VIRTIO_MMIO_STATUS,
 } from "../../../ffi/virtio-layouts.ts";
-import { TestDriver } from "./_driver.ts";
+import { TestDriver } from "../../helpers/virtio-driver.ts";
 
 describe("virtio-rng", () => {
   test("fills device-writable buffers with bytes that differ between requests", () => {

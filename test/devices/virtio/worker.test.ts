@@ -18,8 +18,8 @@ import {
 } from "../../../ffi/virtio-layouts.ts";
 import { EventFd } from "../../../src/sys/eventfd.ts";
 import { waitUntil } from "../../helpers/guests.ts";
-import type { BlkWorkerStart } from "./_blk-worker.ts";
-import { TestDriver } from "./_driver.ts";
+import type { BlkWorkerStart } from "../../helpers/virtio-blk-worker.ts";
+import { TestDriver } from "../../helpers/virtio-driver.ts";
 
 const SECTOR = 512;
 const SECTORS = 64;
@@ -35,7 +35,7 @@ test("a device worker serves requests the vCPU thread posts, through shared stat
   const irqFd = EventFd.create();
   const stopFd = EventFd.create();
   const d = new TestDriver(BlockBackend.deviceInfo(SECTORS, false, 128), () => notifyFd.write());
-  const worker = new Worker(join(import.meta.dir, "_blk-worker.ts"));
+  const worker = new Worker(join(import.meta.dir, "..", "..", "helpers", "virtio-blk-worker.ts"));
   const messages: { kind: string; batches?: number }[] = [];
   worker.onmessage = (e) => messages.push(e.data);
   try {

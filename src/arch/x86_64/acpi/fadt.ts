@@ -1,16 +1,10 @@
 /**
- * FADT, signature "FACP" (ACPI 6.5 §5.2.9): a hardware-reduced machine (§4.1) with no PM1/GPE blocks and no
- * FACS. It points at the DSDT, and at the reset and sleep registers of devices/acpi-power.ts, and tells
+ * FADT, signature "FACP" (ACPI 6.5, section 5.2.9): a hardware-reduced machine (section 4.1) with no PM1/GPE
+ * blocks and no FACS. It points at the DSDT, and at the reset and sleep registers the caller names (the
+ * ACPI power device's I/O ports), and tells
  * the OS which legacy devices exist (IA-PC boot architecture flags).
  * @module
  */
-import {
-  ACPI_POWER_PORT,
-  ACPI_RESET,
-  ACPI_RESET_VALUE,
-  ACPI_SLEEP_CONTROL,
-  ACPI_SLEEP_STATUS,
-} from "../../../../devices/acpi-power.ts";
 import { ioPort8, writeGas } from "./generic-address.ts";
 import { BUNVMM_IDENTITY, buildSdt, LITTLE_ENDIAN, SDT_TEXT_LENGTH, writeAscii } from "./sdt-header.ts";
 
@@ -78,10 +72,19 @@ const NO_SCI = 0;
 /** The FADT's hypervisor vendor identity is the OEM table id ("BUNVMM  "). */
 export const HYPERVISOR_VENDOR_ID = BUNVMM_IDENTITY.OEM_TABLE_ID;
 
+/** The hardware-reduced power registers: one-byte I/O ports, and the value the OS writes to reset. */
+export interface FadtPowerRegisters {
+  readonly sleepControlPort: number;
+  readonly sleepStatusPort: number;
+  readonly resetPort: number;
+  readonly resetValue: number;
+}
+
 /** Where the FADT points. */
 export interface FadtAddresses {
   /** Guest-physical address of the DSDT (written as X_DSDT; the 32-bit DSDT field stays 0). */
   readonly dsdt: number;
+  readonly power: FadtPowerRegisters;
 }
 
 /** Builds the FADT. */
@@ -91,12 +94,12 @@ export function buildFadt(addresses: FadtAddresses): Uint8Array {
     view.setUint16(FADT.SCI_INT, NO_SCI, LITTLE_ENDIAN);
     view.setUint16(FADT.IAPC_BOOT_ARCH, BUNVMM_IAPC_BOOT_ARCH, LITTLE_ENDIAN);
     view.setUint32(FADT.FLAGS, BUNVMM_FADT_FLAGS, LITTLE_ENDIAN);
-    writeGas(view, FADT.RESET_REG, ioPort8(ACPI_POWER_PORT + ACPI_RESET));
-    view.setUint8(FADT.RESET_VALUE, ACPI_RESET_VALUE);
+    writeGas(view, FADT.RESET_REG, ioPort8(addresses.power.resetPort));
+    view.setUint8(FADT.RESET_VALUE, addresses.power.resetValue);
     view.setUint8(FADT.MINOR_VERSION, FADT_MINOR_VERSION);
     view.setBigUint64(FADT.X_DSDT, BigInt(addresses.dsdt), LITTLE_ENDIAN);
-    writeGas(view, FADT.SLEEP_CONTROL_REG, ioPort8(ACPI_POWER_PORT + ACPI_SLEEP_CONTROL));
-    writeGas(view, FADT.SLEEP_STATUS_REG, ioPort8(ACPI_POWER_PORT + ACPI_SLEEP_STATUS));
+    writeGas(view, FADT.SLEEP_CONTROL_REG, ioPort8(addresses.power.sleepControlPort));
+    writeGas(view, FADT.SLEEP_STATUS_REG, ioPort8(addresses.power.sleepStatusPort));
     writeAscii(bytes, FADT.HYPERVISOR_VENDOR_ID, HYPERVISOR_VENDOR_ID, SDT_TEXT_LENGTH.OEM_TABLE_ID);
   });
 }

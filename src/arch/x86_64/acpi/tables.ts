@@ -4,10 +4,12 @@
  * address where the pointed-to table lands. The builder copies `blob` to ACPI_TABLES_START.
  * @module
  */
+
+import { hex } from "../../../numbers.ts";
 import { ACPI_TABLES_END, ACPI_TABLES_START, RSDP_ADDRESS } from "../layout.ts";
 import { AcpiError } from "./acpi-error.ts";
-import { buildDsdt, DSDT_SIGNATURE } from "./dsdt.ts";
-import { buildFadt, FADT_SIGNATURE } from "./fadt.ts";
+import { buildDsdt, DSDT_SIGNATURE, type DsdtContent } from "./dsdt.ts";
+import { buildFadt, FADT_SIGNATURE, type FadtPowerRegisters } from "./fadt.ts";
 import { buildMadt, MADT_SIGNATURE } from "./madt.ts";
 import { buildRsdp, RSDP } from "./rsdp.ts";
 import { checkVcpuCounts, type VcpuCounts } from "./vcpu-counts.ts";
@@ -32,6 +34,12 @@ export const ACPI_TABLES_WINDOW: AcpiTablesWindow = {
   rsdpAddress: RSDP_ADDRESS,
 };
 
+/** What the tables describe: the vCPU counts, the devices' DSDT objects, the power registers. */
+export interface AcpiTablesInput extends VcpuCounts {
+  readonly dsdt: DsdtContent;
+  readonly power: FadtPowerRegisters;
+}
+
 /** The tables and where they go. */
 export interface AcpiTables {
   /** Each table's bytes by signature ("RSDP", "XSDT", "FACP", "APIC", "DSDT"), in blob order. */
@@ -45,14 +53,14 @@ export interface AcpiTables {
 }
 
 const alignUp = (value: number, alignment: number): number => Math.ceil(value / alignment) * alignment;
-const hex = (value: number): string => `0x${value.toString(16)}`;
 
 /**
- * Builds every table for these vCPU counts and lays them out in `window` (bunvmm's unless a test narrows
- * it); throws AcpiError if the counts are invalid or the tables don't fit.
+ * Builds every table for these vCPU counts and devices and lays them out in `window` (bunvmm's unless a
+ * test narrows it); throws AcpiError if the counts are invalid or the tables don't fit. The machine's
+ * own input comes from src/vmm/platform.ts (`platformAcpiTables`).
  */
 export function buildAcpiTables(
-  counts: VcpuCounts,
+  counts: AcpiTablesInput,
   window: AcpiTablesWindow = ACPI_TABLES_WINDOW,
 ): AcpiTables {
   checkVcpuCounts(counts);
@@ -75,8 +83,8 @@ export function buildAcpiTables(
     return address;
   };
 
-  const dsdt = place(DSDT_SIGNATURE, buildDsdt(counts.maxVcpus));
-  const fadt = place(FADT_SIGNATURE, buildFadt({ dsdt }));
+  const dsdt = place(DSDT_SIGNATURE, buildDsdt(counts.dsdt));
+  const fadt = place(FADT_SIGNATURE, buildFadt({ dsdt, power: counts.power }));
   const madt = place(MADT_SIGNATURE, buildMadt(counts));
   const xsdt = place(XSDT_SIGNATURE, buildXsdt([fadt, madt]));
   const rsdp = buildRsdp(xsdt);

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { GED_NOTIFICATION_OFFSET, GED_SIZE, GedEvent } from "../../../../devices/acpi-ged.ts";
+import { cpuDeviceName } from "../../../../devices/cpu-hotplug.ts";
 import {
   CPU_EJECT,
   CPU_ENABLED,
@@ -17,11 +18,10 @@ import {
   CPU_INSERTING,
   CPU_REMOVING,
 } from "../../../../devices/cpu-hotplug-controller.ts";
-import { cpuDeviceName } from "../../../../src/arch/x86_64/acpi/cpu-hotplug-aml.ts";
-import { buildAcpiTables } from "../../../../src/arch/x86_64/acpi/tables.ts";
 import { CPU_HOTPLUG_BASE, GED_BASE } from "../../../../src/arch/x86_64/layout.ts";
-import { iaslSummary, problemLines, runTool, tempDir, writeDat } from "./acpica.ts";
-import { VCPU_CASES } from "./cases.ts";
+import { platformAcpiTables } from "../../../../src/vmm/platform.ts";
+import { VCPU_CASES } from "../../../helpers/acpi-vcpu-cases.ts";
+import { iaslSummary, problemLines, runTool, tempDir, writeDat } from "../../../helpers/acpica.ts";
 
 const STATUS_ADDRESS = CPU_HOTPLUG_BASE + CPU_HOTPLUG_STATUS_OFFSET;
 const hex = (value: number): string => `0x${value.toString(16).toUpperCase()}`;
@@ -92,7 +92,7 @@ const integerResult = (e: Evaluation): number | undefined => {
 };
 
 describe.each(VCPU_CASES)("acpiexec (%s)", (_name, counts) => {
-  const { tables } = buildAcpiTables(counts);
+  const { tables } = platformAcpiTables(counts);
   const dir = tempDir("acpiexec");
   afterAll(() => dir[Symbol.dispose]());
   const files = ["FACP", "APIC", "DSDT"].map((key) =>

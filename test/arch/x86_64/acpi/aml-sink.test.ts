@@ -5,7 +5,7 @@ import {
   checksumOf,
   writePackage,
 } from "../../../../src/arch/x86_64/acpi/aml-sink.ts";
-import { toHex } from "./acpica.ts";
+import { toHex } from "../../../helpers/acpica.ts";
 
 describe("AmlSink", () => {
   test("word, dword and qword are little-endian", () => {

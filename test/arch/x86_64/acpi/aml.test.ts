@@ -60,7 +60,7 @@ import {
   memory32Fixed,
   resourceTemplate,
 } from "../../../../src/arch/x86_64/acpi/resource-template.ts";
-import { hex, toHex } from "./acpica.ts";
+import { hex, toHex } from "../../../helpers/acpica.ts";
 
 const EDGE_HIGH = {
   usage: "ResourceConsumer",

@@ -8,17 +8,17 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ACPI_POWER_PORT,
   ACPI_RESET,
   ACPI_RESET_VALUE,
   ACPI_SLEEP_CONTROL,
   ACPI_SLEEP_STATUS,
 } from "../../../../devices/acpi-power.ts";
 import { SDT_HEADER } from "../../../../src/arch/x86_64/acpi/sdt-header.ts";
-import { buildAcpiTables, RSDP_KEY } from "../../../../src/arch/x86_64/acpi/tables.ts";
-import { IOAPIC_BASE, LAPIC_BASE } from "../../../../src/arch/x86_64/layout.ts";
-import { iaslSummary, problemLines, runTool, tempDir, toHex, writeDat } from "./acpica.ts";
-import { VCPU_CASES } from "./cases.ts";
+import { RSDP_KEY } from "../../../../src/arch/x86_64/acpi/tables.ts";
+import { ACPI_POWER_PORT, IOAPIC_BASE, LAPIC_BASE } from "../../../../src/arch/x86_64/layout.ts";
+import { platformAcpiTables } from "../../../../src/vmm/platform.ts";
+import { VCPU_CASES } from "../../../helpers/acpi-vcpu-cases.ts";
+import { iaslSummary, problemLines, runTool, tempDir, toHex, writeDat } from "../../../helpers/acpica.ts";
 
 const END_TAG = 0x79;
 /** Header bytes iasl rewrites when it compiles: the checksum and its own creator id and revision. */
@@ -44,7 +44,7 @@ function consecutive(...lines: string[]): RegExp {
 }
 
 describe.each(VCPU_CASES)("iasl (%s)", (_name, counts) => {
-  const { tables, addresses } = buildAcpiTables(counts);
+  const { tables, addresses } = platformAcpiTables(counts);
   const dir = tempDir("iasl");
   afterAll(() => dir[Symbol.dispose]());
   for (const [key, bytes] of tables) writeDat(dir.path, `${key.toLowerCase()}.dat`, bytes);

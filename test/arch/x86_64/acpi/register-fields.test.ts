@@ -3,7 +3,7 @@ import { CPU_HOTPLUG_FIELDS } from "../../../../devices/cpu-hotplug-controller.t
 import { AcpiError } from "../../../../src/arch/x86_64/acpi/acpi-error.ts";
 import { encodeAml, FieldAccess, FieldUpdate, field } from "../../../../src/arch/x86_64/acpi/aml.ts";
 import { registerFields } from "../../../../src/arch/x86_64/acpi/register-fields.ts";
-import { toHex } from "./acpica.ts";
+import { toHex } from "../../../helpers/acpica.ts";
 
 const DWORD = { access: FieldAccess.DWord, update: FieldUpdate.Preserve } as const;
 const BYTE = { access: FieldAccess.Byte, update: FieldUpdate.WriteAsZeros } as const;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ACPI_POWER_PORT, ACPI_RESET, ACPI_RESET_VALUE } from "../../../../devices/acpi-power.ts";
+import { ACPI_RESET, ACPI_RESET_VALUE } from "../../../../devices/acpi-power.ts";
 import { AcpiError } from "../../../../src/arch/x86_64/acpi/acpi-error.ts";
 import { FADT, FadtFlag } from "../../../../src/arch/x86_64/acpi/fadt.ts";
 import { GAS, GasAddressSpace } from "../../../../src/arch/x86_64/acpi/generic-address.ts";
@@ -13,10 +13,11 @@ import {
 } from "../../../../src/arch/x86_64/acpi/madt.ts";
 import { RSDP } from "../../../../src/arch/x86_64/acpi/rsdp.ts";
 import { SDT_HEADER } from "../../../../src/arch/x86_64/acpi/sdt-header.ts";
-import { buildAcpiTables, RSDP_KEY, TABLE_ALIGNMENT } from "../../../../src/arch/x86_64/acpi/tables.ts";
+import { RSDP_KEY, TABLE_ALIGNMENT } from "../../../../src/arch/x86_64/acpi/tables.ts";
 import { XAPIC_MAX_CPUS } from "../../../../src/arch/x86_64/acpi/vcpu-counts.ts";
 import { XSDT_ENTRIES, XSDT_ENTRY_SIZE } from "../../../../src/arch/x86_64/acpi/xsdt.ts";
 import {
+  ACPI_POWER_PORT,
   ACPI_TABLES_END,
   ACPI_TABLES_START,
   IOAPIC_BASE,
@@ -24,7 +25,8 @@ import {
   RSDP_ADDRESS,
 } from "../../../../src/arch/x86_64/layout.ts";
 import { MAX_VCPUS } from "../../../../src/config/limits.ts";
-import { VCPU_CASES } from "./cases.ts";
+import { platformAcpiTables } from "../../../../src/vmm/platform.ts";
+import { VCPU_CASES } from "../../../helpers/acpi-vcpu-cases.ts";
 
 const LE = true;
 const sum = (bytes: Uint8Array): number => bytes.reduce((a, b) => a + b, 0) & 0xff;
@@ -38,8 +40,8 @@ function table(tables: ReadonlyMap<string, Uint8Array>, key: string): Uint8Array
   return bytes;
 }
 
-describe.each(VCPU_CASES)("buildAcpiTables(%s)", (_name, counts) => {
-  const built = buildAcpiTables(counts);
+describe.each(VCPU_CASES)("platformAcpiTables(%s)", (_name, counts) => {
+  const built = platformAcpiTables(counts);
   const { tables, addresses, blob } = built;
 
   test("builds RSDP, DSDT, FACP, APIC and XSDT", () => {
@@ -133,15 +135,15 @@ describe.each(VCPU_CASES)("buildAcpiTables(%s)", (_name, counts) => {
   });
 });
 
-describe("buildAcpiTables() checks", () => {
+describe("platformAcpiTables() checks", () => {
   test.each([
     ["no CPUs", { bootVcpus: 0, maxVcpus: 1 }, "bootVcpus"],
     ["more boot CPUs than possible", { bootVcpus: 3, maxVcpus: 2 }, "bootVcpus"],
     ["256 CPUs (beyond xAPIC ids)", { bootVcpus: 1, maxVcpus: 256 }, "maxVcpus"],
     ["a fractional count", { bootVcpus: 1, maxVcpus: 2.5 }, "maxVcpus"],
   ])("refuses %s", (_what, counts, field) => {
-    expect(() => buildAcpiTables(counts)).toThrow(AcpiError);
-    expect(() => buildAcpiTables(counts)).toThrow(field);
+    expect(() => platformAcpiTables(counts)).toThrow(AcpiError);
+    expect(() => platformAcpiTables(counts)).toThrow(field);
   });
 
   test("throws a clear error when the tables do not fit the window", () => {
@@ -150,7 +152,7 @@ describe("buildAcpiTables() checks", () => {
       end: ACPI_TABLES_START + 0x400,
       rsdpAddress: ACPI_TABLES_START,
     };
-    expect(() => buildAcpiTables({ bootVcpus: 1, maxVcpus: 255 }, window)).toThrow(
+    expect(() => platformAcpiTables({ bootVcpus: 1, maxVcpus: 255 }, window)).toThrow(
       /ACPI tables "\d+ bytes": do not fit in \[0xe0000, 0xe0400\)/,
     );
   });

@@ -19,9 +19,9 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bzImagePayload, parseBzImage } from "../../../src/arch/x86_64/bzimage.ts";
+import { bzImagePayload, parseBzImage } from "../../src/arch/x86_64/bzimage.ts";
 
-const REPO = join(import.meta.dir, "..", "..", "..");
+const REPO = join(import.meta.dir, "..", "..");
 export const KERNEL_CACHE = join(REPO, ".cache", "kernels");
 const PACKAGE_PATTERN = /^linux-image-(6\.1\.0-(\d+)-cloud-amd64)-unsigned$/;
 /** The kernel build appends the decompressed size (4 bytes, little-endian) after the compressed data. */

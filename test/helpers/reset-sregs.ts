@@ -1,5 +1,5 @@
 /** Sregs as KVM_CREATE_VCPU leaves them, for the pure entry-state functions' tests. */
-import type { Segment, Sregs } from "../../../src/kvm/vcpu-fd.ts";
+import type { Segment, Sregs } from "../../src/kvm/vcpu-fd.ts";
 
 /** A vCPU's sregs right after KVM_CREATE_VCPU (KVM's reset values, the ones that matter here). */
 export function resetSregs(): Sregs {

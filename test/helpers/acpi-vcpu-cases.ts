@@ -1,5 +1,5 @@
 /** The vCPU counts every ACPI test runs: the main case, the smallest machine, and the largest. */
-import type { VcpuCounts } from "../../../../src/arch/x86_64/acpi/vcpu-counts.ts";
+import type { VcpuCounts } from "../../src/arch/x86_64/acpi/vcpu-counts.ts";
 
 export const VCPU_CASES: readonly (readonly [string, VcpuCounts])[] = [
   ["boot 2 / max 8", { bootVcpus: 2, maxVcpus: 8 }],

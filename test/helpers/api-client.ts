@@ -3,7 +3,8 @@
  * misbehaving clients. Every HTTP answer is checked against docs/openapi.yaml. Every wait has a deadline.
  */
 import { lstatSync } from "node:fs";
-import { API_PREFIX, expectMatchesSpec } from "./_openapi.ts";
+import { waitUntil } from "./guests.ts";
+import { API_PREFIX, expectMatchesSpec } from "./openapi.ts";
 
 /** Bound on one request in these tests; a pause answers in milliseconds. */
 export const REQUEST_TIMEOUT_MS = 15_000;
@@ -151,19 +152,6 @@ export async function rawClient(socket: string): Promise<RawClient> {
   };
 }
 
-/** Polls `condition` (sync or async) until true; throws naming `what` at the deadline. */
-export async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await condition())) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5)); // poll interval, bounded by the deadline above
-  }
-}
-
 export function isSocket(path: string): boolean {
   try {
     return lstatSync(path).isSocket();
@@ -174,7 +162,7 @@ export function isSocket(path: string): boolean {
 
 /** Resolves once something answers vmm.ping on `socket`. */
 export async function waitForApi(socket: string, timeoutMs = 30_000): Promise<void> {
-  await waitFor(
+  await waitUntil(
     async () => {
       if (!isSocket(socket)) return false;
       try {
@@ -191,16 +179,4 @@ export async function waitForApi(socket: string, timeoutMs = 30_000): Promise<vo
     `the API on ${socket}`,
     timeoutMs,
   );
-}
-
-/** A small deterministic PRNG (mulberry32) so a failing storm can be replayed from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -4,8 +4,8 @@
  * @module
  */
 
-/** The system bus scope every bunvmm device sits in. */
-export const SYSTEM_BUS = "\\_SB";
+import { SYSTEM_BUS } from "../src/arch/x86_64/acpi/dsdt.ts";
+
 /** The first serial port, found by its _HID rather than by probing. */
 export const COM1_NAME = "COM1";
 /** The power button the GED notifies. */

@@ -1,17 +1,11 @@
 /**
- * The DSDT side of CPU hotplug (devices/cpu-hotplug-controller.ts): `\_SB.PRES`, the controller's register
+ * CPU hotplug as a device type: the register block (cpu-hotplug-controller.ts) at its fixed MMIO address,
+ * and its DSDT side: `\_SB.PRES`, the controller's register
  * block and the lock around select-then-access, and `\_SB.CPUS`, the processor container with CSTA, CTFY,
  * CEJ0, CSCN and one ACPI0007 device per possible CPU. The register Fields come from CPU_HOTPLUG_FIELDS,
  * the same table the device decodes with. Same register protocol as QEMU's and cloud-hypervisor's AML.
  * @module
  */
-import {
-  CPU_HOTPLUG_CSEL_OFFSET,
-  CPU_HOTPLUG_FIELDS,
-  CPU_HOTPLUG_SIZE,
-  CPU_HOTPLUG_STATUS_OFFSET,
-} from "../../../../devices/cpu-hotplug-controller.ts";
-import { CPU_HOTPLUG_BASE } from "../layout.ts";
 import {
   type Aml,
   acquire,
@@ -42,12 +36,23 @@ import {
   string,
   whileDo,
   ZERO,
-} from "./aml.ts";
+} from "../src/arch/x86_64/acpi/aml.ts";
+import { LOCAL_APIC_ENABLED, localApicEntry } from "../src/arch/x86_64/acpi/madt.ts";
+import { NOTIFY_DEVICE_CHECK, NOTIFY_EJECT_REQUEST } from "../src/arch/x86_64/acpi/notify-values.ts";
+import { registerFields } from "../src/arch/x86_64/acpi/register-fields.ts";
+import { memory32Fixed, resourceTemplate } from "../src/arch/x86_64/acpi/resource-template.ts";
+import { CPU_HOTPLUG_BASE } from "../src/arch/x86_64/layout.ts";
+import {
+  CPU_HOTPLUG_CSEL_OFFSET,
+  CPU_HOTPLUG_FIELDS,
+  CPU_HOTPLUG_SIZE,
+  CPU_HOTPLUG_STATUS_OFFSET,
+  CpuHotplugController,
+  createCpuHotplugState,
+} from "./cpu-hotplug-controller.ts";
+import { restoreBuffers, saveBuffers } from "./device-state.ts";
+import { type DeviceSpecBase, defineDeviceType } from "./device-type.ts";
 import { CPU_CONTAINER_NAME, CPU_HOTPLUG_NAME, CPU_HOTPLUG_PATH } from "./dsdt-paths.ts";
-import { LOCAL_APIC_ENABLED, localApicEntry } from "./madt.ts";
-import { NOTIFY_DEVICE_CHECK, NOTIFY_EJECT_REQUEST } from "./notify-values.ts";
-import { registerFields } from "./register-fields.ts";
-import { memory32Fixed, resourceTemplate } from "./resource-template.ts";
 
 const REGION = "PRST";
 const LOCK_NAME = "CPLK";
@@ -86,12 +91,12 @@ export function cpuDeviceName(cpu: number): string {
  * ByteAcc with WriteAsZeros, so writing one bit (CINS = 1 to ack) writes only that bit: Preserve would
  * read the byte first and write back a pending CRMV as an ack.
  */
-function hotplugControllerDevice(): Aml {
+function hotplugControllerDevice(base: number): Aml {
   return device(CPU_HOTPLUG_NAME, [
     name("_HID", eisaId(HOTPLUG_HID)),
     name("_UID", string(HOTPLUG_UID)),
-    name("_CRS", resourceTemplate([memory32Fixed(CPU_HOTPLUG_BASE, CPU_HOTPLUG_SIZE)])),
-    operationRegion(REGION, RegionSpace.SystemMemory, CPU_HOTPLUG_BASE, CPU_HOTPLUG_SIZE),
+    name("_CRS", resourceTemplate([memory32Fixed(base, CPU_HOTPLUG_SIZE)])),
+    operationRegion(REGION, RegionSpace.SystemMemory, base, CPU_HOTPLUG_SIZE),
     ...registerFields(REGION, CPU_HOTPLUG_FIELDS, [
       { offset: CPU_HOTPLUG_CSEL_OFFSET, flags: { access: FieldAccess.DWord, update: FieldUpdate.Preserve } },
       {
@@ -170,12 +175,12 @@ function cpuDevice(cpu: number): Aml {
   return device(cpuDeviceName(cpu), body);
 }
 
-/** `PRES` and `CPUS`, to be placed in `\_SB`, for CPUs 0..maxVcpus-1. */
-export function cpuHotplugAml(maxVcpus: number): Aml[] {
+/** `PRES` (registers at `base`) and `CPUS`, to be placed in `\_SB`, for CPUs 0..maxVcpus-1. */
+export function cpuHotplugAml(base: number, maxVcpus: number): Aml[] {
   const cpus: Aml[] = [];
   for (let cpu = 0; cpu < maxVcpus; cpu++) cpus.push(cpuDevice(cpu));
   return [
-    hotplugControllerDevice(),
+    hotplugControllerDevice(base),
     device(CPU_CONTAINER_NAME, [
       name("_HID", string(CONTAINER_HID)),
       name("_CID", eisaId(CONTAINER_CID)),
@@ -187,3 +192,34 @@ export function cpuHotplugAml(maxVcpus: number): Aml[] {
     ]),
   ];
 }
+
+export interface CpuHotplugSpec extends DeviceSpecBase {
+  readonly kind: "cpu-hotplug";
+  readonly base: number;
+  readonly state: SharedArrayBuffer;
+}
+
+/** Layout of saved state: the controller's words (CSEL, counters, STATUS[max], PENDING[max]). */
+const CPU_HOTPLUG_STATE_VERSION = 1;
+const CPU_HOTPLUG_DEVICE_NAME = "cpu-hotplug";
+
+/** The controller for max_vcpus CPUs at CPU_HOTPLUG_BASE, with `PRES` and `CPUS` in the DSDT. */
+export const cpuHotplugType = defineDeviceType<CpuHotplugSpec>({
+  kind: "cpu-hotplug",
+  create: (resources, env) => ({
+    kind: "cpu-hotplug",
+    name: CPU_HOTPLUG_DEVICE_NAME,
+    base: resources.fixedMmio(CPU_HOTPLUG_DEVICE_NAME, CPU_HOTPLUG_BASE, CPU_HOTPLUG_SIZE).base,
+    state: createCpuHotplugState(env.maxVcpus),
+  }),
+  attach: (spec, ctx, buses) =>
+    buses.mmio.insert(
+      spec.base,
+      CPU_HOTPLUG_SIZE,
+      new CpuHotplugController(spec.state, ctx.eject),
+      spec.name,
+    ),
+  aml: (spec, env) => ({ systemBus: cpuHotplugAml(spec.base, env.maxVcpus) }),
+  save: (spec) => saveBuffers(CPU_HOTPLUG_STATE_VERSION, [spec.state]),
+  restore: (spec, state) => restoreBuffers(spec.name, CPU_HOTPLUG_STATE_VERSION, state, [spec.state]),
+});

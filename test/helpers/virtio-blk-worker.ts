@@ -4,12 +4,12 @@
  * on the queue's notify eventfd and a stop eventfd; each notification runs the block back-end and, when
  * the driver wants one, writes the interrupt eventfd.
  */
-import { BlockBackend } from "../../../devices/virtio/block.ts";
-import { VirtioMmioState } from "../../../devices/virtio/mmio-transport.ts";
-import { SplitQueue } from "../../../devices/virtio/queue.ts";
-import { GuestMemory, type RegionDescriptor } from "../../../src/memory/guest-memory.ts";
-import { EventFd } from "../../../src/sys/eventfd.ts";
-import { PollSet } from "../../../src/sys/poll.ts";
+import { BlockBackend } from "../../devices/virtio/block.ts";
+import { VirtioMmioState } from "../../devices/virtio/mmio-transport.ts";
+import { SplitQueue } from "../../devices/virtio/queue.ts";
+import { GuestMemory, type RegionDescriptor } from "../../src/memory/guest-memory.ts";
+import { EventFd } from "../../src/sys/eventfd.ts";
+import { PollSet } from "../../src/sys/poll.ts";
 
 declare const self: Worker;
 

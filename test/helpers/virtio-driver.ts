@@ -5,13 +5,13 @@
  * descriptor can be written raw.
  */
 
-import type { AccessSize } from "../../../devices/bus.ts";
+import type { AccessSize } from "../../devices/bus.ts";
 import {
   type VirtioDeviceInfo,
   VirtioMmioState,
   VirtioMmioTransport,
-} from "../../../devices/virtio/mmio-transport.ts";
-import { SplitQueue } from "../../../devices/virtio/queue.ts";
+} from "../../devices/virtio/mmio-transport.ts";
+import { SplitQueue } from "../../devices/virtio/queue.ts";
 import {
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DRIVER,
@@ -40,8 +40,8 @@ import {
   VRING_DESC_LAYOUT,
   VRING_USED_ELEM_LAYOUT,
   VRING_USED_RING,
-} from "../../../ffi/virtio-layouts.ts";
-import { GuestMemory } from "../../../src/memory/guest-memory.ts";
+} from "../../ffi/virtio-layouts.ts";
+import { GuestMemory } from "../../src/memory/guest-memory.ts";
 
 export const RAM_SIZE = 8 << 20;
 /** Rings of queue q live at RING_BASE + q * RING_STRIDE: desc, then avail, then used (page aligned). */

@@ -8,7 +8,7 @@ import {
   SETUP_HEADER_LAYOUT,
   SETUP_HEADER_OFFSET,
   XLF_KERNEL_64,
-} from "../../../src/arch/x86_64/boot-params.ts";
+} from "../../src/arch/x86_64/boot-params.ts";
 import {
   ELF64_EHDR_LAYOUT,
   ELF64_NHDR_LAYOUT,
@@ -18,9 +18,9 @@ import {
   PT_LOAD,
   PT_NOTE,
   SHT_NOTE,
-} from "../../../src/arch/x86_64/elf.ts";
-import { XEN_ELFNOTE_PHYS32_ENTRY } from "../../../src/arch/x86_64/pvh.ts";
-import { setField, viewOf } from "../../../src/arch/x86_64/struct-layout.ts";
+} from "../../src/arch/x86_64/elf.ts";
+import { XEN_ELFNOTE_PHYS32_ENTRY } from "../../src/arch/x86_64/pvh.ts";
+import { setField, viewOf } from "../../src/arch/x86_64/struct-layout.ts";
 
 type HeaderField = keyof typeof SETUP_HEADER_LAYOUT.fields;
 

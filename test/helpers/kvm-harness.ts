@@ -7,15 +7,15 @@
  * interrupt instead of exiting, so test guests end with a port write the test stops at. Exits are
  * decoded by src/kvm/kvm-run.ts, the run loop's own decoder.
  */
-import { KVM_EXIT_NAMES, KVM_PIT_SPEAKER_DUMMY } from "../../../ffi/kvm-structs.ts";
-import { FPU_FCW_RESET, flatProtectedModeSregs, MXCSR_RESET } from "../../../src/arch/x86_64/cpu-state.ts";
-import { cpuidForVcpu } from "../../../src/arch/x86_64/cpuid.ts";
-import { COM1_PORT, IDENTITY_MAP_ADDRESS, ramRanges, TSS_ADDRESS } from "../../../src/arch/x86_64/layout.ts";
-import { loadRawImage, rawEntryRegs } from "../../../src/arch/x86_64/raw-payload.ts";
-import { Kvm } from "../../../src/kvm/kvm.ts";
-import { VcpuFd } from "../../../src/kvm/vcpu-fd.ts";
-import { KVM_MEM_LOG_DIRTY_PAGES, VmFd } from "../../../src/kvm/vm-fd.ts";
-import { GuestMemory } from "../../../src/memory/guest-memory.ts";
+import { KVM_EXIT_NAMES, KVM_PIT_SPEAKER_DUMMY } from "../../ffi/kvm-structs.ts";
+import { FPU_FCW_RESET, flatProtectedModeSregs, MXCSR_RESET } from "../../src/arch/x86_64/cpu-state.ts";
+import { cpuidForVcpu } from "../../src/arch/x86_64/cpuid.ts";
+import { COM1_PORT, IDENTITY_MAP_ADDRESS, ramRanges, TSS_ADDRESS } from "../../src/arch/x86_64/layout.ts";
+import { loadRawImage, rawEntryRegs } from "../../src/arch/x86_64/raw-payload.ts";
+import { Kvm } from "../../src/kvm/kvm.ts";
+import { VcpuFd } from "../../src/kvm/vcpu-fd.ts";
+import { KVM_MEM_LOG_DIRTY_PAGES, VmFd } from "../../src/kvm/vm-fd.ts";
+import { GuestMemory } from "../../src/memory/guest-memory.ts";
 
 const UART_LSR = 5;
 const UART_LSR_IDLE = 0x60;

@@ -5,9 +5,9 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CliResult, runCli, SOURCE_CLI } from "../helpers/cli.ts";
-import { guestImage } from "../helpers/guests.ts";
-import { waitForApi } from "./_client.ts";
+import { waitForApi } from "./api-client.ts";
+import { type CliResult, runCli, SOURCE_CLI } from "./cli.ts";
+import { guestImage } from "./guests.ts";
 
 /** A fresh directory for sockets and configs (short, so socket paths stay under 107 bytes). */
 export function tempDir(): string {

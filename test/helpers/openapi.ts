@@ -1,6 +1,6 @@
 /**
  * docs/openapi.yaml as a response validator: every response the API tests receive goes through
- * `expectMatchesSpec` (via the clients in _client.ts), so the document cannot drift from the server.
+ * `expectMatchesSpec` (via the clients in api-client.ts), so the document cannot drift from the server.
  * ajv validates bodies against the document's own component schemas (OpenAPI 3.0 schema objects are
  * the JSON Schema subset ajv checks, plus the `int64` format, registered below).
  */
@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import Ajv, { type ValidateFunction } from "ajv";
 import { parse } from "yaml";
-import { REPO } from "../helpers/cli.ts";
+import { REPO } from "./cli.ts";
 
 export const SPEC_PATH = join(REPO, "docs", "openapi.yaml");
 export const API_PREFIX = "/api/v1";

@@ -6,7 +6,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CLayout } from "../../../src/arch/x86_64/struct-layout.ts";
+import type { CLayout } from "../../src/arch/x86_64/struct-layout.ts";
 
 export interface CCheck {
   /** `#include` lines or declarations, in order. */

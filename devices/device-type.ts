@@ -1,0 +1,89 @@
+/**
+ * What one kind of device is, in one place: the resources it claims, the register front-end every vCPU
+ * worker builds over its shared state, an optional back-end that runs in a device worker, the AML it
+ * adds to the DSDT, and a versioned save/restore of its state. `devices/registry.ts` lists the machine's
+ * device types; nothing else in the VMM names a device kind.
+ *
+ * Threads: `create`, `aml`, `backend`, `save` and `restore` run on the VMM thread; `attach` runs in every
+ * vCPU worker, on a structured clone of the spec `create` returned (so a spec holds only plain data and
+ * SharedArrayBuffers: the state all workers share).
+ */
+import type { Aml } from "../src/arch/x86_64/acpi/aml.ts";
+import type { Bus } from "./bus.ts";
+import type { ByteQueue } from "./byte-queue.ts";
+import type { EjectTarget } from "./cpu-hotplug-controller.ts";
+import type { DeviceState } from "./device-state.ts";
+import type { IrqLine } from "./irq-line.ts";
+import type { ResourceAllocator } from "./resource-allocator.ts";
+import type { VmRequestSink } from "./vm-request.ts";
+
+/** What every spec carries: the type that built it (the registry key) and the device's name in messages. */
+export interface DeviceSpecBase {
+  readonly kind: string;
+  readonly name: string;
+}
+
+/** What the VMM thread lends a device type while it creates the machine's devices. */
+export interface PlatformEnv {
+  readonly maxVcpus: number;
+  /** The console queues, owned by the Vm so output survives reboots. */
+  readonly serial: { readonly tx: ByteQueue; readonly rx: ByteQueue };
+}
+
+/** What a vCPU worker lends the front-ends it attaches. */
+export interface DeviceContext {
+  irqLine(gsi: number): IrqLine;
+  request: VmRequestSink;
+  /** Kills an ejected CPU and asks the VMM to reap it; returns at once. */
+  eject: EjectTarget;
+}
+
+/** One worker's view of the machine's buses. */
+export interface Buses {
+  pio: Bus;
+  mmio: Bus;
+}
+
+/**
+ * A back-end that runs in a device worker: the worker entry (a name from src/vmm/worker-entries.ts, so
+ * the build compiles it in) and the structured-clonable data its loop starts from (eventfds, state).
+ */
+export interface DeviceBackend {
+  readonly entry: string;
+  readonly init: unknown;
+}
+
+/** AML for the DSDT: objects placed in `\_SB` (in registry order), and objects at the root (`\_S5`). */
+export interface AmlContribution {
+  readonly systemBus?: readonly Aml[];
+  readonly root?: readonly Aml[];
+}
+
+/** What the AML builders may know about the machine. */
+export interface AmlEnv {
+  readonly maxVcpus: number;
+}
+
+export interface DeviceType<S extends DeviceSpecBase = DeviceSpecBase> {
+  readonly kind: S["kind"];
+  /**
+   * VMM thread: claims resources (fixed ones named in src/arch/x86_64/layout.ts, or allocated), allocates
+   * the shared state, and returns the spec workers attach from.
+   */
+  create(resources: ResourceAllocator, env: PlatformEnv): S;
+  /** Every vCPU worker: inserts the register front-end(s) on the buses, over the spec's shared state. */
+  attach(spec: S, ctx: DeviceContext, buses: Buses): void;
+  /** The DSDT objects that describe the device to the guest; none when the guest finds it otherwise. */
+  aml?(spec: S, env: AmlEnv): AmlContribution;
+  /** The back-end to run in a device worker, if the device has one. */
+  backend?(spec: S): DeviceBackend;
+  /** The device's state as bytes, with the version of their layout. Only while no worker runs it. */
+  save(spec: S): DeviceState;
+  /** Puts saved state back; throws a BunvmmError naming the device on a version or size mismatch. */
+  restore(spec: S, state: DeviceState): void;
+}
+
+/** Names a type with its spec, so the registry keeps each type's spec shape. */
+export function defineDeviceType<S extends DeviceSpecBase>(type: DeviceType<S>): DeviceType<S> {
+  return type;
+}

@@ -1,0 +1,82 @@
+/**
+ * The machine's devices, in one list: each entry is a device type (devices/device-type.ts) that claims
+ * its resources, builds its front-end in every vCPU worker, adds its AML to the DSDT and saves its state.
+ * The order is the DSDT's order (a method's callee before its caller: the GED's `_EVT` calls into CPUS
+ * and PWRB, so the GED comes last) and the order in which resources are claimed.
+ *
+ * To add a device: write its type in a file (or folder) under devices/ and add one line here.
+ *
+ * Threads: `createDevices` and `dsdtContent` on the VMM thread; `attachDevices` in every vCPU worker.
+ */
+import type { Aml } from "../src/arch/x86_64/acpi/aml.ts";
+import type { DsdtContent } from "../src/arch/x86_64/acpi/dsdt.ts";
+import { COM1_GSI, COM1_PORT } from "../src/arch/x86_64/layout.ts";
+import { acpiGedType } from "./acpi-ged.ts";
+import { acpiPowerType } from "./acpi-power.ts";
+import { Bus } from "./bus.ts";
+import { cpuHotplugType } from "./cpu-hotplug.ts";
+import type { AmlEnv, Buses, DeviceContext, DeviceSpecBase, DeviceType, PlatformEnv } from "./device-type.ts";
+import { COM1_NAME } from "./dsdt-paths.ts";
+import { i8042Type } from "./i8042.ts";
+import type { ResourceAllocator } from "./resource-allocator.ts";
+import { serial8250Type } from "./serial-8250.ts";
+
+/** Every device of a bunvmm x86_64 machine. */
+export const PLATFORM_DEVICES = [
+  serial8250Type(COM1_NAME, COM1_PORT, COM1_GSI),
+  i8042Type,
+  acpiPowerType,
+  cpuHotplugType,
+  acpiGedType,
+] as const;
+
+/** A list of device types, the platform's or a test's. */
+export type DeviceRegistry = readonly DeviceType[];
+
+/** The spec a registry's type creates. */
+export type SpecOf<T> = T extends DeviceType<infer S> ? S : never;
+/** The specs of the platform's devices, as vCPU workers receive them. */
+export type DeviceSpec = SpecOf<(typeof PLATFORM_DEVICES)[number]>;
+
+/** The registry entry that attaches specs of `kind`. */
+export function deviceTypeOf(kind: string, registry: DeviceRegistry = PLATFORM_DEVICES): DeviceType {
+  const type = registry.find((t) => t.kind === kind);
+  if (!type) throw new Error(`no device type "${kind}" in the registry`);
+  return type;
+}
+
+/** VMM thread: every device's spec, in registry order, resources claimed from `resources`. */
+export function createDevices<R extends DeviceRegistry>(
+  registry: R,
+  resources: ResourceAllocator,
+  env: PlatformEnv,
+): SpecOf<R[number]>[] {
+  return registry.map((type) => type.create(resources, env)) as SpecOf<R[number]>[];
+}
+
+/** A vCPU worker: both buses, each spec's front-end attached by its type. */
+export function attachDevices(
+  specs: readonly DeviceSpecBase[],
+  ctx: DeviceContext,
+  registry: DeviceRegistry = PLATFORM_DEVICES,
+): Buses {
+  const buses: Buses = { pio: new Bus("pio"), mmio: new Bus("mmio") };
+  for (const spec of specs) deviceTypeOf(spec.kind, registry).attach(spec, ctx, buses);
+  return buses;
+}
+
+/** The DSDT's content: each device's `\_SB` objects in spec order, then the root objects. */
+export function dsdtContent(
+  specs: readonly DeviceSpecBase[],
+  env: AmlEnv,
+  registry: DeviceRegistry = PLATFORM_DEVICES,
+): DsdtContent {
+  const systemBus: Aml[] = [];
+  const root: Aml[] = [];
+  for (const spec of specs) {
+    const aml = deviceTypeOf(spec.kind, registry).aml?.(spec, env);
+    systemBus.push(...(aml?.systemBus ?? []));
+    root.push(...(aml?.root ?? []));
+  }
+  return { systemBus, root };
+}

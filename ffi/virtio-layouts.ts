@@ -10,7 +10,7 @@
  *
  * Threads: plain constants, usable from any thread.
  */
-import { type CLayout, cLayout } from "../src/arch/x86_64/struct-layout.ts";
+import { type CLayout, cLayout } from "./layout.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // virtio-mmio registers (offsets from the transport's base; all 32 bits wide below the config space)

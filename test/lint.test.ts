@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { REPO } from "./helpers/cli.ts";
 
 test("biome ci reports no formatting or lint errors", () => {
-  const biome = Bun.spawnSync([join(REPO, "node_modules", ".bin", "biome"), "ci", "--colors=off", REPO], {
+  const biome = Bun.spawnSync([join(REPO, "node_modules", ".bin", "biome"), "ci", "--colors=off", "--error-on-warnings", REPO], {
     cwd: REPO,
   });
   const report = `${biome.stdout.toString()}${biome.stderr.toString()}`;

@@ -216,6 +216,8 @@ describe("loadConfigFile", () => {
       payload: { kernel: at("vms", "a", "guest.bin"), cmdline: "", format: "raw" },
       serial: { mode: "file", file: at("logs", "a.log") },
       api: { socket: "/tmp/bunvmm-a.sock" },
+      disks: [],
+      console: { mode: "off" },
     });
   });
 

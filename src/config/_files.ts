@@ -43,17 +43,23 @@ function checkReadableFile(key: string, given: string, abs: string): ConfigIssue
 }
 
 /**
- * A disk image must exist and be readable (writable too is checked when it is opened, with its lock);
- * /dev/urandom-like character devices are fine for `rng.src`, so only disks insist on a regular file
- * or a block device.
+ * A disk image must exist, be a regular file or a block device, and be readable (and writable unless
+ * `readonly`). Its size and lock are checked when it is opened, as the machine is built.
  */
-function checkDiskImage(key: string, given: string, abs: string): ConfigIssue | undefined {
-  const expected = "an existing disk image (a regular file or a block device)";
-  const stats = stat(abs, "file");
-  if ("problem" in stats) return issueAt(key, given, expected, `${stats.problem}: ${abs}`);
-  if (!stats.isFile() && !stats.isBlockDevice())
-    return issueAt(key, given, expected, `not a regular file or block device: ${abs}`);
-  return undefined;
+function diskImageChecker(readonly: boolean) {
+  return (key: string, given: string, abs: string): ConfigIssue | undefined => {
+    const expected = `an existing disk image (a regular file or a block device) we can read${readonly ? "" : " and write"}`;
+    const stats = stat(abs, "file");
+    if ("problem" in stats) return issueAt(key, given, expected, `${stats.problem}: ${abs}`);
+    if (!stats.isFile() && !stats.isBlockDevice())
+      return issueAt(key, given, expected, `not a regular file or block device: ${abs}`);
+    try {
+      accessSync(abs, readonly ? constants.R_OK : constants.R_OK | constants.W_OK);
+    } catch (error) {
+      return issueAt(key, given, expected, `${describeFsError(error, "file")}: ${abs}`);
+    }
+    return undefined;
+  };
 }
 
 /** An entropy source: a readable character device (/dev/urandom), FIFO or regular file. */
@@ -130,7 +136,7 @@ export function resolveFiles(config: VmConfig, baseDir: string, source?: string)
   const socket = check("api.socket", config.api.socket, checkSocketPath);
   const disks = config.disks.map((d, i) => ({
     ...d,
-    path: check(`disks.${i}.path`, d.path, checkDiskImage) ?? d.path,
+    path: check(`disks.${i}.path`, d.path, diskImageChecker(d.readonly)) ?? d.path,
   }));
   const rngSource = check("rng.src", config.rng?.src, checkEntropySource);
   const consoleFile = check("console.file", config.console.file, checkCreatablePath);

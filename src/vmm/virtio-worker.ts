@@ -38,6 +38,8 @@ interface KindBackend {
   processQueue(queue: SplitQueue, memory: GuestMemory): boolean;
   /** Copies the back-end's own counts into the shared counter words. */
   publishCounters(): void;
+  /** Releases what the back-end holds in this worker (never the VMM thread's fds). */
+  close(): void;
 }
 
 /** Writes all of `bytes` to `fd`; false when the output failed (the bytes are dropped). */
@@ -62,6 +64,7 @@ function kindBackend(init: VirtioBackendInit, counters: BigInt64Array): KindBack
         // The block back-end counts in the shared words itself; mirror bad requests to the common word.
         publishCounters: () =>
           Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, Atomics.load(counters, BLK_BAD_REQUESTS)),
+        close: () => disk.close(), // adopted: unmaps the O_DIRECT bounce buffer, leaves the fd
       };
     }
     case "virtio-rng": {
@@ -72,6 +75,7 @@ function kindBackend(init: VirtioBackendInit, counters: BigInt64Array): KindBack
           Atomics.store(counters, RNG_BYTES, BigInt(rng.bytesServed));
           Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, BigInt(rng.badRequests));
         },
+        close: () => rng.close(),
       };
     }
     case "virtio-console": {
@@ -89,6 +93,7 @@ function kindBackend(init: VirtioBackendInit, counters: BigInt64Array): KindBack
           Atomics.store(counters, CONSOLE_BYTES_DROPPED, BigInt(dropped));
           Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, BigInt(console.badRequests));
         },
+        close: () => {},
       };
     }
   }
@@ -112,5 +117,6 @@ serveDeviceWorker((raw) => {
         Atomics.add(counters, VIRTIO_COUNTER_INTERRUPTS, 1n);
       }
     },
+    close: () => backend.close(),
   };
 });

@@ -277,6 +277,33 @@ describe("parseConfig() errors", () => {
     expect(catchConfigError(() => parseConfig({ cpus: { boot_vcpus: 0.5 } })).issues).toHaveLength(1);
   });
 
+  test("parseConfig() rejects disks that are not an array of tables, a bad disk key, a long serial, twin ids", () => {
+    expect(catchConfigError(() => parseConfig({ disks: { path: "/a" } })).message).toBe(
+      'disks = {"path":"/a"}: expected an array of tables ([[disks]])',
+    );
+    expect(catchConfigError(() => parseConfig({ disks: [{ path: "/a", redonly: true }] })).message).toBe(
+      'disks.0.redonly: unknown key (did you mean "readonly"?)',
+    );
+    expect(
+      catchConfigError(() => parseConfig({ disks: [{ path: "/a", serial: "x".repeat(21) }] })).message,
+    ).toBe(`disks.0.serial = "${"x".repeat(21)}": expected a string of at most 20 bytes`);
+    expect(
+      catchConfigError(() => parseConfig({ disks: [{ path: "/a" }, { path: "/b", id: "disk0" }] })).key,
+    ).toBe("disks");
+  });
+
+  test('parseConfig() wants a file with console.mode = "file" and only then', () => {
+    expect(catchConfigError(() => parseConfig({ console: { mode: "file" } })).message).toBe(
+      'console.file: expected a path when console.mode is "file"',
+    );
+    expect(catchConfigError(() => parseConfig({ console: { mode: "tty", file: "/x" } })).message).toBe(
+      'console.file = "/x": expected console.mode = "file" to go with it',
+    );
+    expect(catchConfigError(() => parseConfig({ console: { mode: "pipe" } })).message).toBe(
+      'console.mode = "pipe": expected one of "off", "tty", "file"',
+    );
+  });
+
   test("parseConfig() keeps the source on the error", () => {
     expect(catchConfigError(() => parseConfig({ cpus: 3 }, { source: "vm.toml" })).source).toBe("vm.toml");
   });

@@ -172,6 +172,43 @@ describe("bunvmm", () => {
 });
 
 describe("bunvmm acpi-tables", () => {
+  test("run with a disk image that is not whole sectors: one line naming the key, exit 1", async () => {
+    const image = join(dir, "odd-disk.img");
+    writeFileSync(image, new Uint8Array(513));
+    const r = await runCli([
+      ...SOURCE_CLI,
+      "run",
+      toml("odd-disk.toml", '[[disks]]\npath = "odd-disk.img"\n'),
+    ]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.trim()).toBe(
+      `[error] [bunvmm] disks.0.path = "${image}": disk image ${image} is 513 bytes, not a whole number of 512-byte sectors`,
+    );
+  });
+
+  test("acpi-tables describes the config's virtio devices without opening them", async () => {
+    const out = join(dir, "virtio-tables");
+    writeFileSync(join(dir, "acpi-disk.img"), new Uint8Array(1));
+    const r = await runCli([
+      ...SOURCE_CLI,
+      "acpi-tables",
+      toml("acpi-virtio.toml", '[[disks]]\npath = "acpi-disk.img"\n[rng]\n'),
+      "--out",
+      out,
+    ]);
+    expect(r.exitCode).toBe(0); // a 1-byte image would stop `run`; nothing here opens it
+    const { platformAcpiTables } = await import("../../src/vmm/platform.ts");
+    const devices = {
+      disks: [{ path: join(dir, "acpi-disk.img"), readonly: false, direct: false, id: "disk0" }],
+      rng: { src: "/dev/urandom" },
+      console: { mode: "off" as const },
+    };
+    const dsdt = platformAcpiTables({ bootVcpus: 1, maxVcpus: 1 }, undefined, devices).tables.get("DSDT")!;
+    const written = new Uint8Array(await Bun.file(join(out, "dsdt.dat")).arrayBuffer());
+    expect(Buffer.from(written).equals(Buffer.from(dsdt))).toBe(true);
+    expect(Buffer.from(written).toString("latin1").split("LNRO0005").length - 1).toBe(2);
+  });
+
   test("writes each table a VM with this config gets as <signature>.dat, which iasl disassembles", async () => {
     const out = join(dir, "tables");
     const r = await runCli([

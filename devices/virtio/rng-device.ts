@@ -1,10 +1,13 @@
 /**
  * The virtio-rng device type, present when the config has an `[rng]` table: one request queue the
  * back-end fills from `rng.src` (default /dev/urandom). `connect` checks the source opens on the VMM
- * thread, so a bad one stops the VM before it starts; the worker opens its own descriptor.
+ * thread (without waiting for a FIFO's writer), so a bad one stops the VM before it starts; the worker
+ * opens its own descriptor, and a read that blocks there holds up only that worker (pause then times
+ * out naming it).
  *
  * Threads: VMM thread, except `attach` (every vCPU worker); the back-end runs in src/vmm/virtio-worker.ts.
  */
+import { closeSync, constants, openSync } from "node:fs";
 import { BunvmmError } from "../../src/errors.ts";
 import type { DeviceKind, DeviceType } from "../device-type.ts";
 import {
@@ -16,7 +19,7 @@ import {
   type VirtioMmioSpec,
   virtioMmioKind,
 } from "./mmio-device.ts";
-import { RngBackend, rngDeviceInfo } from "./rng.ts";
+import { rngDeviceInfo } from "./rng.ts";
 
 /** The rng device's name in counters and messages. */
 export const RNG_DEVICE_NAME = "rng0";
@@ -37,7 +40,8 @@ export const virtioRngKind: DeviceKind<VirtioRngSpec> = {
   ...virtioMmioKind("virtio-rng"),
   connect(spec, host) {
     try {
-      new RngBackend(spec.source).close();
+      // Non-blocking: opening a FIFO for reading would otherwise wait for a writer, on the VMM thread.
+      closeSync(openSync(spec.source, constants.O_RDONLY | constants.O_NONBLOCK));
     } catch (e) {
       throw new BunvmmError("host", `rng.src = ${JSON.stringify(spec.source)}: ${(e as Error).message}`);
     }

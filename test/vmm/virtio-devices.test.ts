@@ -265,6 +265,23 @@ describe("pause while the guest does I/O", () => {
     expect(vm.serial.text).not.toContain("timeout");
   });
 
+  test("a reboot reopens the disk (its lock passes from the old machine to the new) and the guest's I/O goes on", async () => {
+    const image = sparseImage("reboot.img");
+    await using vm = await create({ disks: [{ path: image }] }, { kernel: loopGuest });
+    await vm.boot();
+    await waitUntil(() => /progress \d+\n/.test(vm.serial.text), "the guest's first progress line");
+    await vm.reboot();
+    expect(vm.reboots).toBe(1);
+    const counters = () => vm.counters().devices.disk0!;
+    // The guest booted again, found its disk through ACPI and writes to it: the new machine opened and
+    // locked the image the old one released.
+    await waitUntil(
+      () => vm.serial.text.split("counter 0x").length === 3 && Number(counters().write_ops) > 0,
+      "the rebooted guest's I/O",
+    );
+    expect(vm.serial.text).not.toContain("FAIL");
+  });
+
   test("host I/O stuck past the deadline makes pause roll back naming the device; the VM runs on", async () => {
     const image = sparseImage("stuck.img");
     const fifo = join(dir, "entropy.fifo");

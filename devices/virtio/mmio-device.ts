@@ -44,13 +44,15 @@ export const VIRTIO_WORKER_ENTRY = "virtio";
 /** Bump when the saved bytes' layout changes (the transport's words, config, counters). */
 export const VIRTIO_STATE_VERSION = 1;
 
-/** Counter words (BigInt64) every virtio device has; kind-specific words sit below VIRTIO_COUNTER_FIRST_COMMON. */
+/**
+ * Counter words (BigInt64) of every virtio device: the kind's own from word 0 (BLK_*, RNG_BYTES,
+ * CONSOLE_*), the common ones at the end.
+ */
 export const VIRTIO_COUNTER_WORDS = 16;
-/** Interrupts the back-end raised (writes to its irqfd). */
-export const VIRTIO_COUNTER_INTERRUPTS = 15;
 /** Chains the back-end refused or failed. */
 export const VIRTIO_COUNTER_BAD_REQUESTS = 14;
-export const VIRTIO_COUNTER_FIRST_COMMON = 14;
+/** Interrupts the back-end raised (writes to its irqfd). */
+export const VIRTIO_COUNTER_INTERRUPTS = 15;
 
 export type VirtioKind = "virtio-blk" | "virtio-rng" | "virtio-console";
 

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import packageJson from "../../package.json" with { type: "json" };
 import { runAsNobody } from "../helpers/as-nobody.ts";
+import { cGuestElf } from "../helpers/c-guest.ts";
 import { expectOneLineError, REPO, runCli, SOURCE_CLI } from "../helpers/cli.ts";
 import { guestImage } from "../helpers/guests.ts";
 
@@ -184,6 +185,18 @@ describe("bunvmm acpi-tables", () => {
     expect(r.stderr.trim()).toBe(
       `[error] [bunvmm] disks.0.path = "${image}": disk image ${image} is 513 bytes, not a whole number of 512-byte sectors`,
     );
+  });
+
+  test('run with console.mode = "tty": what the guest sends on the virtio console reaches stdout', async () => {
+    writeFileSync(join(dir, "tty-disk.img"), new Uint8Array(1 << 16));
+    const kernel = JSON.stringify(cGuestElf(["acpi.c", "virtio-guest.c"]));
+    const config = [
+      `[memory]\nsize = "32M"\n[payload]\nkernel = ${kernel}\nformat = "elf"`,
+      '[serial]\nmode = "off"\n[[disks]]\npath = "tty-disk.img"\n[console]\nmode = "tty"\n',
+    ].join("\n");
+    const r = await runCli([...SOURCE_CLI, "run", toml("virtio-tty.toml", config)]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe("hello from the virtio console\n"); // COM1 is off: only hvc0's bytes
   });
 
   test("acpi-tables describes the config's virtio devices without opening them", async () => {

@@ -25,14 +25,19 @@
  * the header + 65550 bytes; a frame that is not GSO and longer than MTU + Ethernet header + one VLAN tag;
  * a GSO type or NEEDS_CSUM the driver did not negotiate; a frame the TAP refuses (it checks the header).
  *
+ * Before the driver is up, one frame is held the same way (so the TAP does not keep the worker awake);
+ * when the driver (re)initialises, a frame held from before is dropped and counted, since it was read
+ * under the previous offload settings.
+ *
  * Polling: `pollFds()` lists the fds the device worker should wait on for POLLIN besides the queues'
  * notify eventfds (the TAP fd, unless a frame is held back); ask again after every call in. When one is
- * readable, `onReadable(fd, queues, memory)` serves it. Every entry point returns true when the driver
- * wants an interrupt.
+ * readable, `onReadable(fd, queues, memory)` serves it (`pollRequests`/`onPoll` are the same in the
+ * shape the vsock back-end uses). Every entry point returns true when the driver wants an interrupt.
  *
  * Threads: run by the device's worker (tests run it in-line). `counters` are words of a
  * SharedArrayBuffer the VMM thread can read at any time.
  */
+import { POLLIN } from "../../ffi/libc.ts";
 import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 } from "../../ffi/libc-net.ts";
 import {
   VIRTIO_ID_NET,
@@ -103,6 +108,12 @@ export const NET_BAD_CHAINS = 8;
 const NET_COUNTERS = 9;
 
 const HDR = VIRTIO_NET_HDR_V1_LAYOUT.fields;
+
+/** An fd a back-end wants polled and for what (POLLIN, POLLOUT): the worker builds its pollfds from these. */
+export interface PollRequest {
+  readonly fd: number;
+  readonly events: number;
+}
 
 export interface NetOptions {
   /** The TAP's name. */
@@ -237,6 +248,16 @@ export class NetBackend {
     return this.held > 0 ? [] : [this.tap.fd];
   }
 
+  /** `pollFds()` in the shape the vsock back-end uses too (fd and events), for one worker loop. */
+  pollRequests(): PollRequest[] {
+    return this.pollFds().map((fd) => ({ fd, events: POLLIN }));
+  }
+
+  /** A polled fd is ready: the same as `onReadable`. */
+  onPoll(fd: number, _revents: number, queues: readonly SplitQueue[], memory: GuestMemory): boolean {
+    return this.onReadable(fd, queues, memory);
+  }
+
   /** The TAP is readable: deliver frames into the receive queue. */
   onReadable(fd: number, queues: readonly SplitQueue[], memory: GuestMemory): boolean {
     if (fd !== this.tap.fd) return false;
@@ -274,7 +295,12 @@ export class NetBackend {
   /** Moves frames from the TAP into receive buffers while both last; true when the driver wants an interrupt. */
   processRx(queue: SplitQueue, memory: GuestMemory): boolean {
     this.sync(queue);
-    if (!queue.ready) return false;
+    if (!queue.ready) {
+      // No driver yet (or a broken one): hold one frame so the TAP stops polling readable; the rest
+      // wait in the TAP. The driver's first receive notification brings us back.
+      if (this.held === 0) this.held = this.tap.read(this.rxBuf);
+      return false;
+    }
     for (let frames = 0; frames < RX_BATCH; frames++) {
       if (this.held === 0) {
         this.held = this.tap.read(this.rxBuf);

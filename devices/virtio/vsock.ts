@@ -84,6 +84,7 @@ import { BunvmmError } from "../../src/errors.ts";
 import type { GuestMemory } from "../../src/memory/guest-memory.ts";
 import { LibcError } from "../../src/sys/libc-error.ts";
 import type { VirtioDeviceInfo } from "./mmio-transport.ts";
+import type { PollRequest } from "./net.ts";
 import { type Chain, gather, type SplitQueue, scatter, splitBuffers, totalLength } from "./queue.ts";
 
 export const VSOCK_RX_QUEUE = 0;
@@ -137,12 +138,6 @@ export interface VsockOptions {
   /** Path of the host-side Unix socket; guest-initiated connections to port P go to `<socket>_P`. */
   readonly socket: string;
   readonly queueSize?: number;
-}
-
-/** An fd to poll and what for (POLLIN, POLLOUT). */
-export interface PollRequest {
-  readonly fd: number;
-  readonly events: number;
 }
 
 /** A vsock packet header's fields (ports and counters as numbers). */

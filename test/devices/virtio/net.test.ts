@@ -285,6 +285,33 @@ describe("virtio-net on a TAP in a network namespace", () => {
     });
   });
 
+  test("before the driver is up one frame is held and the TAP is not polled; the driver's start drops it, counted", async () => {
+    await withTapRig(async (rig) => {
+      const { ns, net, d, rx, tx } = rig;
+      ns.run(["python3", "-c", SENDER, "early"]);
+      const fd = net.tap.fd;
+      await waitUntil(() => readable(fd), "a frame queued in the TAP");
+      expect(net.onReadable(fd, [rx, tx], d.memory)).toBe(false);
+      expect(net.pollFds()).toEqual([]);
+      d.init();
+      postRx(rig, 4);
+      net.processQueue(rx, d.memory);
+      expect(net.counter(NET_RX_DROPPED)).toBe(1);
+      expect(net.pollFds()).toEqual([fd]);
+      ns.run(["python3", "-c", SENDER, "late"]);
+      let next = 0;
+      let got: Received | undefined;
+      await waitUntil(() => {
+        for (const f of net.pollFds()) if (readable(f)) net.onReadable(f, [rx, tx], d.memory);
+        const r = receivedFrames(rig, next);
+        next = r.next;
+        got ??= r.frames.find((f) => parseUdp(f.frame)?.dstPort === GUEST_PORT);
+        return got !== undefined;
+      }, "the datagram sent after the driver started");
+      expect(text(parseUdp(got!.frame)!.payload)).toBe("late");
+    });
+  });
+
   test("with MRG_RXBUF a frame spans several small buffers and num_buffers counts them", async () => {
     await withTapRig(async (rig) => {
       const { ns, net, d, rx, tx } = rig;

@@ -3,11 +3,17 @@
  * 192.0.2.0/24, only on that TAP): a UDP datagram built by the TypeScript "guest" goes out through the
  * transmit queue to a UDP socket in the namespace, and the answer comes back through the receive queue;
  * mergeable buffers; frames waiting in the TAP while no receive buffers are posted; oversized and
- * hostile transmit chains; the one-line errors. Each test's namespace is deleted even when it fails,
+ * hostile transmit chains; the one-line errors; and the C test guest (test/guests/virtio/net-driver.c)
+ * doing the same exchange on real KVM. Each test's namespace is deleted even when it fails,
  * and the last test checks that none is left.
  */
+import { toArrayBuffer } from "bun:ffi";
 import { afterAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { ACPI_POWER_PORT, ACPI_SLEEP_CONTROL } from "../../../devices/acpi-power.ts";
+import type { AccessSize } from "../../../devices/bus.ts";
+import { VirtioMmioState, VirtioMmioTransport } from "../../../devices/virtio/mmio-transport.ts";
 import {
   NET_BAD_CHAINS,
   NET_HDR_SIZE,
@@ -23,11 +29,21 @@ import {
   NetBackend,
   parseMac,
 } from "../../../devices/virtio/net.ts";
-import type { SplitQueue } from "../../../devices/virtio/queue.ts";
+import { SplitQueue } from "../../../devices/virtio/queue.ts";
 import { createTap, deleteTap, Tap } from "../../../devices/virtio/tap.ts";
-import { libc, POLLFD_SIZE, POLLIN } from "../../../ffi/libc.ts";
+import { KVM_RUN_LAYOUT } from "../../../ffi/kvm-structs.ts";
+import {
+  libc,
+  MAP_FAILED,
+  MAP_SHARED,
+  POLLFD_SIZE,
+  POLLIN,
+  PROT_READ,
+  PROT_WRITE,
+} from "../../../ffi/libc.ts";
 import {
   VIRTIO_MMIO_CONFIG,
+  VIRTIO_MMIO_SIZE,
   VIRTIO_NET_CONFIG_LAYOUT,
   VIRTIO_NET_F_CSUM,
   VIRTIO_NET_F_HOST_TSO4,
@@ -37,8 +53,16 @@ import {
   VIRTIO_NET_HDR_V1_LAYOUT,
   VIRTIO_NET_S_LINK_UP,
 } from "../../../ffi/virtio-layouts.ts";
+import { FPU_FCW_RESET, MXCSR_RESET } from "../../../src/arch/x86_64/cpu-state.ts";
+import { cpuidForVcpu } from "../../../src/arch/x86_64/cpuid.ts";
+import { lapicWithLint } from "../../../src/arch/x86_64/lapic.ts";
+import { UNOWNED_MMIO_TEST_ADDRESS } from "../../../src/arch/x86_64/layout.ts";
+import { loadLinux } from "../../../src/arch/x86_64/linux-boot.ts";
+import { bootMsrs } from "../../../src/arch/x86_64/msrs.ts";
 import { BunvmmError } from "../../../src/errors.ts";
+import { TestMachine } from "../../arch/x86_64/_kvm-harness.ts";
 import { nobodyScript, runAsNobody } from "../../helpers/as-nobody.ts";
+import { cGuestElf } from "../../helpers/c-guest.ts";
 import { waitUntil } from "../../helpers/guests.ts";
 import { leftoverNamespaces, type Netns, withNetns } from "../../helpers/netns.ts";
 import { Rng } from "../../helpers/rng.ts";
@@ -52,6 +76,15 @@ const HOST_PORT = 5000;
 const GUEST_PORT = 4000;
 const RX_BUFFER = 2048;
 const createdTaps: string[] = [];
+/** The C guest's machine: RAM, where its transport sits, the power-off port, a bound on exits. */
+const RAM = 64 << 20;
+const KVM_BASE = UNOWNED_MMIO_TEST_ADDRESS;
+const SLEEP_PORT = ACPI_POWER_PORT + ACPI_SLEEP_CONTROL;
+const MAX_EXITS = 1_000_000;
+
+function ipv4Number(ip: string): number {
+  return ip.split(".").reduce((n, b) => n * 256 + Number(b), 0);
+}
 
 /** A UDP socket on the TAP's address that prints what it gets and answers "pong:" + it. */
 const ECHO_SERVER = `
@@ -63,6 +96,12 @@ print("ready", flush=True)
 d, a = s.recvfrom(65535)
 print("got", d.decode(), a[0], a[1], flush=True)
 s.sendto(b"pong:" + d, a)
+`;
+
+/** Like ECHO_SERVER, then prints the next datagram as "echo <payload>". */
+const ECHO_SERVER_TWICE = `${ECHO_SERVER}
+d, a = s.recvfrom(65535)
+print("echo", d.decode(), flush=True)
 `;
 
 /** Sends each argv word as one datagram to the guest. */
@@ -430,6 +469,101 @@ describe("virtio-net on a TAP in a network namespace", () => {
       postTx(rig, guestUdp(rig, "still alive"));
       net.processQueue(tx, d.memory);
       expect(net.counter(NET_TX_FRAMES)).toBe(before + 1);
+    });
+  });
+
+  test("the C test guest on real KVM sends a datagram, receives the answer and echoes it back", async () => {
+    await withTapRig(async (rig) => {
+      const { ns, net } = rig;
+      const server = ns.spawn(["python3", "-c", ECHO_SERVER_TWICE]);
+      const out = new LineReader(server.stdout as ReadableStream<Uint8Array>);
+      const machine = TestMachine.create(RAM);
+      const runSize = machine.kvm.getVcpuMmapSize();
+      const runAddr = libc.mmap(0, runSize, PROT_READ | PROT_WRITE, MAP_SHARED, machine.vcpu.fd, 0);
+      expect(BigInt(runAddr)).not.toBe(MAP_FAILED);
+      try {
+        await out.line(/^ready/, "the UDP server in the namespace");
+        const mac = parseMac(GUEST_MAC);
+        const elfPath = cGuestElf(["net-driver.c"], {
+          VIRTIO_MMIO_BASE: KVM_BASE,
+          HOST_IP: ipv4Number(HOST_IP),
+          GUEST_IP: ipv4Number(GUEST_IP),
+          HOST_PORT,
+          GUEST_PORT,
+          GUEST_MAC_HI: (mac[0]! << 8) | mac[1]!,
+          GUEST_MAC_LO: ((mac[2]! << 24) | (mac[3]! << 16) | (mac[4]! << 8) | mac[5]!) >>> 0,
+        });
+        const code = Bun.spawnSync(["objdump", "-d", elfPath]).stdout.toString();
+        expect(code).not.toMatch(/%xmm|%st\b|\bfld|\bfst/); // no SSE or x87 instruction anywhere
+        const run = new DataView(toArrayBuffer(Number(runAddr), 0, runSize));
+        const memory = machine.memory;
+        const state = VirtioMmioState.create(net.info);
+        const queues = [
+          new SplitQueue(state, NET_RX_QUEUE, memory),
+          new SplitQueue(state, NET_TX_QUEUE, memory),
+        ];
+        // No ioeventfd here: QueueNotify exits, and the front-end runs the back-end in-line.
+        const transport = new VirtioMmioTransport(state.buffer, memory, (q) => {
+          net.processQueue(queues[q]!, memory);
+        });
+        const boot = loadLinux(memory, {
+          kernelImage: readFileSync(elfPath),
+          format: "elf",
+          cmdline: "",
+          ramSize: RAM,
+        });
+        const { vcpu } = machine;
+        vcpu.setCpuid2(cpuidForVcpu(machine.kvm.getSupportedCpuid(), 0, { maxVcpus: 1 }));
+        vcpu.setMsrs(bootMsrs());
+        vcpu.setLapic(lapicWithLint(vcpu.getLapic()));
+        vcpu.setFpu(FPU_FCW_RESET, MXCSR_RESET);
+        vcpu.setSregs(boot.bootSregsFrom(vcpu.getSregs()));
+        vcpu.setRegs(boot.bootRegs);
+        let poweredOff = false;
+        let stoppedBy = "";
+        for (let i = 0; i < MAX_EXITS && !poweredOff && !stoppedBy; i++) {
+          const exit = machine.run();
+          if (exit.kind === "io") {
+            if (exit.out && exit.port === SLEEP_PORT) poweredOff = true;
+          } else if (
+            exit.kind === "mmio" &&
+            exit.address >= KVM_BASE &&
+            exit.address < KVM_BASE + VIRTIO_MMIO_SIZE
+          ) {
+            // The device worker's poll, in-line: frames waiting in the TAP go to the receive queue.
+            for (const fd of net.pollFds()) if (readable(fd)) net.onReadable(fd, queues, memory);
+            const offset = exit.address - KVM_BASE;
+            const size = exit.len as AccessSize;
+            if (exit.write) transport.write(offset, size, Number(exit.data & 0xffff_ffffn));
+            else
+              run.setBigUint64(
+                KVM_RUN_LAYOUT.fields["mmio.data"].offset,
+                BigInt(transport.read(offset, size)),
+                true,
+              );
+          } else stoppedBy = JSON.stringify(exit);
+        }
+        const serial = machine.serialText();
+        if (process.env.BUNVMM_SHOW_SERIAL) console.log(serial);
+        expect(stoppedBy).toBe("");
+        expect(poweredOff).toBe(true);
+        for (const step of ["probe", "features", "mac", "queues", "tx", "rx", "echo"])
+          expect(serial).toContain(`${step} ok\n`);
+        expect(serial).toContain(`mac ${GUEST_MAC}\n`);
+        expect(serial).toContain("reply: pong:hello from the C guest\n");
+        expect(serial).toContain("DONE 0\n");
+        expect(await out.line(/^got /, "the guest's datagram")).toBe(
+          `got hello from the C guest ${GUEST_IP} ${GUEST_PORT}`,
+        );
+        expect(await out.line(/^echo /, "the guest's echo")).toBe("echo pong:hello from the C guest");
+        expect(net.counter(NET_TX_FRAMES)).toBe(2);
+        expect(state.badAccesses).toBe(0);
+      } finally {
+        libc.munmap(runAddr, runSize);
+        machine.close();
+        server.kill();
+        await server.exited;
+      }
     });
   });
 

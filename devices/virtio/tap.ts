@@ -13,7 +13,7 @@
  * missing TAP with `mustExist`, a name that is not a valid interface name.
  *
  * Threads: `Tap` is used by the device's worker; the fd is a number and may be opened on the VMM thread
- * and handed over. `createTap`/`deleteTap` run `ip` synchronously (set-up and tear-down only).
+ * (where an error can stop the VM before it starts) and handed over (`Tap.fromFd`). `createTap`/`deleteTap` run `ip` synchronously (set-up and tear-down only).
  */
 import { EAGAIN, ERRNO } from "../../ffi/errno-names.ts";
 import { cString, errno, libc, O_CLOEXEC, O_RDWR } from "../../ffi/libc.ts";
@@ -140,6 +140,15 @@ export class Tap {
       libc.close(fd);
       throw e;
     }
+  }
+
+  /**
+   * A TAP another thread opened with `Tap.open`, by its fd (the number crosses to a device worker, the
+   * fd stays valid in every thread of the process). Only one of the two objects should be closed.
+   */
+  static fromFd(name: string, fd: number): Tap {
+    checkInterfaceName(name);
+    return new Tap(name, fd);
   }
 
   /** TUNSETOFFLOAD: which offloads (TUN_F_*) the TAP may hand us; 0 = full frames, checksums done. */

@@ -43,6 +43,7 @@ import {
 } from "../../../ffi/libc.ts";
 import {
   VIRTIO_MMIO_CONFIG,
+  VIRTIO_MMIO_QUEUE_NOTIFY,
   VIRTIO_MMIO_SIZE,
   VIRTIO_NET_CONFIG_LAYOUT,
   VIRTIO_NET_F_CSUM,
@@ -60,6 +61,7 @@ import { UNOWNED_MMIO_TEST_ADDRESS } from "../../../src/arch/x86_64/layout.ts";
 import { loadLinux } from "../../../src/arch/x86_64/linux-boot.ts";
 import { bootMsrs } from "../../../src/arch/x86_64/msrs.ts";
 import { BunvmmError } from "../../../src/errors.ts";
+import { EventFd } from "../../../src/sys/eventfd.ts";
 import { TestMachine } from "../../arch/x86_64/_kvm-harness.ts";
 import { nobodyScript, runAsNobody } from "../../helpers/as-nobody.ts";
 import { cGuestElf } from "../../helpers/c-guest.ts";
@@ -68,6 +70,7 @@ import { leftoverNamespaces, type Netns, withNetns } from "../../helpers/netns.t
 import { Rng } from "../../helpers/rng.ts";
 import { TestDriver } from "./_driver.ts";
 import { LineReader, parseUdp, udpFrame } from "./_net-frames.ts";
+import type { NetWorkerStart } from "./_net-worker.ts";
 
 const HOST_IP = "192.0.2.1";
 const GUEST_IP = "192.0.2.2";
@@ -563,6 +566,72 @@ describe("virtio-net on a TAP in a network namespace", () => {
         machine.close();
         server.kill();
         await server.exited;
+      }
+    });
+  });
+
+  test("a device worker serves the queues and the TAP (opened on this thread, in the namespace) by fd", async () => {
+    await withTapRig(async (base) => {
+      const notify = [0, 1].map(() => EventFd.create());
+      const irq = EventFd.create();
+      const stop = EventFd.create();
+      const d = new TestDriver(base.net.info, (q) => notify[q]!.write());
+      const rig: Rig = {
+        ...base,
+        d,
+        rx: d.queue(NET_RX_QUEUE),
+        tx: d.queue(NET_TX_QUEUE),
+        posted: new Map(),
+      };
+      const server = base.ns.spawn(["python3", "-c", ECHO_SERVER]);
+      const out = new LineReader(server.stdout as ReadableStream<Uint8Array>);
+      const worker = new Worker(join(import.meta.dir, "_net-worker.ts"));
+      const messages: { kind: string; txFrames?: number; rxFrames?: number }[] = [];
+      worker.onmessage = (e) => messages.push(e.data);
+      try {
+        await out.line(/^ready/, "the UDP server in the namespace");
+        d.init();
+        const start: NetWorkerStart = {
+          state: d.state.buffer,
+          regions: d.memory.descriptors,
+          tapName: base.tapName,
+          tapFd: base.net.tap.fd,
+          mac: GUEST_MAC,
+          queueSize: 16,
+          notifyFds: notify.map((e) => e.fd),
+          irqFd: irq.fd,
+          stopFd: stop.fd,
+        };
+        worker.postMessage(start);
+        await waitUntil(() => messages.some((m) => m.kind === "ready"), "the device worker to start");
+        postRx(rig, 4);
+        d.write(VIRTIO_MMIO_QUEUE_NOTIFY, NET_RX_QUEUE);
+        postTx(rig, guestUdp(rig, "from a worker"));
+        d.write(VIRTIO_MMIO_QUEUE_NOTIFY, NET_TX_QUEUE);
+        expect(await out.line(/^got /, "the datagram at the server")).toBe(
+          `got from a worker ${GUEST_IP} ${GUEST_PORT}`,
+        );
+        let reply: Received | undefined;
+        let next = 0;
+        await waitUntil(() => {
+          const got = receivedFrames(rig, next);
+          next = got.next;
+          reply ??= got.frames.find((f) => parseUdp(f.frame)?.dstPort === GUEST_PORT);
+          return reply !== undefined;
+        }, "the answer, delivered by the worker");
+        expect(text(parseUdp(reply!.frame)!.payload)).toBe("pong:from a worker");
+        expect(irq.read()).toBeGreaterThan(0n);
+        stop.write();
+        await waitUntil(() => messages.some((m) => m.kind === "stopped"), "the device worker to stop");
+        const stopped = messages.find((m) => m.kind === "stopped")!;
+        expect(stopped.txFrames).toBe(1);
+        expect(stopped.rxFrames).toBeGreaterThanOrEqual(1);
+      } finally {
+        worker.terminate();
+        server.kill();
+        await server.exited;
+        d.close();
+        for (const e of [...notify, irq, stop]) e.close();
       }
     });
   });

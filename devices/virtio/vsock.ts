@@ -361,6 +361,7 @@ export class VsockBackend {
     if (state.resetEpoch === this.epoch) return;
     this.epoch = state.resetEpoch;
     this.dropAll();
+    this.eventPending = false; // a new driver starts with no connection to be told about
   }
 
   /** Closes every host socket of a connection or a pending handshake; the listener stays. */
@@ -384,6 +385,7 @@ export class VsockBackend {
    * queue (now, or when it next posts an event buffer). For use after restoring a snapshot.
    */
   transportReset(events: SplitQueue, memory: GuestMemory): boolean {
+    this.sync(events.state); // a reset seen later must not take the event back
     this.dropAll();
     this.eventPending = true;
     return this.deliverEvent(events, memory);

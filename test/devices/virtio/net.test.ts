@@ -657,6 +657,8 @@ describe("virtio-net on a TAP in a network namespace", () => {
       expect(missing.message).toBe(
         "tap vmtapmissing does not exist (create it first, e.g. ip tuntap add vmtapmissing mode tap)",
       );
+      const notTap = err(() => ns.enter(() => Tap.open("lo")));
+      expect(notTap.message).toBe("lo is not a TAP device (TUNSETIFF refused it: invalid argument)");
       const first = ns.enter(() => Tap.open("vmtapbusy"));
       try {
         const busy = err(() => ns.enter(() => Tap.open("vmtapbusy")));

@@ -508,6 +508,14 @@ describe("virtio-vsock, hybrid Unix-socket host side", () => {
       expect(rig.vs.transportReset(rig.queues[VSOCK_EVENT_QUEUE]!, d.memory)).toBe(true);
       expect(d.usedElem(VSOCK_EVENT_QUEUE, 0).len).toBe(4);
       expect(d.memory.readU32(ev)).toBe(VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+      // With no event buffer posted, the event waits for one.
+      expect(rig.vs.transportReset(rig.queues[VSOCK_EVENT_QUEUE]!, d.memory)).toBe(false);
+      const ev2 = d.alloc(4);
+      d.memory.write(ev2, new Uint8Array([0xff, 0xff, 0xff, 0xff]));
+      d.post(VSOCK_EVENT_QUEUE, [{ addr: ev2, len: 4, write: true }]);
+      rig.vs.processQueue(rig.queues[VSOCK_EVENT_QUEUE]!, d.memory, rig.queues);
+      expect(d.usedIdx(VSOCK_EVENT_QUEUE)).toBe(2);
+      expect(d.memory.readU32(ev2)).toBe(VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
       libc.close(a.fd);
       libc.close(g);
     } finally {

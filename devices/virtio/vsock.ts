@@ -138,6 +138,11 @@ export interface VsockOptions {
   /** Path of the host-side Unix socket; guest-initiated connections to port P go to `<socket>_P`. */
   readonly socket: string;
   readonly queueSize?: number;
+  /**
+   * A listening socket already bound to `socket` (by `VsockBackend.listen`, e.g. on the VMM thread so
+   * a path in use stops the VM before it starts); the back-end takes it over instead of binding.
+   */
+  readonly listenerFd?: number;
 }
 
 /** A vsock packet header's fields (ports and counters as numbers). */
@@ -253,7 +258,7 @@ export class VsockBackend {
     this.cid = cid;
     this.socketPath = socket;
     this.info = VsockBackend.deviceInfo(cid, options.queueSize ?? VSOCK_QUEUE_SIZE);
-    this.listener = VsockBackend.listen(socket);
+    this.listener = options.listenerFd ?? VsockBackend.listen(socket);
   }
 
   static deviceInfo(cid: number, queueSize: number): VirtioDeviceInfo {
@@ -270,7 +275,11 @@ export class VsockBackend {
     };
   }
 
-  private static listen(path: string): number {
+  /**
+   * Binds and listens (non-blocking) on the Unix socket `path`, replacing a stale socket file nobody
+   * listens on. Returns the fd. @throws {BunvmmError} for a path in use, not a socket, or too long.
+   */
+  static listen(path: string): number {
     let addr: ReturnType<typeof sockaddrUn>;
     try {
       addr = sockaddrUn(path);

@@ -24,7 +24,7 @@ import {
   VsockBackend,
 } from "../../../devices/virtio/vsock.ts";
 import { EAGAIN } from "../../../ffi/errno-names.ts";
-import { errno, libc, POLLFD_SIZE } from "../../../ffi/libc.ts";
+import { errno, libc, POLLFD_SIZE, POLLIN } from "../../../ffi/libc.ts";
 import {
   AF_UNIX,
   libcNet,
@@ -306,9 +306,13 @@ describe("virtio-vsock, hybrid Unix-socket host side", () => {
     } finally {
       rig.close();
     }
-    // The socket file of a closed back-end is gone; a stale one is replaced.
-    const again = new VsockBackend({ cid: CID, socket: rig.socket });
+    // The socket file of a closed back-end is gone; a listener bound beforehand is taken over.
+    const listenerFd = VsockBackend.listen(rig.socket);
+    const again = new VsockBackend({ cid: CID, socket: rig.socket, listenerFd });
+    const client = unixConnect(rig.socket);
+    expect(again.pollRequests()[0]).toEqual({ fd: listenerFd, events: POLLIN });
     again.close();
+    libc.close(client);
   });
 
   test("host-initiated: CONNECT handshake, OK <port>, bytes both ways, early bytes kept", async () => {

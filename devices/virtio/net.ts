@@ -88,7 +88,7 @@ const RX_BATCH = 64;
 const MAC_BYTES = 6;
 /** The multicast bit of a MAC's first byte; a device address must not have it. */
 const MAC_MULTICAST = 0x01;
-/** A locally administered, unicast first byte for generated MACs. */
+/** The locally-administered bit of a MAC's first byte: set in generated MACs. */
 const MAC_LOCAL_UNICAST = 0x02;
 
 /** Counter words of `NetBackend.counters`. */
@@ -143,7 +143,7 @@ export function parseMac(text: string): Uint8Array {
 /** A random locally administered unicast MAC. */
 export function randomMac(): Uint8Array {
   const mac = crypto.getRandomValues(new Uint8Array(MAC_BYTES));
-  mac[0] = (mac[0]! & 0xfc) | MAC_LOCAL_UNICAST;
+  mac[0] = (mac[0]! & ~(MAC_MULTICAST | MAC_LOCAL_UNICAST)) | MAC_LOCAL_UNICAST;
   return mac;
 }
 

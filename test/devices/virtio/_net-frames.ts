@@ -5,12 +5,32 @@
  */
 import { waitUntil } from "../../helpers/guests.ts";
 
+/** Ethernet header: destination, source, EtherType (big-endian, like every field below). */
+const ETH_DST = 0;
+const ETH_SRC = 6;
+const ETH_TYPE = 12;
 const ETH_HLEN = 14;
 const ETHERTYPE_IPV4 = 0x0800;
+/** IPv4 header (no options): version/IHL, total length, TTL, protocol, checksum, addresses. */
+const IP_VERSION_IHL = 0;
+const IP_TOTAL_LEN = 2;
+const IP_TTL = 8;
+const IP_PROTOCOL = 9;
+const IP_CHECKSUM = 10;
+const IP_SRC = 12;
+const IP_DST = 16;
 const IPV4_HLEN = 20;
+/** Version 4, five 32-bit words of header. */
+const IPV4_NO_OPTIONS = 0x45;
+const IHL_MASK = 0xf;
+const IHL_UNIT = 4;
 const IPPROTO_UDP = 17;
-const UDP_HLEN = 8;
 const TTL = 64;
+/** UDP header: ports, length, checksum (0: none). */
+const UDP_SRC_PORT = 0;
+const UDP_DST_PORT = 2;
+const UDP_LEN = 4;
+const UDP_HLEN = 8;
 
 export function macBytes(text: string): Uint8Array {
   return new Uint8Array(text.split(":").map((h) => Number.parseInt(h, 16)));
@@ -20,6 +40,7 @@ function ipBytes(text: string): number[] {
   return text.split(".").map(Number);
 }
 
+/** The Internet checksum: one's complement of the one's-complement sum of 16-bit words. */
 function checksum(bytes: Uint8Array): number {
   let sum = 0;
   for (let i = 0; i < bytes.length; i += 2) sum += (bytes[i]! << 8) | (bytes[i + 1] ?? 0);
@@ -42,21 +63,21 @@ export function udpFrame(u: Udp): Uint8Array {
   const ipLen = IPV4_HLEN + UDP_HLEN + u.payload.length;
   const f = new Uint8Array(ETH_HLEN + ipLen);
   const v = new DataView(f.buffer);
-  f.set(macBytes(u.dstMac), 0);
-  f.set(macBytes(u.srcMac), 6);
-  v.setUint16(12, ETHERTYPE_IPV4);
+  f.set(macBytes(u.dstMac), ETH_DST);
+  f.set(macBytes(u.srcMac), ETH_SRC);
+  v.setUint16(ETH_TYPE, ETHERTYPE_IPV4);
   const ip = ETH_HLEN;
-  f[ip] = 0x45; // version 4, 5 words of header
-  v.setUint16(ip + 2, ipLen);
-  f[ip + 8] = TTL;
-  f[ip + 9] = IPPROTO_UDP;
-  f.set(ipBytes(u.srcIp), ip + 12);
-  f.set(ipBytes(u.dstIp), ip + 16);
-  v.setUint16(ip + 10, checksum(f.subarray(ip, ip + IPV4_HLEN)));
+  f[ip + IP_VERSION_IHL] = IPV4_NO_OPTIONS;
+  v.setUint16(ip + IP_TOTAL_LEN, ipLen);
+  f[ip + IP_TTL] = TTL;
+  f[ip + IP_PROTOCOL] = IPPROTO_UDP;
+  f.set(ipBytes(u.srcIp), ip + IP_SRC);
+  f.set(ipBytes(u.dstIp), ip + IP_DST);
+  v.setUint16(ip + IP_CHECKSUM, checksum(f.subarray(ip, ip + IPV4_HLEN)));
   const udp = ip + IPV4_HLEN;
-  v.setUint16(udp, u.srcPort);
-  v.setUint16(udp + 2, u.dstPort);
-  v.setUint16(udp + 4, UDP_HLEN + u.payload.length);
+  v.setUint16(udp + UDP_SRC_PORT, u.srcPort);
+  v.setUint16(udp + UDP_DST_PORT, u.dstPort);
+  v.setUint16(udp + UDP_LEN, UDP_HLEN + u.payload.length);
   f.set(u.payload, udp + UDP_HLEN);
   return f;
 }
@@ -65,13 +86,12 @@ export function udpFrame(u: Udp): Uint8Array {
 export function parseUdp(f: Uint8Array): { srcPort: number; dstPort: number; payload: Uint8Array } | null {
   if (f.length < ETH_HLEN + IPV4_HLEN + UDP_HLEN) return null;
   const v = new DataView(f.buffer, f.byteOffset, f.byteLength);
-  if (v.getUint16(12) !== ETHERTYPE_IPV4 || f[ETH_HLEN + 9] !== IPPROTO_UDP) return null;
-  const ihl = (f[ETH_HLEN]! & 0xf) * 4;
-  const udp = ETH_HLEN + ihl;
-  const len = v.getUint16(udp + 4);
+  if (v.getUint16(ETH_TYPE) !== ETHERTYPE_IPV4 || f[ETH_HLEN + IP_PROTOCOL] !== IPPROTO_UDP) return null;
+  const udp = ETH_HLEN + (f[ETH_HLEN + IP_VERSION_IHL]! & IHL_MASK) * IHL_UNIT;
+  const len = v.getUint16(udp + UDP_LEN);
   return {
-    srcPort: v.getUint16(udp),
-    dstPort: v.getUint16(udp + 2),
+    srcPort: v.getUint16(udp + UDP_SRC_PORT),
+    dstPort: v.getUint16(udp + UDP_DST_PORT),
     payload: f.slice(udp + UDP_HLEN, udp + len),
   };
 }

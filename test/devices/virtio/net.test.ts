@@ -36,6 +36,8 @@ import {
   libc,
   MAP_FAILED,
   MAP_SHARED,
+  POLLFD_EVENTS,
+  POLLFD_FD,
   POLLFD_SIZE,
   POLLIN,
   PROT_READ,
@@ -232,8 +234,8 @@ function receivedFrames(rig: Rig, from: number): { frames: Received[]; next: num
 function readable(fd: number): boolean {
   const p = new Uint8Array(POLLFD_SIZE);
   const v = new DataView(p.buffer);
-  v.setInt32(0, fd, true);
-  v.setInt16(4, POLLIN, true);
+  v.setInt32(POLLFD_FD, fd, true);
+  v.setInt16(POLLFD_EVENTS, POLLIN, true);
   return libc.poll(p, 1, 0) === 1;
 }
 

@@ -24,7 +24,15 @@ import {
   VsockBackend,
 } from "../../../devices/virtio/vsock.ts";
 import { EAGAIN } from "../../../ffi/errno-names.ts";
-import { errno, libc, POLLFD_SIZE, POLLIN } from "../../../ffi/libc.ts";
+import {
+  errno,
+  libc,
+  POLLFD_EVENTS,
+  POLLFD_FD,
+  POLLFD_REVENTS,
+  POLLFD_SIZE,
+  POLLIN,
+} from "../../../ffi/libc.ts";
 import {
   AF_UNIX,
   libcNet,
@@ -184,13 +192,13 @@ class Rig {
     const reqs = this.vs.pollRequests();
     const v = new DataView(this.pollBuf.buffer);
     reqs.forEach((r, i) => {
-      v.setInt32(i * POLLFD_SIZE, r.fd, true);
-      v.setInt16(i * POLLFD_SIZE + 4, r.events, true);
-      v.setInt16(i * POLLFD_SIZE + 6, 0, true);
+      v.setInt32(i * POLLFD_SIZE + POLLFD_FD, r.fd, true);
+      v.setInt16(i * POLLFD_SIZE + POLLFD_EVENTS, r.events, true);
+      v.setInt16(i * POLLFD_SIZE + POLLFD_REVENTS, 0, true);
     });
     libc.poll(this.pollBuf, reqs.length, 0);
     reqs.forEach((r, i) => {
-      const revents = v.getInt16(i * POLLFD_SIZE + 6, true);
+      const revents = v.getInt16(i * POLLFD_SIZE + POLLFD_REVENTS, true);
       if (revents !== 0) this.vs.onPoll(r.fd, revents, this.queues, this.d.memory);
     });
     this.vs.processQueue(this.queues[VSOCK_RX_QUEUE]!, this.d.memory, this.queues);

@@ -69,6 +69,8 @@ const HDR = VIRTIO_VSOCK_HDR_LAYOUT.fields;
 const HDR_SIZE = VIRTIO_VSOCK_HDR_LAYOUT.size;
 const RX_BUF = HDR_SIZE + 4096;
 const QUEUE = 64;
+/** Connections opened each way in the many-connections test. */
+const CONNECTIONS = 40;
 /** The guest's receive buffer per connection, as it advertises it. */
 const GUEST_BUF = 65536;
 
@@ -398,6 +400,58 @@ describe("virtio-vsock, hybrid Unix-socket host side", () => {
       const rst = await rig.expectPacket((p) => p.op === VIRTIO_VSOCK_OP_RST, "RST for a missing listener");
       expect([rst.srcPort, rst.dstPort]).toEqual([6001, 778]);
     } finally {
+      libc.close(listener);
+      rig.close();
+    }
+  });
+
+  test("many connections at once, both directions, each with its own bytes", async () => {
+    const rig = new Rig();
+    const listener = unixListen(`${rig.socket}_6100`);
+    const fds: number[] = [];
+    try {
+      rig.postRx(32);
+      const hostSide: { fd: number; local: number; port: number }[] = [];
+      for (let i = 0; i < CONNECTIONS; i++) {
+        const c = await hostConnect(rig, 7000 + i);
+        fds.push(c.fd);
+        hostSide.push({ ...c, port: 7000 + i });
+      }
+      const guestSide: { fd: number; port: number }[] = [];
+      for (let i = 0; i < CONNECTIONS; i++) {
+        rig.send({ op: VIRTIO_VSOCK_OP_REQUEST, srcPort: 9000 + i, dstPort: 6100 });
+        await rig.expectPacket(
+          (p) => p.op === VIRTIO_VSOCK_OP_RESPONSE && p.dstPort === 9000 + i,
+          "RESPONSE",
+        );
+        const fd = libcNet.accept4(listener, null, null, SOCK_CLOEXEC);
+        expect(fd).toBeGreaterThanOrEqual(0);
+        fds.push(fd);
+        guestSide.push({ fd, port: 9000 + i });
+      }
+      expect(rig.vs.connectionCount).toBe(2 * CONNECTIONS);
+      // Every host socket writes at once; every guest port gets exactly its own bytes.
+      for (const c of hostSide) sendAll(c.fd, `to guest port ${c.port};`);
+      for (const c of guestSide) sendAll(c.fd, `to guest port ${c.port};`);
+      for (const c of hostSide) {
+        const want = `to guest port ${c.port};`;
+        expect(await guestRead(rig, c.local, c.port, want.length)).toBe(want);
+      }
+      for (const c of guestSide) {
+        const want = `to guest port ${c.port};`;
+        expect(await guestRead(rig, 6100, c.port, want.length)).toBe(want);
+      }
+      // And the other way, all sent before any is read.
+      for (const c of hostSide)
+        rig.send({ op: VIRTIO_VSOCK_OP_RW, srcPort: c.port, dstPort: c.local }, `from ${c.port}`);
+      for (const c of guestSide)
+        rig.send({ op: VIRTIO_VSOCK_OP_RW, srcPort: c.port, dstPort: 6100 }, `from ${c.port}`);
+      for (const c of [...hostSide, ...guestSide]) {
+        const want = `from ${c.port}`;
+        expect(text(await rig.readHost(c.fd, want.length, `bytes at host socket for ${c.port}`))).toBe(want);
+      }
+    } finally {
+      for (const fd of fds) libc.close(fd);
       libc.close(listener);
       rig.close();
     }

@@ -1,12 +1,12 @@
 /**
  * libc's socket calls and the TUN/TAP ioctls, through bun:ffi: Unix stream sockets for the vsock
- * back-end (socket, bind, listen, accept4, connect, send, recv, shutdown) and `ioctl` with a pointer
+ * back-end (socket, bind, listen, accept4, connect, send, recv, shutdown), `ioctl` with a pointer
  * argument for TUNSETIFF and friends (ffi/libc.ts declares ioctl with an integer argument, which is what
- * the KVM calls want).
+ * the KVM calls want), and writev, which hands a TAP one frame gathered straight from guest RAM.
  *
  * Kept apart from ffi/libc.ts so each file declares one concern. Callers read `errno()` (ffi/libc.ts)
  * in the statement right after a call that returned -1. Every constant and the two struct layouts are
- * checked against <sys/socket.h>, <sys/un.h>, <net/if.h>, <linux/if_tun.h> and <errno.h> by
+ * checked against <sys/socket.h>, <sys/un.h>, <sys/uio.h>, <net/if.h>, <linux/if_tun.h> and <errno.h> by
  * test/devices/virtio/net-layouts.test.ts.
  *
  * Threads: safe from any thread (each Worker dlopens its own handle).
@@ -24,6 +24,7 @@ const lib = dlopen("libc.so.6", {
   recv: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64 },
   shutdown: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+  writev: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i64 },
 });
 
 export const libcNet = lib.symbols;
@@ -54,6 +55,12 @@ export const EINPROGRESS = 115;
 export const SOCKADDR_UN_LAYOUT = cLayout("struct sockaddr_un", 110, {
   sun_family: [0, 2],
   sun_path: [2, 108],
+});
+
+/** struct iovec: one buffer of a writev(2) gather list. */
+export const IOVEC_LAYOUT = cLayout("struct iovec", 16, {
+  iov_base: [0, 8],
+  iov_len: [8, 8],
 });
 
 /** struct ifreq as TUNSETIFF reads it: the interface name, then ifr_flags in the union. */

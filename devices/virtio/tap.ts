@@ -15,6 +15,7 @@
  * Threads: `Tap` is used by the device's worker; the fd is a number and may be opened on the VMM thread
  * (where an error can stop the VM before it starts) and handed over (`Tap.fromFd`). `createTap`/`deleteTap` run `ip` synchronously (set-up and tear-down only).
  */
+import { ptr } from "bun:ffi";
 import { EAGAIN, ERRNO } from "../../ffi/errno-names.ts";
 import { cString, errno, libc, O_CLOEXEC, O_RDWR } from "../../ffi/libc.ts";
 import {
@@ -24,6 +25,7 @@ import {
   IFF_VNET_HDR,
   IFNAMSIZ,
   IFREQ_LAYOUT,
+  IOVEC_LAYOUT,
   libcNet,
   O_NONBLOCK,
   SIOCGIFINDEX,
@@ -42,6 +44,13 @@ export const TUN_DEVICE = "/dev/net/tun";
 export const TAP_PREFIX = "vmtap";
 /** How many `vmtapN` names createTap tries before giving up. */
 const MAX_TAP_INDEX = 1024;
+
+/** struct iovec as 64-bit words: base, then length. */
+const IOV_WORDS = IOVEC_LAYOUT.size / BigUint64Array.BYTES_PER_ELEMENT;
+const IOV_BASE = IOVEC_LAYOUT.fields.iov_base.offset / BigUint64Array.BYTES_PER_ELEMENT;
+const IOV_LEN = IOVEC_LAYOUT.fields.iov_len.offset / BigUint64Array.BYTES_PER_ELEMENT;
+/** iovecs allocated up front: a header and a frame, or a few fragments. */
+const IOV_INITIAL = 8;
 
 const ENOENT = ERRNO.ENOENT![0];
 const EPERM = ERRNO.EPERM![0];
@@ -88,6 +97,8 @@ export interface TapOpenOptions {
 
 export class Tap {
   private closed = false;
+  /** struct iovec array for writev, grown to the longest chain seen. */
+  private iov = new BigUint64Array(IOV_WORDS * IOV_INITIAL);
 
   private constructor(
     readonly name: string,
@@ -171,6 +182,22 @@ export class Tap {
   write(frame: Uint8Array): number {
     const n = Number(libc.write(this.fd, frame, frame.length));
     return n === frame.length ? 0 : n < 0 ? errno() : EAGAIN;
+  }
+
+  /**
+   * Writes one frame gathered from `parts` (views of guest RAM: no copy) with writev; returns the errno
+   * when the TAP refused it, 0 on success.
+   */
+  writev(parts: readonly Uint8Array[]): number {
+    if (this.iov.length < parts.length * IOV_WORDS) this.iov = new BigUint64Array(parts.length * IOV_WORDS);
+    let total = 0;
+    parts.forEach((p, i) => {
+      this.iov[i * IOV_WORDS + IOV_BASE] = BigInt(ptr(p));
+      this.iov[i * IOV_WORDS + IOV_LEN] = BigInt(p.length);
+      total += p.length;
+    });
+    const n = Number(libcNet.writev(this.fd, this.iov, parts.length));
+    return n === total ? 0 : n < 0 ? errno() : EAGAIN;
   }
 
   close(): void {

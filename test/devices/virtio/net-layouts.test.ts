@@ -3,7 +3,12 @@
  * socket, TUN/TAP and errno constants and struct layouts of ffi/libc-net.ts against the C headers.
  */
 import { expect, test } from "bun:test";
-import { IFREQ_LAYOUT, NET_CHECKED_CONSTANTS, SOCKADDR_UN_LAYOUT } from "../../../ffi/libc-net.ts";
+import {
+  IFREQ_LAYOUT,
+  IOVEC_LAYOUT,
+  NET_CHECKED_CONSTANTS,
+  SOCKADDR_UN_LAYOUT,
+} from "../../../ffi/libc-net.ts";
 import { VIRTIO_NET_CHECKED_CONSTANTS, VIRTIO_NET_LAYOUTS } from "../../../ffi/virtio-layouts.ts";
 import { cLayoutMismatches } from "../../arch/x86_64/_c-layout.ts";
 
@@ -25,12 +30,13 @@ test("socket and TUN/TAP constants and layouts match <sys/socket.h>, <sys/un.h>,
       "#include <poll.h>",
       "#include <sys/ioctl.h>",
       "#include <sys/socket.h>",
+      "#include <sys/uio.h>",
       "#include <sys/un.h>",
       "#include <net/if.h>",
       "#include <linux/sockios.h>",
       "#include <linux/if_tun.h>",
     ],
-    layouts: [SOCKADDR_UN_LAYOUT, IFREQ_LAYOUT],
+    layouts: [SOCKADDR_UN_LAYOUT, IFREQ_LAYOUT, IOVEC_LAYOUT],
     constants: NET_CHECKED_CONSTANTS,
   });
   expect(mismatches).toEqual([]);

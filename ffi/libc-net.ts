@@ -47,6 +47,7 @@ export const O_NONBLOCK = 0o4000;
 export const POLLOUT = 0x004;
 
 /** errno values the socket paths tell apart, beyond ffi/errno-names.ts. */
+export const ECONNABORTED = 103;
 export const ECONNRESET = 104;
 export const ENOTCONN = 107;
 export const EINPROGRESS = 115;
@@ -103,6 +104,7 @@ export const NET_CHECKED_CONSTANTS: Readonly<Record<string, number>> = {
   SHUT_RDWR,
   O_NONBLOCK,
   POLLOUT,
+  ECONNABORTED,
   ECONNRESET,
   ENOTCONN,
   EINPROGRESS,

@@ -50,6 +50,7 @@ import { EAGAIN } from "../../ffi/errno-names.ts";
 import { errno, libc, POLLERR, POLLHUP, POLLIN } from "../../ffi/libc.ts";
 import {
   AF_UNIX,
+  ECONNABORTED,
   libcNet,
   MSG_DONTWAIT,
   MSG_NOSIGNAL,
@@ -115,6 +116,8 @@ const U32 = 2 ** 32;
 const HDR = VIRTIO_VSOCK_HDR_LAYOUT.fields;
 const HDR_SIZE = VIRTIO_VSOCK_HDR_LAYOUT.size;
 const SHUTDOWN_BOTH = VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND;
+/** The end of the `CONNECT <port>` line. */
+const NEWLINE = 0x0a;
 
 /** Counter words of `VsockBackend.counters`. */
 export const VSOCK_CONNECTIONS = 0;
@@ -240,6 +243,8 @@ export class VsockBackend {
   private epoch = -1;
   /** A receive chain popped with nothing to put in it yet. */
   private rxChain: Chain | null = null;
+  /** accept4 failed for want of resources: the listener is not polled until a connection closes. */
+  private listenerPaused = false;
   /** TRANSPORT_RESET owed on the event queue (no event buffer was posted when it happened). */
   private eventPending = false;
   private closed = false;
@@ -337,7 +342,7 @@ export class VsockBackend {
 
   /** The fds to poll now and for what; ask again after every call in. */
   pollRequests(): PollRequest[] {
-    const out: PollRequest[] = [{ fd: this.listener, events: POLLIN }];
+    const out: PollRequest[] = this.listenerPaused ? [] : [{ fd: this.listener, events: POLLIN }];
     for (const fd of this.handshakes.keys()) out.push({ fd, events: POLLIN });
     for (const c of this.conns.values()) {
       const events = (this.wantsRead(c) ? POLLIN : 0) | (c.toHostBytes > 0 ? POLLOUT : 0);
@@ -387,6 +392,7 @@ export class VsockBackend {
     this.outbox.clear();
     this.rsts.length = 0;
     this.rxChain = null;
+    this.listenerPaused = false;
   }
 
   /**
@@ -467,7 +473,13 @@ export class VsockBackend {
   private acceptClients(): void {
     for (let i = 0; i < ACCEPT_BATCH; i++) {
       const fd = libcNet.accept4(this.listener, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) return; // EAGAIN: no more waiting (other errors: the client went away)
+      if (fd < 0) {
+        const e = errno();
+        // Out of fds (EMFILE, ENFILE, ENOBUFS, ...): the client stays queued and the listener stays
+        // readable, so stop polling it until a connection closes rather than spin.
+        if (e !== EAGAIN && e !== ECONNABORTED) this.listenerPaused = true;
+        return;
+      }
       if (this.conns.size + this.handshakes.size >= VSOCK_MAX_CONNECTIONS) {
         this.count(VSOCK_REFUSED_CLIENTS);
         libc.close(fd);
@@ -486,15 +498,16 @@ export class VsockBackend {
       this.count(VSOCK_REFUSED_CLIENTS);
       this.handshakes.delete(fd);
       libc.close(fd);
+      this.listenerPaused = false;
     };
     if (n <= 0) {
-      refuse();
+      refuse(); // EOF or an error before the line
       return;
-    } // EOF or an error before the line
+    }
     const bytes = new Uint8Array(sofar.length + n);
     bytes.set(sofar);
     bytes.set(buf.subarray(0, n), sofar.length);
-    const nl = bytes.indexOf(0x0a);
+    const nl = bytes.indexOf(NEWLINE);
     if (nl < 0) {
       if (bytes.length >= VSOCK_HANDSHAKE_MAX) {
         refuse();
@@ -520,6 +533,7 @@ export class VsockBackend {
   }
 
   private allocateLocalPort(peerPort: number): number {
+    // Ends: there are far fewer connections (VSOCK_MAX_CONNECTIONS) than ports from 2^30 up.
     for (;;) {
       const p = this.nextLocalPort;
       this.nextLocalPort = p + 1 >= U32 ? VSOCK_FIRST_LOCAL_PORT : p + 1;
@@ -568,6 +582,7 @@ export class VsockBackend {
   /** Closes the host socket and forgets `c`; with `rst`, tells the guest with OP_RST. */
   private closeConn(c: Conn, rst: boolean): void {
     libc.close(c.fd);
+    this.listenerPaused = false;
     this.conns.delete(key(c.localPort, c.peerPort));
     this.byFd.delete(c.fd);
     this.outbox.delete(c);

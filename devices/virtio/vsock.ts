@@ -21,8 +21,9 @@
  *    the guest runs out of credit for it. CREDIT_UPDATE goes out when the guest's view of our free space
  *    falls under VSOCK_CREDIT_LOW_WATER after we forwarded bytes, and in answer to CREDIT_REQUEST.
  *  - host -> guest: a host socket is read only while the guest has credit (its buf_alloc minus what we
- *    sent and it has not yet forwarded) and at most one chunk is held per connection; with no credit we
- *    stop polling the socket and send CREDIT_REQUEST once.
+ *    sent and it has not yet forwarded) and at most one chunk is held per connection; with no credit,
+ *    host bytes waiting (seen by one more poll, not read) bring one CREDIT_REQUEST, and the socket leaves
+ *    the poll list until the guest's credit comes back.
  *  - OP_SHUTDOWN: the guest's SEND flag becomes shutdown(SHUT_WR) on the host socket once our buffer is
  *    written (the host reads EOF), RCV stops reading the host socket; both: the connection is closed and
  *    answered with OP_RST. The host closing its side (EOF) becomes OP_SHUTDOWN(SEND) after the data read
@@ -35,7 +36,11 @@
  * All host sockets are non-blocking. The worker waits on `pollRequests()` (fd + POLLIN/POLLOUT; ask
  * again after every call in, the set changes with credit and buffers) besides the queues' notify
  * eventfds, and calls `onPoll(fd, revents, queues, memory)`. Every entry point returns true when the
- * driver wants an interrupt.
+ * driver wants an interrupt. The listener can be bound beforehand on another thread (`listen`, then
+ * `listenerFd`), so a socket path in use is reported before the VM starts.
+ *
+ * Bounds: at most VSOCK_MAX_CONNECTIONS connections and handshakes; per connection at most
+ * VSOCK_CONN_BUFFER guest bytes and VSOCK_MAX_PAYLOAD host bytes held.
  *
  * Reset: a device reset (the transport's reset epoch changes) or `reset()` closes every host socket (the
  * host side sees EOF) and forgets every connection; the listener stays. After restoring a snapshot,

@@ -47,6 +47,8 @@ export const O_NONBLOCK = 0o4000;
 export const POLLOUT = 0x004;
 
 /** errno values the socket paths tell apart, beyond ffi/errno-names.ts. */
+/** A TAP's fd after its device was deleted. */
+export const EBADFD = 77;
 export const ECONNABORTED = 103;
 export const ECONNRESET = 104;
 export const ENOTCONN = 107;
@@ -104,6 +106,7 @@ export const NET_CHECKED_CONSTANTS: Readonly<Record<string, number>> = {
   SHUT_RDWR,
   O_NONBLOCK,
   POLLOUT,
+  EBADFD,
   ECONNABORTED,
   ECONNRESET,
   ENOTCONN,

@@ -169,6 +169,11 @@ export class NetBackend {
   private rxChains: Chain[] = [];
   /** The reset epoch whose negotiated offloads the TAP has; -1: none applied yet. */
   private offloadEpoch = -1;
+  /**
+   * Why the TAP stopped working (deleted while in use, a failed read), or null. Once set, the TAP is
+   * no longer polled or read and every transmitted frame counts as an error; the VMM reports it.
+   */
+  failure: string | null = null;
 
   /**
    * Opens the TAP named in `options` and builds the device.
@@ -246,7 +251,7 @@ export class NetBackend {
 
   /** The fds to wait on for POLLIN now: the TAP, unless a frame is held back for want of buffers. */
   pollFds(): number[] {
-    return this.held > 0 ? [] : [this.tap.fd];
+    return this.held > 0 || this.failure !== null ? [] : [this.tap.fd];
   }
 
   /** `pollFds()` in the shape the vsock back-end uses too (fd and events), for one worker loop. */
@@ -290,7 +295,25 @@ export class NetBackend {
       if (s.negotiated(VIRTIO_NET_F_GUEST_TSO4)) flags |= TUN_F_TSO4;
       if (s.negotiated(VIRTIO_NET_F_GUEST_TSO6)) flags |= TUN_F_TSO6;
     }
-    this.tap.setOffload(flags);
+    if (this.failure !== null) return;
+    try {
+      this.tap.setOffload(flags);
+    } catch (e) {
+      if (!(e instanceof BunvmmError)) throw e;
+      this.failure = e.message;
+    }
+  }
+
+  /** Reads a frame into the held buffer (0 when none waits); a TAP that fails is recorded, not thrown. */
+  private readFrame(): number {
+    if (this.failure !== null) return 0;
+    try {
+      return this.tap.read(this.rxBuf);
+    } catch (e) {
+      if (!(e instanceof BunvmmError)) throw e;
+      this.failure = e.message;
+      return 0;
+    }
   }
 
   /** Moves frames from the TAP into receive buffers while both last; true when the driver wants an interrupt. */
@@ -299,12 +322,12 @@ export class NetBackend {
     if (!queue.ready) {
       // No driver yet (or a broken one): hold one frame so the TAP stops polling readable; the rest
       // wait in the TAP. The driver's first receive notification brings us back.
-      if (this.held === 0) this.held = this.tap.read(this.rxBuf);
+      if (this.held === 0) this.held = this.readFrame();
       return false;
     }
     for (let frames = 0; frames < RX_BATCH; frames++) {
       if (this.held === 0) {
-        this.held = this.tap.read(this.rxBuf);
+        this.held = this.readFrame();
         if (this.held === 0) break;
       }
       if (!this.place(queue, memory)) break;

@@ -20,6 +20,7 @@ import { EAGAIN, ERRNO } from "../../ffi/errno-names.ts";
 import { cString, errno, libc, O_CLOEXEC, O_RDWR } from "../../ffi/libc.ts";
 import {
   AF_UNIX,
+  EBADFD,
   IFF_NO_PI,
   IFF_TAP,
   IFF_VNET_HDR,
@@ -165,16 +166,23 @@ export class Tap {
   /** TUNSETOFFLOAD: which offloads (TUN_F_*) the TAP may hand us; 0 = full frames, checksums done. */
   setOffload(flags: number): void {
     // TUNSETOFFLOAD takes the flags as the argument itself, not through a pointer.
-    if (libc.ioctl(this.fd, TUNSETOFFLOAD, flags) !== 0)
-      throw new LibcError(`ioctl(TUNSETOFFLOAD, 0x${flags.toString(16)}) on tap ${this.name}`, errno());
+    if (libc.ioctl(this.fd, TUNSETOFFLOAD, flags) !== 0) {
+      const e = errno();
+      if (e === EBADFD) throw this.gone();
+      throw new LibcError(`ioctl(TUNSETOFFLOAD, 0x${flags.toString(16)}) on tap ${this.name}`, e);
+    }
   }
 
-  /** Reads one frame (header + Ethernet frame) into `buf`; returns its length, or 0 when none is queued. */
+  /**
+   * Reads one frame (header + Ethernet frame) into `buf`; returns its length, or 0 when none is queued.
+   * @throws {BunvmmError} when the TAP is gone (deleted while open) or the read fails.
+   */
   read(buf: Uint8Array): number {
     const n = Number(libc.read(this.fd, buf, buf.length));
     if (n >= 0) return n;
     const e = errno();
     if (e === EAGAIN) return 0;
+    if (e === EBADFD) throw this.gone();
     throw new LibcError(`read from tap ${this.name}`, e);
   }
 
@@ -198,6 +206,11 @@ export class Tap {
     });
     const n = Number(libcNet.writev(this.fd, this.iov, parts.length));
     return n === total ? 0 : n < 0 ? errno() : EAGAIN;
+  }
+
+  /** The error for a TAP whose device was deleted while this fd was attached (EBADFD). */
+  private gone(): BunvmmError {
+    return new BunvmmError("host", `tap ${this.name} is gone: it was deleted while in use`);
   }
 
   close(): void {

@@ -107,8 +107,13 @@ export class LineReader {
       this.done = true;
     })();
   }
+  /** Complete lines only: a line still being written (no newline yet) is not one. */
   get lines(): string[] {
-    return this.text.split("\n").filter((l) => l.length > 0);
+    const end = this.done ? this.text.length : this.text.lastIndexOf("\n") + 1;
+    return this.text
+      .slice(0, end)
+      .split("\n")
+      .filter((l) => l.length > 0);
   }
   async line(match: RegExp, what: string, timeoutMs = 20_000): Promise<string> {
     await waitUntil(() => this.done || this.lines.some((l) => match.test(l)), what, timeoutMs);

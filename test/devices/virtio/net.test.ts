@@ -156,7 +156,9 @@ async function withTapRig(fn: (rig: Rig) => Promise<void>, mtu = 1500): Promise<
     } finally {
       net.close();
       d.close();
-      deleteTap(tapName, ns.name);
+      // A test may have deleted it already; the namespace's deletion would take it anyway.
+      if (Bun.spawnSync(["ip", "-n", ns.name, "link", "show", "dev", tapName]).exitCode === 0)
+        deleteTap(tapName, ns.name);
     }
   });
 }
@@ -474,6 +476,23 @@ describe("virtio-net on a TAP in a network namespace", () => {
       postTx(rig, guestUdp(rig, "still alive"));
       net.processQueue(tx, d.memory);
       expect(net.counter(NET_TX_FRAMES)).toBe(before + 1);
+    });
+  });
+
+  test("a TAP deleted while in use: the failure is recorded, the TAP no longer polled, frames counted", async () => {
+    await withTapRig(async (rig) => {
+      const { ns, net, d, rx, tx, tapName } = rig;
+      d.init();
+      postRx(rig, 2);
+      expect(net.failure).toBeNull();
+      ns.run(["ip", "link", "delete", "dev", tapName]);
+      expect(net.processQueue(rx, d.memory)).toBe(false);
+      expect(net.failure).toBe(`tap ${tapName} is gone: it was deleted while in use`);
+      expect(net.pollFds()).toEqual([]);
+      postTx(rig, guestUdp(rig, "into the void"));
+      net.processQueue(tx, d.memory);
+      expect(d.usedElem(NET_TX_QUEUE, 0).len).toBe(0);
+      expect(net.counter(NET_TX_ERRORS)).toBe(1);
     });
   });
 

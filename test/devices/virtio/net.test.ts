@@ -409,6 +409,34 @@ describe("virtio-net on a TAP in a network namespace", () => {
     });
   });
 
+  test("receive chains with readable buffers or no room for the header come back empty, counted", async () => {
+    await withTapRig(async (rig) => {
+      const { ns, net, d, rx, tx } = rig;
+      d.init();
+      const r = d.alloc(64);
+      d.post(NET_RX_QUEUE, [{ addr: r, len: 64 }]); // device-readable: not a receive buffer
+      d.post(NET_RX_QUEUE, [{ addr: r, len: NET_HDR_SIZE - 1, write: true }]); // no room for the header
+      postRx(rig, 2);
+      ns.run(["python3", "-c", SENDER, "after the bad ones"]);
+      let next = 0;
+      let got: Received | undefined;
+      await waitUntil(() => {
+        for (const fd of net.pollFds()) if (readable(fd)) net.onReadable(fd, [rx, tx], d.memory);
+        // The two refused chains come first in the used ring, with length 0.
+        if (next === 0 && d.usedIdx(NET_RX_QUEUE) >= 2) next = 2;
+        if (next === 0) return false;
+        const found = receivedFrames(rig, next);
+        next = found.next;
+        got ??= found.frames.find((f) => parseUdp(f.frame)?.dstPort === GUEST_PORT);
+        return got !== undefined;
+      }, "the datagram in a good buffer");
+      expect(d.usedElem(NET_RX_QUEUE, 0).len).toBe(0);
+      expect(d.usedElem(NET_RX_QUEUE, 1).len).toBe(0);
+      expect(net.counter(NET_BAD_CHAINS)).toBe(2);
+      expect(text(parseUdp(got!.frame)!.payload)).toBe("after the bad ones");
+    });
+  });
+
   test("frames above the MTU and chains above the largest frame are refused and counted", async () => {
     await withTapRig(async (rig) => {
       const { net, d, tx } = rig;

@@ -60,6 +60,10 @@
 #define HEADER_BYTES 16
 /* A few values worth trying on any register: status bit combinations, edges, one bit. */
 #define INTERESTING 10
+#define F_BLK_DISCARD 13
+#define F_BLK_WRITE_ZEROES 14
+#define RING_AND_RANGE_FEATURES \
+  ((1u << F_RING_INDIRECT_DESC) | (1u << F_RING_EVENT_IDX) | (1u << F_BLK_DISCARD) | (1u << F_BLK_WRITE_ZEROES))
 
 _Static_assert(ALLOWED_SECTORS > MAX_TYPE_OR_SECTOR + MAX_TYPE_OR_SECTOR * 256 + MAX_TYPE_OR_SECTOR + MAX_TYPE_OR_SECTOR * 256,
                "a discard range from header bytes must end inside the allowed sectors");
@@ -180,29 +184,38 @@ static void notify(void) {
   set_reg(REG_QUEUE_NOTIFY, 0);
 }
 
-/* A well-formed request inside the allowed sectors: header, one data buffer, status; returns 1 for a write. */
+/*
+ * A well-formed request inside the allowed sectors: a read, a write (a sector of header-area bytes), or
+ * a discard / write-zeroes whose one 16-byte range is a header slot read as {sector, num_sectors, flags}
+ * (sector = a type, num_sectors = a sector byte, flags 0: all below 16). Returns 1 when it changes the disk.
+ */
 static int post_legit(void) {
-  u32 h = ROLES * below(TABLE_ENTRIES / ROLES / 2); /* a READ slot, the header */
-  u32 d = h + ROLES * (TABLE_ENTRIES / ROLES / 2);  /* another READ slot, data for a write */
-  u32 s = h + ROLE_WRITE;                           /* a WRITE slot: status, or data for a read */
-  u32 st = s + ROLES;                               /* a WRITE slot: status after read data */
+  static const u32 types[] = {BLK_T_IN, BLK_T_OUT, BLK_T_DISCARD, BLK_T_WRITE_ZEROES};
+  if (queue_size < 2 * ROLES) return 0;          /* no room for the four slots below */
+  u32 h = ROLES * below(queue_size / ROLES / 2); /* a READ slot in the lower half: the header */
+  u32 d = h + queue_size / 2;                   /* a READ slot in the upper half: data for a write */
+  u32 s = h + ROLE_WRITE;                       /* a WRITE slot: status, or data for a read */
+  u32 st = s + ROLES;                           /* a WRITE slot: status after read data */
   u32 slot = below(HEADER_AREA / HEADER_BYTES) * HEADER_BYTES;
-  int write = below(2);
-  headers[slot] = write ? BLK_T_OUT : BLK_T_IN;
+  u32 type = types[below(sizeof types / sizeof types[0])];
+  headers[slot] = (u8)type;
   headers[slot + 8] = (u8)below(MAX_TYPE_OR_SECTOR + 1);
-  descs[h] = (struct desc){(u32)&headers[slot], 0, HEADER_BYTES, DESC_F_NEXT, (u16)(write ? d : s)};
-  if (write) {
-    descs[d] = (struct desc){(u32)&headers[below(HEADER_AREA / SECTOR_BYTES) * SECTOR_BYTES], 0, SECTOR_BYTES,
-                                   DESC_F_NEXT, (u16)s};
-    descs[s] = (struct desc){(u32)&scratch[below(SCRATCH_AREA)], 0, 1, DESC_F_WRITE, 0};
-  } else {
+  u16 first = (u16)(type == BLK_T_IN ? s : d);
+  descs[h] = (struct desc){(u32)&headers[slot], 0, HEADER_BYTES, DESC_F_NEXT, first};
+  if (type == BLK_T_IN) {
     descs[s] = (struct desc){(u32)&scratch[below(SCRATCH_AREA / 2)], 0, SECTOR_BYTES, DESC_F_WRITE | DESC_F_NEXT,
-                                   (u16)st};
+                             (u16)st};
     descs[st] = (struct desc){(u32)&scratch[below(SCRATCH_AREA)], 0, 1, DESC_F_WRITE, 0};
+  } else {
+    u32 data = type == BLK_T_OUT ? below(HEADER_AREA / SECTOR_BYTES) * SECTOR_BYTES
+                                 : below(HEADER_AREA / HEADER_BYTES) * HEADER_BYTES;
+    u32 len = type == BLK_T_OUT ? SECTOR_BYTES : HEADER_BYTES;
+    descs[d] = (struct desc){(u32)&headers[data], 0, len, DESC_F_NEXT, (u16)s};
+    descs[s] = (struct desc){(u32)&scratch[below(SCRATCH_AREA)], 0, 1, DESC_F_WRITE, 0};
   }
   post((u16)h);
   notify();
-  return write;
+  return type != BLK_T_IN;
 }
 
 /* The whole handshake: reset, a random feature set with VERSION_1, a random queue size, our rings. */
@@ -211,9 +224,11 @@ static void reinit(void) {
   set_reg(REG_STATUS, S_ACKNOWLEDGE);
   set_reg(REG_STATUS, S_ACKNOWLEDGE | S_DRIVER);
   set_reg(REG_DEVICE_FEATURES_SEL, 0);
-  u32 low = reg(REG_DEVICE_FEATURES) & ((1u << F_RING_INDIRECT_DESC) | (1u << F_RING_EVENT_IDX));
+  /* Any subset of what the device offers in the low word (DISCARD, WRITE_ZEROES, INDIRECT_DESC, EVENT_IDX...), */
+  /* the ring features and the range commands more often than not. */
+  u32 low = reg(REG_DEVICE_FEATURES) & (rand32() | (below(4) ? RING_AND_RANGE_FEATURES : 0));
   set_reg(REG_DRIVER_FEATURES_SEL, 0);
-  set_reg(REG_DRIVER_FEATURES, low & rand32());
+  set_reg(REG_DRIVER_FEATURES, low);
   set_reg(REG_DRIVER_FEATURES_SEL, 1);
   set_reg(REG_DRIVER_FEATURES, 1u << F_HIGH_VERSION_1);
   set_reg(REG_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
@@ -221,7 +236,7 @@ static void reinit(void) {
   u32 max = reg(REG_QUEUE_NUM_MAX);
   queue_cap = 1;
   while (queue_cap * 2 <= max && queue_cap * 2 <= TABLE_ENTRIES) queue_cap *= 2;
-  queue_size = 1u << below(__builtin_ctz(queue_cap) + 1);
+  queue_size = below(2) ? queue_cap : 1u << below(__builtin_ctz(queue_cap) + 1);
   avail.idx = 0;
   avail.flags = (u16)below(2);
   avail.used_event = (u16)rand32();
@@ -297,7 +312,7 @@ void guest_main(void) {
     if (r < 35) {
       /* a random chain, maybe with fresh descriptors, sometimes a head outside the table */
       randomize_descs(below(4));
-      post((u16)(below(8) ? below(queue_size) : rand32()));
+      post((u16)(below(32) ? below(queue_size) : rand32()));
       if (below(4)) notify();
     } else if (r < 50) {
       legit_writes += (u32)post_legit();
@@ -305,7 +320,7 @@ void guest_main(void) {
       randomize_descs(below(16));
       randomize_indirect(below(16));
       randomize_headers(below(16));
-    } else if (r < 58) {
+    } else if (r < 57) {
       avail.idx = (u16)(avail.idx + rand32()); /* a jump, likely more than the queue size ahead */
       notify();
     } else if (r < 60) {

@@ -57,6 +57,54 @@ function lastWrite(s: number): number | null {
   return s + SECTORS * Math.floor((WRITES - 1 - s) / SECTORS);
 }
 
+describe("the benchmark and stress guests", () => {
+  const builds: [string, string[], Record<string, number>][] = [
+    ["bench-blk", ["bench-blk.c", "bench-probe.c"], { BENCH_REQUESTS: 16, BENCH_DEPTH: 32 }],
+    [
+      "bench-storm",
+      ["bench-storm.c", "bench-probe.c"],
+      { STORM_WRITES: 16, STORM_FIRST: 0, STORM_SECTORS: 4 },
+    ],
+    ["hostile-blk", ["hostile-blk.c", "bench-probe.c"], { RAM_BYTES: 64 << 20 }],
+  ];
+
+  test.each(builds)(
+    "%s builds with no x87 or SSE instruction (the nested KVM cannot run them)",
+    (_, sources, defines) => {
+      const code = Bun.spawnSync(["objdump", "-d", cGuestElf(sources, defines)]).stdout.toString();
+      expect(code).toContain("<guest_main>:");
+      expect(code).not.toMatch(/%xmm|%st\b|\bfld|\bfst/);
+    },
+  );
+
+  test("with no disk, the ACPI walk finds no LNRO0005 virtio-blk, the microvm range is empty, and the guest powers off", async () => {
+    const [, sources, defines] = builds[0]!;
+    await using vm = await Vm.create(
+      {
+        memory: { size: "64M" },
+        payload: { kernel: cGuestElf(sources, defines), format: "elf" },
+        serial: { mode: "off" },
+      },
+      { logLevel: "error" },
+    );
+    await vm.boot();
+    let timer: Timer | undefined;
+    const exit = await Promise.race([
+      vm.exited,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no power-off: ${vm.serial.text}`)), BOOT_DEADLINE_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    expect(exit.reason).toBe("poweroff");
+    // "no RSDP" or "no XSDT" here would mean the walk itself failed before reaching the DSDT.
+    expect(vm.serial.text).toBe(
+      "virtio-blk benchmark guest\n" +
+        "probe: no virtio-blk among the LNRO0005 devices in the ACPI tables\n" +
+        "probe: no virtio-blk transport\nDONE 1\n",
+    );
+  });
+});
+
 describe("virtio-blk pause storm", () => {
   test.skipIf(unsupported !== null)(
     "pausing and resuming while the guest writes and reads back: nothing moves while paused, nothing is lost or done twice",

@@ -6,7 +6,7 @@
 // Progress and failed runs (with the command and the tail of its stderr) go to stderr; stdout gets
 // the tables and, as its last line, one JSON object with the figures. A contender that cannot run
 // (bunvmm without `[[disks]]`, QEMU not installed) shows why in its column and null in the JSON.
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cGuestElf } from "../../test/helpers/c-guest.ts";
@@ -133,6 +133,24 @@ function medianSpan(col: Column | undefined, p: Phase): number | null {
   return col && !col.error && col.spans.length ? median(col.spans.map((s) => s[p])) : null;
 }
 
+/** "median (min-max)" of µs per request over the runs, or "—". */
+function usCell(col: Column | undefined, p: Phase): string {
+  const m = medianSpan(col, p);
+  if (m === null || !col) return "—";
+  const xs = col.spans.map((s) => us(s[p]));
+  const range = xs.length > 1 ? ` (${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)})` : "";
+  return `${us(m).toFixed(1)}${range}`;
+}
+
+/** The 1-minute load average: other work on the machine moves every figure. */
+function loadAverage(): string {
+  try {
+    return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "unknown";
+  }
+}
+
 function render(lines: string[][]): string {
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
   const fmt = (l: string[]) =>
@@ -153,17 +171,19 @@ function tables(cols: Map<ContenderKey, Column>, order: Contender[]): string {
     return c.unavailable ? `${c.label}: ${c.unavailable}` : col?.error ? `${c.label}: failed` : c.label;
   };
   const lat: string[][] = [
-    ["µs per request", ...order.map(head), "bunvmm / QEMU default", "direct / QEMU cache=none"],
+    [
+      "µs per request: median (min-max)",
+      ...order.map(head),
+      "bunvmm / QEMU default",
+      "direct / QEMU cache=none",
+    ],
   ];
   const thr: string[][] = [["IOPS | MiB/s", ...order.map(head)]];
   for (const p of PHASES) {
     const m = (k: ContenderKey) => medianSpan(cols.get(k), p);
     lat.push([
       phaseLabel(p),
-      ...order.map((c) => {
-        const s = m(c.key);
-        return s === null ? "—" : us(s).toFixed(1);
-      }),
+      ...order.map((c) => usCell(cols.get(c.key), p)),
       ratio(m("bunvmm"), m("qemu")),
       ratio(m("bunvmm_direct"), m("qemu_none")),
     ]);
@@ -244,6 +264,7 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "bunvmm-bench-blk-"));
   try {
     const started = performance.now();
+    const loadBefore = loadAverage();
     const elf = cGuestElf(["bench-blk.c", "bench-probe.c"], { BENCH_REQUESTS: REQUESTS, BENCH_DEPTH: DEPTH });
     const image = makeImage(dir);
     const order = contenders(dir);
@@ -263,6 +284,9 @@ async function main(): Promise<number> {
     }
     progress(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     for (const f of failures) process.stderr.write(`failed: ${f}\n`);
+    console.log(
+      `load average: ${loadBefore} before, ${loadAverage()} after; the run took ${((performance.now() - started) / 1000).toFixed(0)} s`,
+    );
     console.log(tables(cols, order));
     console.log(FOOTNOTE().trimStart());
     console.log(JSON.stringify(figures(cols)));

@@ -52,6 +52,9 @@
 /* Feature bits in the high word (bit 32 + n is bit n of DeviceFeatures with DeviceFeaturesSel = 1). */
 #define F_HIGH_VERSION_1 (32 - 32)
 /* Feature bits in the low word. */
+#define F_BLK_FLUSH 9
+#define F_BLK_DISCARD 13
+#define F_BLK_WRITE_ZEROES 14
 #define F_RING_INDIRECT_DESC 28
 #define F_RING_EVENT_IDX 29
 

@@ -60,8 +60,6 @@
 #define HEADER_BYTES 16
 /* A few values worth trying on any register: status bit combinations, edges, one bit. */
 #define INTERESTING 10
-#define F_BLK_DISCARD 13
-#define F_BLK_WRITE_ZEROES 14
 #define RING_AND_RANGE_FEATURES \
   ((1u << F_RING_INDIRECT_DESC) | (1u << F_RING_EVENT_IDX) | (1u << F_BLK_DISCARD) | (1u << F_BLK_WRITE_ZEROES))
 

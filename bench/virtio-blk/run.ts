@@ -204,7 +204,7 @@ function tables(cols: Map<ContenderKey, Column>, order: Contender[]): string {
 
 const FOOTNOTE = () => `
 Each figure is the median of ${REPS} runs; the contenders take turns, one run at a time. Every run boots
-  test/guests/virtio/bench-blk.c (a polling virtio-blk driver, 32-bit C, VERSION_1 only, no interrupts:
+  test/guests/virtio/bench-blk.c (a polling virtio-blk driver, 32-bit C, VERSION_1 + FLUSH, no interrupts:
   avail.flags NO_INTERRUPT) on a ${IMAGE_MIB} MiB raw image filled with data. Each phase is ${REQUESTS}
   4 KiB requests (sequential from sector 0, or random 4 KiB blocks from a fixed LCG sequence), with 1
   or ${DEPTH} in flight; the guest prints a line before and after it, the harness timestamps both lines

@@ -193,7 +193,7 @@ describe("virtio-blk pause storm", () => {
           }),
         ]).finally(() => clearTimeout(finishTimer));
         const serial = vm.serial.text;
-        expect(end.reason).toBe("poweroff");
+        expect(`${end.reason}: ${end.detail}`).toStartWith("poweroff:"); // the guest's own power-off, not a crash
         expect(serial).toContain(`storm ${WRITES} 0\n`);
         expect(serial).toContain("DONE 0\n");
         // The storm really happened while the guest was working.

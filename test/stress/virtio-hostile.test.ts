@@ -15,7 +15,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ResizeError, Vm, type VmExit } from "bunvmm";
+import { LifecycleError, ResizeError, Vm, type VmExit } from "bunvmm";
 import { cGuestElf } from "../helpers/c-guest.ts";
 import { waitUntil } from "../helpers/guests.ts";
 import { Rng, randomGap } from "../helpers/rng.ts";
@@ -77,27 +77,33 @@ describe("hostile virtio-blk guest", () => {
         const rng = new Rng(SEED);
         const until = performance.now() + FUZZ_SECONDS * 1000;
         const ops = { pauses: 0, resizes: 0, refusedResizes: 0, infos: 0 };
+        // A VM that stops under the fuzz (a device worker dying, say) fails the test with its reason.
+        const stoppedUnder = async (e: unknown): Promise<never> => {
+          if (!(e instanceof LifecycleError) || vm.state !== "Shutdown") throw e;
+          const { reason, detail } = await vm.exited;
+          throw new Error(`the VM stopped under the fuzz (${reason}): ${detail}`);
+        };
         while (performance.now() < until && !exit) {
-          await guarded(vm, "pause under fuzz", () => vm.pause());
+          await guarded(vm, "pause under fuzz", () => vm.pause()).catch(stoppedUnder);
           ops.pauses++;
           if (rng.int(4) === 0) {
             expect(vm.info().state).toBe("Paused");
             ops.infos++;
           }
           await randomGap(rng, 2);
-          await guarded(vm, "resume under fuzz", () => vm.resume());
+          await guarded(vm, "resume under fuzz", () => vm.resume()).catch(stoppedUnder);
           if (rng.int(8) === 0) {
             // The guest never starts extra vCPUs; a removal it must acknowledge stays pending and is refused.
             await guarded(vm, "resize under fuzz", () => vm.resize(1 + rng.int(MAX_VCPUS)))
               .then(() => ops.resizes++)
               .catch((e) => {
-                if (!(e instanceof ResizeError)) throw e;
+                if (!(e instanceof ResizeError)) return stoppedUnder(e);
                 ops.refusedResizes++;
               });
           }
           await randomGap(rng, 5);
         }
-        expect(exit).toBeUndefined(); // neither the guest nor a device crashed the VM
+        expect(exit === undefined ? "running" : `${exit.reason}: ${exit.detail}`).toBe("running"); // nothing stopped the VM
         expect(vm.info().state).toBe("Running");
         expect(vm.vcpuStates()[0]).toBe("RUNNING");
         // Still served: the guest's MMIO accesses and notifications keep being answered, so it keeps counting.

@@ -78,16 +78,21 @@ describe("hostile virtio-blk guest", () => {
         const until = performance.now() + FUZZ_SECONDS * 1000;
         const ops = { pauses: 0, resizes: 0, refusedResizes: 0, infos: 0 };
         // A VM that stops under the fuzz (a device worker dying, say) fails the test with its reason.
+        const whyStopped = async () => {
+          const { reason, detail } = await vm.exited;
+          return new Error(`the VM stopped under the fuzz (${reason}): ${detail}`);
+        };
         const stoppedUnder = async (e: unknown): Promise<never> => {
           if (!(e instanceof LifecycleError) || vm.state !== "Shutdown") throw e;
-          const { reason, detail } = await vm.exited;
-          throw new Error(`the VM stopped under the fuzz (${reason}): ${detail}`);
+          throw await whyStopped();
         };
         while (performance.now() < until && !exit) {
           await guarded(vm, "pause under fuzz", () => vm.pause()).catch(stoppedUnder);
           ops.pauses++;
           if (rng.int(4) === 0) {
-            expect(vm.info().state).toBe("Paused");
+            const { state } = vm.info();
+            if (state === "Shutdown") throw await whyStopped();
+            expect(state).toBe("Paused");
             ops.infos++;
           }
           await randomGap(rng, 2);

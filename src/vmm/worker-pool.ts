@@ -32,8 +32,11 @@ import { within } from "./deadline.ts";
 /** How long a worker may take to finish after it reported EXITED before the pool stops waiting for it. */
 export const WORKER_CLOSE_TIMEOUT_MS = 1000;
 
-/** What a CMD change asks for; `wake` may treat them differently (a vCPU is not kicked to resume). */
-export type CmdChange = "pause" | "resume" | "kill";
+/**
+ * What a CMD change asks for; `wake` may treat them differently (a vCPU is kicked only to pause or
+ * die: to resume or to serve a request it is parked, asleep on CMD, which every change notifies).
+ */
+export type CmdChange = "pause" | "resume" | "kill" | "serve";
 
 /** Where one member was when a wait ran out. */
 export interface StuckWorker {
@@ -204,6 +207,42 @@ export class WorkerPool<M extends PoolMember> {
         ? `rolled back: every ${this.options.noun} is running`
         : `rollback also stuck on ${notBack.map((s) => s.label).join(", ")}`,
     );
+  }
+
+  /**
+   * Only before the first spawn: workers start parked, as if the pool had been paused (a restored VM
+   * starts Paused and resumes like any paused VM).
+   */
+  startPaused(): void {
+    this.paused = true;
+  }
+
+  /**
+   * After spawning: resolves when every active member acknowledged its start epoch as PARKED (the pool
+   * is paused) or RUNNING; throws at the deadline naming the ones still starting.
+   */
+  async settle(timeoutMs: number): Promise<void> {
+    const state = this.paused ? PARKED : RUNNING;
+    const stuck = (
+      await Promise.all(
+        this.active().map((m) => this.awaitAll([m], epochOf(m.control.cmd), [state], timeoutMs)),
+      )
+    ).flat();
+    if (stuck.length)
+      throw this.timeout("start", timeoutMs, stuck, `some ${this.options.noun}s did not start`);
+  }
+
+  /**
+   * The pool is paused: each of `members` has its REQUEST word set by the caller; a new epoch with PAUSE
+   * kept wakes them in the park, where each serves its request and acknowledges the epoch as PARKED
+   * ([served-while-parked]). Resolves when all did; on the deadline throws, naming each one still
+   * serving (the VM stays paused: nothing to roll back).
+   */
+  async serve(members: readonly M[], what: string, timeoutMs: number): Promise<void> {
+    if (!this.paused) throw new Error(`cannot ${what}: the ${this.options.noun}s are not paused`);
+    const epoch = this.request(0, 0, members, "serve");
+    const stuck = await this.awaitAll(members, epoch, [PARKED], timeoutMs);
+    if (stuck.length) throw this.timeout(what, timeoutMs, stuck, `the VM stays paused`);
   }
 
   /** Un-parks every member; resolves when each acknowledged the new epoch as RUNNING (or EXITED). */

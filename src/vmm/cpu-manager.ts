@@ -20,7 +20,18 @@ import type { VcpuOutcome } from "../vcpu/run-loop.ts";
 import type { VcpuWorkerInit, VcpuWorkerMessage } from "../vcpu/worker.ts";
 import { DeadlineError, within } from "./deadline.ts";
 import { workerEntryUrl } from "./worker-entries.ts";
-import { type PoolMember, type StuckWorker, WorkerPool, WorkerTimeoutError } from "./worker-pool.ts";
+import {
+  type PoolMember,
+  type StuckWorker,
+  startWorker,
+  WorkerPool,
+  WorkerTimeoutError,
+} from "./worker-pool.ts";
+
+/** vCPU workers started ahead of their vCPUs (`CpuManager.adoptWarmWorkers`): their modules load meanwhile. */
+export function warmVcpuWorkers(n: number): Worker[] {
+  return Array.from({ length: n }, () => startWorker(workerEntryUrl("vcpu")));
+}
 
 const VCPU_LABEL = "vCPU ";
 
@@ -78,6 +89,8 @@ export class CpuManager {
   private readonly slots: VcpuSlot[];
   private readonly pool: WorkerPool<VcpuSlot>;
   private closed = false;
+  /** Workers started ahead (warmVcpuWorkers), given to the next `start`s in order. */
+  private warm: Worker[] = [];
 
   constructor(
     private readonly env: CpuManagerEnv,
@@ -106,6 +119,16 @@ export class CpuManager {
           outcome,
         ),
     });
+  }
+
+  /** The next `start`s use these workers instead of starting new ones; `close` ends any left over. */
+  adoptWarmWorkers(workers: Worker[]): void {
+    this.warm.push(...workers);
+  }
+
+  /** Ends warm workers no `start` took. */
+  dropWarmWorkers(): void {
+    for (const w of this.warm.splice(0)) w.terminate();
   }
 
   private slot(index: number): VcpuSlot {
@@ -145,24 +168,30 @@ export class CpuManager {
       devices: this.env.devices,
       state: this.env.state,
     };
-    this.pool.spawn(s, workerEntryUrl("vcpu"), init, {
-      onMessage: (data) => {
-        const m = data as VcpuWorkerMessage;
-        if (m.type === "request") this.env.onRequest(m);
-        else if (m.type === "eject") void this.reap(m.vcpu);
-        else if (m.type === "state") s.saved?.resolve(m);
-        else {
-          this.env.onOutcome(m.vcpu, m.outcome);
-          return true;
-        }
-        return false;
+    this.pool.spawn(
+      s,
+      workerEntryUrl("vcpu"),
+      init,
+      {
+        onMessage: (data) => {
+          const m = data as VcpuWorkerMessage;
+          if (m.type === "request") this.env.onRequest(m);
+          else if (m.type === "eject") void this.reap(m.vcpu);
+          else if (m.type === "state") s.saved?.resolve(m);
+          else {
+            this.env.onOutcome(m.vcpu, m.outcome);
+            return true;
+          }
+          return false;
+        },
+        onError: (message) =>
+          this.env.onOutcome(index, {
+            kind: "crashed",
+            report: { vcpu: index, summary: `vCPU ${index} worker error: ${message}`, registers: [] },
+          }),
       },
-      onError: (message) =>
-        this.env.onOutcome(index, {
-          kind: "crashed",
-          report: { vcpu: index, summary: `vCPU ${index} worker error: ${message}`, registers: [] },
-        }),
-    });
+      this.warm.shift(),
+    );
   }
 
   /**
@@ -253,6 +282,7 @@ export class CpuManager {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.dropWarmWorkers();
     for (const s of this.slots) {
       if (!s.kvm) continue;
       libc.munmap(s.kvm.runAddr, this.env.runSize);

@@ -28,6 +28,7 @@ import { type SnapshotStats, writeSnapshot } from "../snapshot/writer.ts";
 import type { VcpuCounters } from "../vcpu/control-block.ts";
 import type { CrashReport } from "../vcpu/crash-report.ts";
 import { buildMachine, closeMachine, type Machine, type MachineRestore } from "./builder.ts";
+import { warmVcpuWorkers } from "./cpu-manager.ts";
 import { createLogger, type LogLevelName } from "./logger.ts";
 import { SerialConsole, type SerialSink } from "./serial-console.ts";
 
@@ -219,7 +220,16 @@ export class Vm implements AsyncDisposable {
     const started = performance.now();
     const image = readSnapshot(source);
     const checked = performance.now();
-    const vm = new Vm(image.config, options, image);
+    // The vCPU workers' modules load on their own threads while this one builds the machine.
+    const warm = warmVcpuWorkers(image.vcpus.size);
+    let vm: Vm;
+    try {
+      vm = new Vm(image.config, options, image);
+    } catch (e) {
+      for (const w of warm) w.terminate();
+      throw e;
+    }
+    vm.machine.cpus.adoptWarmWorkers(warm);
     const built = performance.now();
     await vm
       .transition("restore", async () => {
@@ -228,6 +238,7 @@ export class Vm implements AsyncDisposable {
         cpus.startPaused();
         devices.workers.start();
         for (const index of image.vcpus.keys()) cpus.start(index);
+        cpus.dropWarmWorkers();
         // A vCPU the guest had ejected but the VMM had not reaped yet was not saved: finish its removal.
         for (let cpu = 0; cpu < image.state.created_vcpus; cpu++) {
           if (!image.vcpus.has(cpu) && devices.hotplug.pendingRemoval(cpu)) vm.reaped(cpu);

@@ -63,6 +63,15 @@ export class WorkerTimeoutError extends BunvmmError {
   }
 }
 
+/**
+ * Starts a Worker from `entryUrl`. Its module graph loads on its own thread while the caller goes on;
+ * it waits for its init message. Starting workers early, before the machine they will run is built,
+ * overlaps that load with the build (a restore does).
+ */
+export function startWorker(entryUrl: string): Worker {
+  return new Worker(entryUrl, { smol: true } as WorkerOptions);
+}
+
 /** One worker slot. The pool owns `worker` and `finished`; the kind-specific manager owns the rest. */
 export interface PoolMember {
   readonly index: number;
@@ -108,13 +117,14 @@ export class WorkerPool<M extends PoolMember> {
   /**
    * Starts `m`'s worker from `entryUrl` and posts it `init`. Its control block starts fresh under a new
    * epoch ([epoch-acks]: a reused slot carries no stale acknowledgement, and a CMD read in a previous life
-   * can no longer match), with PAUSE set when the pool is paused, so the worker parks at once.
+   * can no longer match), with PAUSE set when the pool is paused, so the worker parks at once. `warm`:
+   * a Worker already started from `entryUrl` (`startWorker`) that has not been sent anything yet.
    */
-  spawn(m: M, entryUrl: string, init: unknown, handlers: WorkerHandlers): void {
+  spawn(m: M, entryUrl: string, init: unknown, handlers: WorkerHandlers, warm?: Worker): void {
     if (m.worker) return;
     this.epoch = nextEpoch(this.epoch);
     m.control.reset(packCmd(this.epoch, this.paused ? PAUSE : 0));
-    const worker = new Worker(entryUrl, { smol: true } as WorkerOptions);
+    const worker = warm ?? startWorker(entryUrl);
     m.worker = worker;
     m.finished = new Promise<void>((resolve) => {
       worker.onmessage = (event: MessageEvent) => {

@@ -162,34 +162,33 @@ export function buildMachine(
 
     const devices = new DeviceManager(vm, config.cpus.max_vcpus, serial, events.onDeviceCrash);
     cleanup.push(() => devices.close());
-    const acpi = acpiTablesFor(devices.specs, {
-      bootVcpus: config.cpus.boot_vcpus,
-      maxVcpus: config.cpus.max_vcpus,
-    });
     let boot: { regs: Regs; sregs: (current: Sregs) => Sregs; describe: string } | undefined;
     // Restoring: guest RAM already holds the ACPI tables and the payload the guest booted with.
-    if (payload?.format === "raw") {
-      memory.write(ACPI_TABLES_START, acpi.blob);
-      loadRawImage(memory, payload.image);
-      boot = {
-        regs: rawEntryRegs(config.cpus.boot_vcpus, config.cpus.max_vcpus, config.memory.size),
-        sregs: flatProtectedModeSregs,
-        describe: `raw image at 0x${RAW_LOAD_ADDRESS.toString(16)} (${payload.image.length} bytes)`,
-      };
-    } else if (payload) {
-      memory.write(ACPI_TABLES_START, acpi.blob);
-      const linux = loadLinux(memory, {
-        kernelImage: payload.image,
-        format: payload.format,
-        cmdline: config.payload.cmdline,
-        initramfs: payload.initramfs,
-        ramSize: config.memory.size,
-        rsdpAddress: acpi.rsdpAddress,
+    if (payload) {
+      const acpi = acpiTablesFor(devices.specs, {
+        bootVcpus: config.cpus.boot_vcpus,
+        maxVcpus: config.cpus.max_vcpus,
       });
-      boot = { regs: linux.bootRegs, sregs: linux.bootSregsFrom, describe: linux.entry };
-    }
-    if (payload && boot) {
+      memory.write(ACPI_TABLES_START, acpi.blob);
       log(`ACPI tables at 0x${ACPI_TABLES_START.toString(16)} (${[...acpi.tables.keys()].join(", ")})`);
+      if (payload.format === "raw") {
+        loadRawImage(memory, payload.image);
+        boot = {
+          regs: rawEntryRegs(config.cpus.boot_vcpus, config.cpus.max_vcpus, config.memory.size),
+          sregs: flatProtectedModeSregs,
+          describe: `raw image at 0x${RAW_LOAD_ADDRESS.toString(16)} (${payload.image.length} bytes)`,
+        };
+      } else {
+        const linux = loadLinux(memory, {
+          kernelImage: payload.image,
+          format: payload.format,
+          cmdline: config.payload.cmdline,
+          initramfs: payload.initramfs,
+          ramSize: config.memory.size,
+          rsdpAddress: acpi.rsdpAddress,
+        });
+        boot = { regs: linux.bootRegs, sregs: linux.bootSregsFrom, describe: linux.entry };
+      }
       log(`loaded ${payload.source}: ${boot.describe}`);
     }
 

@@ -171,3 +171,8 @@ test("serial input queued before the snapshot is read after restore", async () =
   await vm.serial.waitFor("ABC", 20_000);
   expect(vm.serial.text).toBe("ABC"); // only what the restored guest printed
 });
+
+// A hook for the virtio integration: once the virtio device types save and restore their transport
+// state (DeviceType.save while their device worker is parked), snapshot a guest in the middle of
+// virtio-blk traffic and check that every request completes exactly once after the restore.
+test.todo("snapshot during virtio-blk traffic: every request completes exactly once after restore");

@@ -70,12 +70,16 @@ export function machineRestore(image: SnapshotImage, log: ConsolaInstance): Mach
       }
       return memory;
     },
+    cpuid(index) {
+      const entries = image.vcpus.has(index) ? state.cpuid[String(index)] : undefined;
+      return entries && new CpuidTable(entries);
+    },
     vcpu(vcpu, index) {
       const saved = image.vcpus.get(index);
       if (!saved) return false;
-      const cpuid = state.cpuid[String(index)];
+      const cpuid = this.cpuid(index);
       if (!cpuid) throw new SnapshotError(`snapshot ${dir}: no CPUID saved for vCPU ${index}`);
-      const refused = writeVcpuState(vcpu, new CpuidTable(cpuid), saved);
+      const refused = writeVcpuState(vcpu, cpuid, saved);
       if (refused.length > 0)
         log.warn(`vCPU ${index}: KVM refused MSR(s) ${refused.map(describeMsr).join(", ")}`);
       try {

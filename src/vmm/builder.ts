@@ -72,6 +72,8 @@ export interface MachineRestore {
   memory(ranges: ReadonlyArray<{ gpa: number; size: number }>): GuestMemory;
   /** vCPU slots to create, 0 .. created-1 (as the snapshotted VM had, ejected ones included). */
   readonly created: number;
+  /** The CPUID saved for vCPU `index`, if it was saved. */
+  cpuid(index: number): CpuidTable | undefined;
   /** Loads vCPU `index`'s saved state; false when it has none (an ejected slot: set up as a fresh AP). */
   vcpu(vcpu: VcpuFd, index: number): boolean;
   /** After every vCPU exists: the irqchip, the PIT, the clock and the devices' state. */
@@ -200,7 +202,9 @@ export function buildMachine(
     );
     const cpuidOptions = { maxVcpus: config.cpus.max_vcpus, hide: config.cpus.hide_features };
     const msrs = bootMsrs({ amd: isAmdLike(supportedCpuid) });
-    const cpuid = (index: number) => cpuidForVcpu(supportedCpuid, index, cpuidOptions);
+    // A restored vCPU keeps the CPUID it was saved with (perhaps another host's); the rest get this host's.
+    const cpuid = (index: number) =>
+      restore?.cpuid(index) ?? cpuidForVcpu(supportedCpuid, index, cpuidOptions);
     /** What every vCPU gets, boot or hot-added: CPUID (first time only), MSRs, FPU, LAPIC LINT0/LINT1. */
     const configureCommon = (vcpu: VcpuFd, index: number, fresh: boolean) => {
       // KVM refuses to change CPUID once a vCPU has run (Linux >= 5.16); a reused slot keeps its own.

@@ -23,7 +23,7 @@ export const restoreCommand = defineCommand({
     "api-socket": {
       type: "string",
       valueHint: "PATH",
-      description: "Serve the REST API on this Unix socket (overrides the snapshot config's [api] socket)",
+      description: "Serve the REST API on this Unix socket",
     },
     resume: {
       type: "boolean",
@@ -35,6 +35,9 @@ export const restoreCommand = defineCommand({
   async run({ args }) {
     const log = createLogger(args["log-level"] as LogLevelName);
     const vm = await Vm.restore(args.source, { logger: log });
+    // The API socket belongs to the VMM process, not to the VM: the one the snapshotted VMM served on
+    // may still be in use. Only --api-socket serves the API here.
+    vm.config.api.socket = undefined;
     await superviseVm(vm, {
       log,
       socket: args["api-socket"],

@@ -48,6 +48,7 @@ type Operation =
   | "press the power button"
   | "snapshot"
   | "restore"
+  | "restore and resume"
   | "shutdown";
 
 /**
@@ -65,6 +66,7 @@ const TRANSITIONS: Readonly<Record<Operation, { from: readonly VmState[]; to?: V
   // Only a paused VM is snapshotted (as in cloud-hypervisor and Firecracker); it is Snapshotting meanwhile.
   snapshot: { from: ["Paused"] },
   restore: { from: ["Restoring"], to: "Paused" },
+  "restore and resume": { from: ["Restoring"], to: "Running" },
   shutdown: {
     from: ["Created", "Running", "Paused", "Snapshotting", "Restoring", "Shutdown"],
     to: "Shutdown",
@@ -212,12 +214,12 @@ export class Vm implements AsyncDisposable {
   /**
    * Restores a VM from a snapshot directory (or file:// URL) written by `snapshot`: checked first (one
    * line per kind of bad snapshot, nothing changed), then built with guest RAM mapped copy-on-write
-   * from the snapshot, so one snapshot can start any number of VMs. The VM is Paused, or Running with
-   * `resume`; its workers start parked and `resume()` starts the guest where it stopped.
+   * from the snapshot, so one snapshot can start any number of VMs. The VM is Paused (its workers
+   * parked; `resume()` runs the guest from where it stopped), or Running with `resume`.
    * @throws {SnapshotError} {KvmError} {HostError}
    */
   static async restore(source: string, options: VmOptions & { resume?: boolean } = {}): Promise<Vm> {
-    const started = performance.now();
+    const begun = performance.now();
     const image = readSnapshot(source);
     const checked = performance.now();
     // The vCPU workers' modules load on their own threads while this one builds the machine.
@@ -231,11 +233,16 @@ export class Vm implements AsyncDisposable {
     }
     vm.machine.cpus.adoptWarmWorkers(warm);
     const built = performance.now();
+    const operation = options.resume ? "restore and resume" : "restore";
     await vm
-      .transition("restore", async () => {
+      .transition(operation, async () => {
         const { cpus, devices } = vm.machine;
-        devices.workers.startPaused();
-        cpus.startPaused();
+        // Without resume the workers start parked (Paused); with it they start running, which saves
+        // waking them from the park a second time.
+        if (!options.resume) {
+          devices.workers.startPaused();
+          cpus.startPaused();
+        }
         devices.workers.start();
         for (const index of image.vcpus.keys()) cpus.start(index);
         cpus.dropWarmWorkers();
@@ -243,20 +250,21 @@ export class Vm implements AsyncDisposable {
         for (let cpu = 0; cpu < image.state.created_vcpus; cpu++) {
           if (!image.vcpus.has(cpu) && devices.hotplug.pendingRemoval(cpu)) vm.reaped(cpu);
         }
-        // Paused means parked: the API state matches the workers once each has acknowledged its start.
+        // The API state matches the workers once each has acknowledged its start (parked or running).
         await devices.workers.settle(vm.timeoutMs);
         await cpus.settle(vm.timeoutMs);
-        const parked = performance.now();
-        vm.log.info(`restored ${image.dir} (${image.vcpus.size} vCPU(s)), paused`);
+        const started = performance.now();
+        vm.log.info(
+          `restored ${image.dir} (${image.vcpus.size} vCPU(s)), ${options.resume ? "running" : "paused"}`,
+        );
         vm.log.debug(
-          `restore: snapshot checked in ${(checked - started).toFixed(1)} ms, machine built in ${(built - checked).toFixed(1)} ms, workers started and parked in ${(parked - built).toFixed(1)} ms`,
+          `restore: snapshot checked in ${(checked - begun).toFixed(1)} ms, machine built in ${(built - checked).toFixed(1)} ms, workers started in ${(started - built).toFixed(1)} ms`,
         );
       })
       .catch(async (e: unknown) => {
         await vm.shutdown();
         throw e;
       });
-    if (options.resume) await vm.resume();
     return vm;
   }
 

@@ -98,8 +98,8 @@ export class VcpuRunner {
     if (c & KILL) return this.exit(c);
     if (c & PAUSE) {
       this.completePendingIo();
+      this.control.count(PAUSES); // before the ACK, so a VMM that saw the pause done sees it counted
       this.acknowledgeParked(c);
-      this.control.count(PAUSES);
       for (;;) {
         Atomics.wait(w, CMD, c); // returns at once if CMD already changed: no lost wake-up
         c = Atomics.load(w, CMD);

@@ -34,14 +34,14 @@ export const restoreCommand = defineCommand({
   },
   async run({ args }) {
     const log = createLogger(args["log-level"] as LogLevelName);
-    const vm = await Vm.restore(args.source, { logger: log });
+    const vm = await Vm.restore(args.source, { logger: log, resume: args.resume });
     // The API socket belongs to the VMM process, not to the VM: the one the snapshotted VMM served on
     // may still be in use. Only --api-socket serves the API here.
     vm.config.api.socket = undefined;
     await superviseVm(vm, {
       log,
       socket: args["api-socket"],
-      start: () => (args.resume ? vm.resume() : Promise.resolve()),
+      start: () => Promise.resolve(), // Vm.restore has started it: Paused, or Running with --resume
     });
   },
 });

@@ -17,6 +17,7 @@ import { Kvm } from "../kvm/kvm.ts";
 import {
   CONFIG_FILE,
   checksum,
+  cpuVendor,
   MANIFEST_FILE,
   type Manifest,
   MEMORY_FILE,
@@ -122,6 +123,13 @@ function checkHostCpu(dir: string, manifest: Manifest, config: VmConfig): void {
     });
   } finally {
     kvm.close();
+  }
+  // The guest chose vendor-specific code paths (and MSRs) at boot: only the same vendor can run it on.
+  const vendor = cpuVendor(host.entries);
+  if (manifest.host?.cpu_vendor !== vendor) {
+    throw new SnapshotError(
+      `snapshot ${dir}: taken on a ${manifest.host?.cpu_vendor} host; this host is ${vendor}`,
+    );
   }
   const missing = missingFeature(manifest.guest_cpuid ?? [], host.entries);
   if (missing) {

@@ -144,6 +144,15 @@ describe("a bad snapshot is refused with one line and nothing changes", () => {
     );
   });
 
+  test("a host of another CPU vendor", async () => {
+    const dir = damaged((d) =>
+      editManifest(d, (m) => {
+        m.host.cpu_vendor = m.host.cpu_vendor === "AuthenticAMD" ? "GenuineIntel" : "AuthenticAMD";
+      }),
+    );
+    await refused(dir, /: taken on a (AuthenticAMD|GenuineIntel) host; this host is \w+$/);
+  });
+
   test("a disk image the VM needs is missing", async () => {
     const dir = damaged((d) => {
       const path = join(d, "config.json");

@@ -92,6 +92,7 @@ check broken-8092            invalid-end pause-broken-8092.pml safety -DK="$K_SA
 check undo-ack-running       error       pause.pml safety -DK=4 -DNO_FIX_ACK_RUNNING
 check undo-eject-once        error       pause.pml safety -DK=4 -DNO_FIX_EJECT_ONCE
 check undo-exit-last         error       pause.pml safety -DK=4 -DNO_FIX_EXIT_LAST
+check undo-serve-on-park     error       pause.pml safety -DK=4 -DNO_FIX_SERVE_ON_PARK
 # with a device worker (a smaller K: it multiplies the states): the same properties, plus no request in
 # flight at Paused and no notification to a parked device; reading CMD before draining the control
 # eventfd must lose a wake-up

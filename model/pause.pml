@@ -13,6 +13,9 @@
  *   IMMEDIATE_EXIT[v]  kvm_run.immediate_exit of vCPU v (the kvm_run page outlives a worker).
  *   SIGPENDING[v]      the kick signal is pending on v's thread (it is blocked outside KVM_RUN).
  *   PENDING_REMOVAL[v] VMM-owned: the VMM asked the guest to eject v. ACTIVE[v]: a worker exists (VMM-owned).
+ *   REQ[v]             the REQUEST word: the VMM set SAVE_STATE (while the VM is paused); vCPU v serves it in
+ *                      the park, on its own thread, and clears it before it acknowledges the epoch that
+ *                      carried it ([served-while-parked]).
  * With -DDEVICE_WORKER (model/check.sh runs it at a smaller K: the device worker multiplies the states):
  *   DCMD, DRUNSTATE, DACK  the device worker's control block (same layout; its own epochs, `depoch`).
  *   CTLFD              its control eventfd is readable (the VMM writes it after every DCMD change).
@@ -28,6 +31,9 @@
  *                    gets a fresh epoch, so the CAS cannot succeed on a recycled slot (no ABA).
  *   FIX_EXIT_LAST    an exiting worker writes ACK, then RUNSTATE = EXITED as its last shared write, and
  *                    its thread stays alive until the VMM reaps it (worker.terminate()).
+ *   FIX_SERVE_ON_PARK  a vCPU serves a pending request wherever it acknowledges PARKED: in the park and at the
+ *                    checkpoint that parks it. Served only in the park, a vCPU hot-added while paused that
+ *                    reaches its first checkpoint after the save's epoch acknowledges it unserved.
  *   FIX_DRAIN_THEN_READ  the device worker drains its control eventfd before it reads DCMD
  *                    ([drain-then-read]); read first, a change landing in between is drained away and the
  *                    worker sleeps in poll through a pause (a lost wake-up: the pause needs its deadline).
@@ -45,6 +51,9 @@
 #endif
 #ifndef NO_FIX_DRAIN_THEN_READ
 #define FIX_DRAIN_THEN_READ
+#endif
+#ifndef NO_FIX_SERVE_ON_PARK
+#define FIX_SERVE_ON_PARK
 #endif
 #endif
 
@@ -75,6 +84,7 @@
 #define VM_RUNNING  0
 #define VM_PAUSED   1
 #define VM_SHUTDOWN 2
+#define VM_SNAPSHOTTING 3   /* paused, and the vCPUs are saving their state */
 
 /* which task runs a synchronous section on the VMM thread (its event loop runs one at a time) */
 #define LOOP_FREE      0
@@ -89,6 +99,7 @@ bit  SIGPENDING[N];
 byte THREADS[N];          /* live OS threads of slot v's worker(s); a signal needs one */
 bit  PENDING_REMOVAL[N];
 bit  ACTIVE[N];
+bit  REQ[N];
 
 #ifdef DEVICE_WORKER
 byte DCMD;
@@ -183,6 +194,14 @@ inline post_reap(t) {
  * at the read gives the VMM nothing new. What stays a separate step is the window that matters: CMD is
  * read, then (interleaving point) KVM_RUN is entered.
  */
+/* A pending request (save this vCPU's state) is served on this thread, then cleared: before the ACK. */
+inline serve() {
+  if
+  :: REQ[v] -> assert(RUNSTATE[v] == PARKED); REQ[v] = 0
+  :: else
+  fi
+}
+
 inline checkpoint() {
   c = CMD[v];
   if
@@ -195,6 +214,9 @@ inline checkpoint() {
        IMMEDIATE_EXIT[v] = 0;
        SIGPENDING[v] = 0;
        RUNSTATE[v] = PARKED;
+#ifdef FIX_SERVE_ON_PARK
+       serve();
+#endif
        ACK[v] = EP(c);
        goto parked
   :: !(c & (PAUSE | KILL)) ->
@@ -228,7 +250,7 @@ parked:
        c = CMD[v];
        if
        :: (c & KILL) -> goto die
-       :: (c & PAUSE) && !(c & KILL) -> ACK[v] = EP(c)    /* still paused: acknowledge the newer epoch */
+       :: (c & PAUSE) && !(c & KILL) -> serve(); ACK[v] = EP(c)  /* still paused: serve, acknowledge the epoch */
        :: !(c & (PAUSE | KILL)) ->
             RUNSTATE[v] = RUNNING;
             ACK[v] = EP(c);
@@ -254,6 +276,7 @@ kvm_run:
          checkpoint()
     :: else ->
          assert(vmstate != VM_PAUSED || busy);     /* property: no guest code runs while the VM is Paused */
+         assert(vmstate != VM_SNAPSHOTTING);       /* property: none at all while it is being saved */
          if
          :: goto halted                            /* HLT, or a guest spinning: only a signal ends it */
          :: checkpoint()                           /* any other exit, handled in the worker, never waiting */
@@ -425,6 +448,21 @@ inline request_unpause(x) {                        /* CMD = (epoch, flags & ~PAU
   :: !ACTIVE[x]
   fi
 }
+/* REQUEST = SAVE_STATE; CMD = (epoch, flags); notify (no kick). Not asked: a vCPU with KILL set (a guest
+   eject still in flight when the VM paused: it exits and is reaped, it has no state to save). While the VM
+   is paused no guest runs, so no new KILL can appear: `asked` is stable for the whole save. */
+inline request_save(x) {
+  if
+  :: atomic { ACTIVE[x] && !(CMD[x] & KILL) -> asked = asked | (1 << x) }
+     REQ[x] = 1;
+     atomic { CMD[x] = PACK(epoch, FLAGS(CMD[x])) }
+  :: else
+  fi
+}
+#define ASKED(x)        ((asked >> (x)) & 1)
+#define SAVED_AT(x, e)  (!ASKED(x) || PAUSED_AT(x, e))
+#define ALL_SAVED(e)    (SAVED_AT(0, e) && SAVED_AT(1, e) && SAVED_AT(2, e))
+#define SERVED(x)       (!ASKED(x) || RUNSTATE[x] == EXITED || !REQ[x])
 inline request_kill(x) {                           /* CMD |= KILL; notify; kick */
   if
   :: atomic { ACTIVE[x] -> CMD[x] = CMD[x] | KILL }
@@ -435,6 +473,7 @@ inline request_kill(x) {                           /* CMD |= KILL; notify; kick 
 
 proctype vmm() {
   byte ops;      /* operations done so far */
+  byte asked;    /* snapshot: the vCPUs asked to save their state, one bit each */
   byte v;        /* resize: the slot */
 
   do
@@ -545,6 +584,28 @@ proctype vmm() {
           assert(!ACTIVE[1] || RUNSTATE[1] == RUNNING || RUNSTATE[1] == EXITED);
           assert(!ACTIVE[2] || RUNSTATE[2] == RUNNING || RUNSTATE[2] == EXITED);
           busy = 0
+        }
+     :: DEADLINE
+     fi
+
+  :: atomic {                                     /* snapshot(): each vCPU saves its state in the park */
+       ops < K && vmstate == VM_PAUSED && loop == LOOP_FREE ->
+       ops++; loop = LOOP_LIFECYCLE; busy = 1;
+       vmstate = VM_SNAPSHOTTING;
+       epoch++; asked = 0
+     }
+     request_save(0); request_save(1); request_save(2);
+     loop = LOOP_FREE;
+     if
+     :: atomic {
+          loop == LOOP_FREE && ALL_SAVED(epoch) ->
+          /* property [served-while-parked]: an acknowledged epoch means the request was served */
+          assert(SERVED(0) && SERVED(1) && SERVED(2));
+#ifdef DEVICE_WORKER
+          assert(DRUNSTATE == PARKED && !INFLIGHT);  /* the devices are saved with their worker parked */
+#endif
+          vmstate = VM_PAUSED;
+          busy = 0; asked = 0
         }
      :: DEADLINE
      fi

@@ -1,6 +1,6 @@
 /**
  * bunvmm as a library: create a VM from a TOML path or a config object, boot it, watch its serial
- * console, pause/resume it, and let `await using` tear it down. The CLI is a thin layer over this.
+ * console, pause/resume it, snapshot and restore it, and let `await using` tear it down. The CLI is a thin layer over this.
  * @module
  */
 
@@ -8,6 +8,8 @@ export { ApiServer, type ApiServerOptions, startApiServer } from "./api/server.t
 export { ConfigError, loadConfigFile, parseConfig, type VmConfig } from "./config/index.ts";
 export { KvmError } from "./kvm/kvm-error.ts";
 export { GuestMemory, GuestMemoryError } from "./memory/guest-memory.ts";
+export { SnapshotError } from "./snapshot/snapshot-error.ts";
+export type { SnapshotStats } from "./snapshot/writer.ts";
 export type { VcpuCounters } from "./vcpu/control-block.ts";
 export type { CrashReport } from "./vcpu/crash-report.ts";
 export { HostError } from "./vmm/builder.ts";

@@ -31,7 +31,7 @@ export interface VmmPingResponse {
 /** GET /vm.info. */
 export interface VmInfo {
   config: WireVmConfig;
-  state: VmState;
+  state: Exclude<VmState, "Snapshotting" | "Restoring">;
   memory_actual_size: number;
 }
 
@@ -50,6 +50,19 @@ export function vmmPing(): VmmPingResponse {
   };
 }
 
+/**
+ * cloud-hypervisor's VmState has no Snapshotting or Restoring: its VM is Paused while it is snapshotted
+ * or restored, and clients know only its four states, so the API reports those two as Paused.
+ */
+const WIRE_STATE: Readonly<Record<VmState, VmInfo["state"]>> = {
+  Created: "Created",
+  Running: "Running",
+  Paused: "Paused",
+  Snapshotting: "Paused",
+  Restoring: "Paused",
+  Shutdown: "Shutdown",
+};
+
 export function vmInfo(vm: Vm): VmInfo {
   const info = vm.info();
   const { serial, console, ...rest } = structuredClone(info.config);
@@ -59,7 +72,7 @@ export function vmInfo(vm: Vm): VmInfo {
       serial: { ...serial, mode: CONSOLE_MODE[serial.mode] },
       console: { ...console, mode: CONSOLE_MODE[console.mode] },
     },
-    state: info.state,
+    state: WIRE_STATE[info.state],
     memory_actual_size: info.memory_actual_size,
   };
 }

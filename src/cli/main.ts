@@ -14,7 +14,9 @@ import { createLogger } from "../vmm/logger.ts";
 import { checkArgv, stripColour, UsageError, wantsColour } from "./argv.ts";
 import { acpiTablesCommand } from "./commands/acpi-tables.ts";
 import { remoteCommand } from "./commands/remote.ts";
+import { restoreCommand } from "./commands/restore.ts";
 import { runCommand } from "./commands/run.ts";
+import { snapshotCommand } from "./commands/snapshot.ts";
 import { validateCommand } from "./commands/validate.ts";
 import { EXIT_ERROR } from "./errors.ts";
 
@@ -50,6 +52,8 @@ const subCommands: Record<string, AnyCommand> = {
   validate: validateCommand,
   remote: remoteCommand,
   "acpi-tables": acpiTablesCommand,
+  snapshot: snapshotCommand,
+  restore: restoreCommand,
   help: helpCommand,
   version: versionCommand,
 };

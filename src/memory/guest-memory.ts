@@ -117,6 +117,38 @@ export class GuestMemory {
     return new GuestMemory(regions, true);
   }
 
+  /**
+   * Maps each range from `fd` (a snapshot's memory file) at `fileOffsets[i]`, MAP_PRIVATE: pages are
+   * read from the file when the guest first touches them, and a write copies the page, so the file is
+   * never changed and one file can back many VMs. @throws {LibcError} when mmap fails.
+   */
+  static mapFile(
+    ranges: ReadonlyArray<{ gpa: number; size: number }>,
+    fd: number,
+    fileOffsets: readonly number[],
+  ): GuestMemory {
+    const regions: Region[] = [];
+    try {
+      ranges.forEach(({ gpa, size }, i) => {
+        const addr = libc.mmap(
+          0,
+          size,
+          PROT_READ | PROT_WRITE,
+          MAP_PRIVATE | MAP_NORESERVE,
+          fd,
+          fileOffsets[i] ?? 0,
+        );
+        if (BigInt(addr) === MAP_FAILED)
+          throw new LibcError(`mmap of ${size} bytes of guest RAM from a file`, errno());
+        regions.push(GuestMemory.region({ gpa, size, hostAddr: Number(addr) }));
+      });
+    } catch (e) {
+      for (const r of regions) libc.munmap(r.hostAddr, r.size);
+      throw e;
+    }
+    return new GuestMemory(regions, true);
+  }
+
   /** Views over memory another thread allocated; `close()` on it unmaps nothing. */
   static attach(descriptors: readonly RegionDescriptor[]): GuestMemory {
     return new GuestMemory(

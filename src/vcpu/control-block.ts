@@ -9,12 +9,18 @@
  *   1     RUNSTATE   STARTING | RUNNING | PARKED | EXITED     this vCPU only (store, before ACK)
  *   2     ACK        last epoch this vCPU acknowledged        this vCPU only (store, then notify)
  *   3..9  counters   exits by kind, pauses, kicks             this vCPU only (Atomics.add)
+ *   10    REQUEST    NO_REQUEST | SAVE_STATE                  VMM sets it (store) while this vCPU is
+ *                                                             parked, then bumps CMD's epoch with PAUSE
+ *                                                             kept; this vCPU serves it and stores
+ *                                                             NO_REQUEST before it acknowledges that epoch
  *   bytes 48..55     pthread_t of the worker thread           this vCPU, once, after it blocked the
  *                                                             kick signal; 0 until then
  *
  * Keeps [wake-on-pause-kill] (the vCPU's only blocking wait, the park, is Atomics.wait on CMD, which every PAUSE,
  * KILL or epoch change modifies and notifies), [kill-dominates] (KILL is tested before PAUSE everywhere), [epoch-acks]
- * (acknowledgements are epochs: "acked" means ACK reached the request's epoch, never a boolean).
+ * (acknowledgements are epochs: "acked" means ACK reached the request's epoch, never a boolean),
+ * [served-while-parked] (a REQUEST is served only by the parked vCPU itself, on its own thread, and is
+ * done when the vCPU acknowledged the request's epoch as PARKED: it never runs the guest in between).
  * Checked by model/pause.pml and test/vcpu/pause-protocol.test.ts.
  */
 export const CMD = 0;
@@ -27,6 +33,7 @@ export const UNOWNED_PIO = 6;
 export const UNOWNED_MMIO = 7;
 export const PAUSES = 8;
 export const KICKS = 9;
+export const REQUEST = 10;
 const CONTROL_WORDS = 12;
 const TID_OFFSET = CONTROL_WORDS * Int32Array.BYTES_PER_ELEMENT;
 const CONTROL_BYTES = TID_OFFSET + BigInt64Array.BYTES_PER_ELEMENT;
@@ -40,6 +47,11 @@ export const EPOCH_SHIFT = 3;
 /** Epochs are 29 bits and wrap; compare them only with `epochReached`. */
 const EPOCH_MASK = (1 << (32 - EPOCH_SHIFT)) - 1;
 const EPOCH_HALF = 1 << (31 - EPOCH_SHIFT);
+
+/** REQUEST values: what a parked vCPU is asked to do on its own thread before it acknowledges. */
+export const NO_REQUEST = 0;
+/** Read this vCPU's whole state (registers, MSRs, LAPIC, ...) and post it to the VMM. */
+export const SAVE_STATE = 1;
 
 /** RUNSTATE values. */
 export const STARTING = 0;
@@ -107,11 +119,13 @@ export class ControlBlock {
   }
 
   /**
-   * VMM only, before a (new) worker starts on this block: CMD as given, STARTING, ACK at CMD's epoch.
+   * VMM only, before a (new) worker starts on this block: CMD as given, STARTING, ACK at CMD's epoch,
+   * no request.
    * The block is not shared with a running vCPU at that moment.
    */
   reset(cmd: number): void {
     Atomics.store(this.words, RUNSTATE, STARTING);
+    Atomics.store(this.words, REQUEST, NO_REQUEST);
     Atomics.store(this.words, ACK, epochOf(cmd));
     Atomics.store(this.words, CMD, cmd);
     Atomics.notify(this.words, CMD);
@@ -147,6 +161,14 @@ export class ControlBlock {
   }
   set threadId(id: bigint) {
     Atomics.store(this.tid, 0, id);
+  }
+
+  /** The request a parked vCPU is asked to serve (NO_REQUEST when none). */
+  get request(): number {
+    return Atomics.load(this.words, REQUEST);
+  }
+  set request(value: number) {
+    Atomics.store(this.words, REQUEST, value);
   }
 
   count(word: number, n = 1): void {

@@ -4,7 +4,9 @@
  * Threads: runs only in the vCPU's own worker. Its one blocking wait is the park (Atomics.wait on CMD,
  * [wake-on-pause-kill]). Exit handlers run devices that never wait ([no-vcpu-waits-vcpu]); requests for
  * the VMM are posted, never awaited. KILL is tested before PAUSE at every checkpoint ([kill-dominates]);
- * a half-done I/O is completed before parking (one KVM_RUN with immediate_exit = 1). Checked by
+ * a half-done I/O is completed before parking (one KVM_RUN with immediate_exit = 1). A request in the
+ * REQUEST word (save this vCPU's state) is served while parked, before the epoch that carries it is
+ * acknowledged ([served-while-parked]). Checked by
  * model/pause.pml (the same loop) and test/vcpu/pause-protocol.test.ts (on real KVM).
  */
 
@@ -27,15 +29,20 @@ import {
   KICKS,
   KILL,
   MMIO_EXITS,
+  NO_REQUEST,
   PARKED,
   PAUSE,
   PAUSES,
+  REQUEST,
   RUNNING,
   UNOWNED_MMIO,
   UNOWNED_PIO,
 } from "./control-block.ts";
 import { buildCrashReport, type CrashReport, describeFatalExit } from "./crash-report.ts";
 import type { KickReceiver } from "./kick.ts";
+
+/** Serves a parked vCPU's REQUEST (src/vcpu/control-block.ts) on this vCPU's own thread. */
+export type ParkedRequestHandler = (request: number) => void;
 
 /** How a vCPU's loop ended. */
 export type VcpuOutcome = { kind: "killed" } | { kind: "crashed"; report: CrashReport };
@@ -55,6 +62,7 @@ export class VcpuRunner {
     private readonly kicks: KickReceiver,
     private readonly memory: GuestMemory,
     private readonly request: VmRequestSink,
+    private readonly serveRequest: ParkedRequestHandler = () => undefined,
   ) {
     this.kvmRun = vcpu.kvmRun;
   }
@@ -90,14 +98,14 @@ export class VcpuRunner {
     if (c & KILL) return this.exit(c);
     if (c & PAUSE) {
       this.completePendingIo();
-      this.control.acknowledge(PARKED, epochOf(c));
-      this.control.count(PAUSES);
+      this.control.count(PAUSES); // before the ACK, so a VMM that saw the pause done sees it counted
+      this.acknowledgeParked(c);
       for (;;) {
         Atomics.wait(w, CMD, c); // returns at once if CMD already changed: no lost wake-up
         c = Atomics.load(w, CMD);
         if (c & KILL) return this.exit(c);
         if (!(c & PAUSE)) break;
-        this.control.acknowledge(PARKED, epochOf(c)); // a newer pause epoch while parked
+        this.acknowledgeParked(c); // a newer pause epoch while parked: it may carry a request
       }
       this.acknowledgeRunning(c);
       // Give up the CPU once before entering the guest. A resume wakes every vCPU at once; on a host
@@ -109,6 +117,20 @@ export class VcpuRunner {
     }
     this.acknowledgeRunning(c);
     return true;
+  }
+
+  /**
+   * Serves a pending REQUEST, clears it, then acknowledges CMD's epoch as PARKED: the VMM sees the
+   * epoch acknowledged only once the request is done ([served-while-parked]).
+   */
+  private acknowledgeParked(c: number): void {
+    const w = this.control.words;
+    const request = Atomics.load(w, REQUEST);
+    if (request !== NO_REQUEST) {
+      this.serveRequest(request);
+      Atomics.store(w, REQUEST, NO_REQUEST);
+    }
+    this.control.acknowledge(PARKED, epochOf(c));
   }
 
   /** Clears a KICK, acknowledges CMD's epoch as RUNNING and remembers CMD for the fast path. */

@@ -13,7 +13,13 @@ import { KvmRun } from "../kvm/kvm-run.ts";
 import { VcpuFd } from "../kvm/vcpu-fd.ts";
 import { VmFd } from "../kvm/vm-fd.ts";
 import { GuestMemory, type RegionDescriptor } from "../memory/guest-memory.ts";
-import { ControlBlock, epochOf, KILL } from "./control-block.ts";
+import {
+  readVcpuState,
+  type VcpuStateJson,
+  type VcpuStateOptions,
+  vcpuStateToJson,
+} from "../snapshot/vcpu-state.ts";
+import { ControlBlock, epochOf, KILL, SAVE_STATE } from "./control-block.ts";
 import { KickReceiver } from "./kick.ts";
 import { type VcpuOutcome, VcpuRunner } from "./run-loop.ts";
 
@@ -28,6 +34,8 @@ export interface VcpuWorkerInit {
   controls: SharedArrayBuffer[];
   memory: RegionDescriptor[];
   devices: DeviceSpec[];
+  /** What a SAVE_STATE request reads (the MSR list, the XSAVE size). */
+  state: VcpuStateOptions;
 }
 
 /** Messages a vCPU worker posts. */
@@ -35,7 +43,9 @@ export type VcpuWorkerMessage =
   | { type: "request"; vcpu: number; request: VmRequest; source: string }
   /** The guest ejected `vcpu` (already KILLed by the device): the VMM reaps it. */
   | { type: "eject"; vcpu: number; by: number }
-  | { type: "outcome"; vcpu: number; outcome: VcpuOutcome };
+  | { type: "outcome"; vcpu: number; outcome: VcpuOutcome }
+  /** The answer to a SAVE_STATE request, posted before the vCPU acknowledges its epoch. */
+  | { type: "state"; vcpu: number; state?: VcpuStateJson; error?: string };
 
 declare const self: Worker;
 
@@ -77,7 +87,23 @@ function start(init: VcpuWorkerInit): void {
     });
     const kicks = new KickReceiver(vcpu);
     control.threadId = kicks.threadId();
-    outcome = new VcpuRunner(init.index, vcpu, control, buses, kicks, memory, request).run();
+    // [served-while-parked]: runs inside the park, on this thread, before the epoch is acknowledged.
+    const serve = (r: number) => {
+      if (r !== SAVE_STATE) {
+        post({ type: "state", vcpu: init.index, error: `unknown request ${r}` });
+        return;
+      }
+      try {
+        post({
+          type: "state",
+          vcpu: init.index,
+          state: vcpuStateToJson(readVcpuState(init.index, vcpu, init.state)),
+        });
+      } catch (e) {
+        post({ type: "state", vcpu: init.index, error: (e as Error).message });
+      }
+    };
+    outcome = new VcpuRunner(init.index, vcpu, control, buses, kicks, memory, request, serve).run();
   } catch (e) {
     control.acknowledgeExit(epochOf(control.cmd));
     outcome = {

@@ -31,6 +31,7 @@ import { bootMsrs, describeMsr } from "../arch/x86_64/msrs.ts";
 import { loadRawImage, rawEntryRegs } from "../arch/x86_64/raw-payload.ts";
 import type { VmConfig } from "../config/index.ts";
 import { BunvmmError } from "../errors.ts";
+import type { CpuidTable } from "../kvm/cpuid-table.ts";
 import { KVM_API_VERSION, Kvm } from "../kvm/kvm.ts";
 import { KvmError } from "../kvm/kvm-error.ts";
 import type { Regs, Sregs, VcpuFd } from "../kvm/vcpu-fd.ts";
@@ -60,6 +61,25 @@ export class HostError extends BunvmmError {
   }
 }
 
+/**
+ * How to build a machine from a snapshot instead of a payload (src/snapshot/restore.ts): guest RAM comes
+ * from the memory file, the vCPUs and the platform from the saved state; nothing is loaded or booted.
+ */
+export interface MachineRestore {
+  /** What the machine's logs call it ("snapshot /path"). */
+  readonly source: string;
+  /** Guest RAM over the snapshot's memory file (copy-on-write). */
+  memory(ranges: ReadonlyArray<{ gpa: number; size: number }>): GuestMemory;
+  /** vCPU slots to create, 0 .. created-1 (as the snapshotted VM had, ejected ones included). */
+  readonly created: number;
+  /** The CPUID saved for vCPU `index`, if it was saved. */
+  cpuid(index: number): CpuidTable | undefined;
+  /** Loads vCPU `index`'s saved state; false when it has none (an ejected slot: set up as a fresh AP). */
+  vcpu(vcpu: VcpuFd, index: number): boolean;
+  /** After every vCPU exists: the irqchip, the PIT, the clock and the devices' state. */
+  platform(vm: VmFd, devices: DeviceManager, cpus: CpuManager): void;
+}
+
 /** The pieces of a built machine; `closeMachine` releases them. */
 export interface Machine {
   kvm: Kvm;
@@ -74,6 +94,10 @@ export interface Machine {
    * `fresh` is false for a slot reused after an eject.
    */
   configureAp(vcpu: VcpuFd, index: number, fresh: boolean): void;
+  /** The CPUID vCPU `index` was given (KVM_SET_CPUID2), for a snapshot. */
+  cpuid(index: number): CpuidTable;
+  /** The KVM capabilities the machine relies on, by name, with KVM_CHECK_EXTENSION's answers. */
+  capabilities: Record<string, number>;
 }
 
 function createVm(kvm: Kvm): VmFd {
@@ -95,16 +119,21 @@ export function buildMachine(
   },
   serial: { tx: ByteQueue; rx: ByteQueue },
   log: (stage: string) => void,
+  restore?: MachineRestore,
 ): Machine {
-  const payload = resolvePayload(config.payload.kernel, config.payload.format, config.payload.initramfs);
+  const payload = restore
+    ? undefined
+    : resolvePayload(config.payload.kernel, config.payload.format, config.payload.initramfs);
   const kvm = Kvm.open();
   const cleanup: Array<() => void> = [() => kvm.close()];
   try {
     const api = kvm.getApiVersion();
     if (api !== KVM_API_VERSION)
       throw new HostError(`KVM API version ${api}; bunvmm needs ${KVM_API_VERSION}`);
+    const capabilities: Record<string, number> = {};
     for (const [cap, name] of REQUIRED_CAPS) {
-      if (kvm.checkExtension(cap) === 0) throw new HostError(`this host's KVM lacks ${name}`);
+      capabilities[name] = kvm.checkExtension(cap);
+      if (capabilities[name] === 0) throw new HostError(`this host's KVM lacks ${name}`);
     }
     const maxVcpus = kvm.checkExtension(KVM_CAP_MAX_VCPUS);
     if (config.cpus.max_vcpus > maxVcpus) {
@@ -123,12 +152,15 @@ export function buildMachine(
     vm.createPit2(KVM_PIT_SPEAKER_DUMMY);
     log("created VM with in-kernel irqchip and PIT");
 
-    const memory = GuestMemory.allocate(ramRanges(config.memory.size), { thp: config.memory.thp });
+    const ranges = ramRanges(config.memory.size);
+    const memory = restore
+      ? restore.memory(ranges)
+      : GuestMemory.allocate(ranges, { thp: config.memory.thp });
     cleanup.push(() => memory.close());
     memory.descriptors.forEach((r, slot) => {
       vm.setUserMemoryRegion(slot, r.gpa, r.size, BigInt(r.hostAddr));
     });
-    log(`mapped ${config.memory.size >> 20} MiB of guest RAM`);
+    log(`mapped ${config.memory.size >> 20} MiB of guest RAM${restore ? ` from ${restore.source}` : ""}`);
 
     const devices = new DeviceManager(
       vm,
@@ -139,44 +171,51 @@ export function buildMachine(
       events.onDeviceCrash,
     );
     cleanup.push(() => devices.close());
-    const acpi = acpiTablesFor(devices.specs, {
-      bootVcpus: config.cpus.boot_vcpus,
-      maxVcpus: config.cpus.max_vcpus,
-    });
-    memory.write(ACPI_TABLES_START, acpi.blob);
-    log(`ACPI tables at 0x${ACPI_TABLES_START.toString(16)} (${[...acpi.tables.keys()].join(", ")})`);
-
-    let boot: { regs: Regs; sregs: (current: Sregs) => Sregs; describe: string };
-    if (payload.format === "raw") {
-      loadRawImage(memory, payload.image);
-      boot = {
-        regs: rawEntryRegs(config.cpus.boot_vcpus, config.cpus.max_vcpus, config.memory.size),
-        sregs: flatProtectedModeSregs,
-        describe: `raw image at 0x${RAW_LOAD_ADDRESS.toString(16)} (${payload.image.length} bytes)`,
-      };
-    } else {
-      const linux = loadLinux(memory, {
-        kernelImage: payload.image,
-        format: payload.format,
-        cmdline: config.payload.cmdline,
-        initramfs: payload.initramfs,
-        ramSize: config.memory.size,
-        rsdpAddress: acpi.rsdpAddress,
+    let boot: { regs: Regs; sregs: (current: Sregs) => Sregs; describe: string } | undefined;
+    // Restoring: guest RAM already holds the ACPI tables and the payload the guest booted with.
+    if (payload) {
+      const acpi = acpiTablesFor(devices.specs, {
+        bootVcpus: config.cpus.boot_vcpus,
+        maxVcpus: config.cpus.max_vcpus,
       });
-      boot = { regs: linux.bootRegs, sregs: linux.bootSregsFrom, describe: linux.entry };
+      memory.write(ACPI_TABLES_START, acpi.blob);
+      log(`ACPI tables at 0x${ACPI_TABLES_START.toString(16)} (${[...acpi.tables.keys()].join(", ")})`);
+      if (payload.format === "raw") {
+        loadRawImage(memory, payload.image);
+        boot = {
+          regs: rawEntryRegs(config.cpus.boot_vcpus, config.cpus.max_vcpus, config.memory.size),
+          sregs: flatProtectedModeSregs,
+          describe: `raw image at 0x${RAW_LOAD_ADDRESS.toString(16)} (${payload.image.length} bytes)`,
+        };
+      } else {
+        const linux = loadLinux(memory, {
+          kernelImage: payload.image,
+          format: payload.format,
+          cmdline: config.payload.cmdline,
+          initramfs: payload.initramfs,
+          ramSize: config.memory.size,
+          rsdpAddress: acpi.rsdpAddress,
+        });
+        boot = { regs: linux.bootRegs, sregs: linux.bootSregsFrom, describe: linux.entry };
+      }
+      log(`loaded ${payload.source}: ${boot.describe}`);
     }
-    log(`loaded ${payload.source}: ${boot.describe}`);
 
+    const state = { msrIndices: kvm.getMsrIndexList(), xsave2Size: vm.xsave2Size() };
+    capabilities.KVM_CAP_XSAVE2 = state.xsave2Size;
     const cpus = new CpuManager(
-      { vm, runSize, memory, devices: devices.specs, ...events },
+      { vm, runSize, memory, devices: devices.specs, state, ...events },
       config.cpus.max_vcpus,
     );
     const cpuidOptions = { maxVcpus: config.cpus.max_vcpus, hide: config.cpus.hide_features };
     const msrs = bootMsrs({ amd: isAmdLike(supportedCpuid) });
+    // A restored vCPU keeps the CPUID it was saved with (perhaps another host's); the rest get this host's.
+    const cpuid = (index: number) =>
+      restore?.cpuid(index) ?? cpuidForVcpu(supportedCpuid, index, cpuidOptions);
     /** What every vCPU gets, boot or hot-added: CPUID (first time only), MSRs, FPU, LAPIC LINT0/LINT1. */
     const configureCommon = (vcpu: VcpuFd, index: number, fresh: boolean) => {
       // KVM refuses to change CPUID once a vCPU has run (Linux >= 5.16); a reused slot keeps its own.
-      if (fresh) vcpu.setCpuid2(cpuidForVcpu(supportedCpuid, index, cpuidOptions));
+      if (fresh) vcpu.setCpuid2(cpuid(index));
       const accepted = vcpu.setMsrs(msrs);
       if (accepted < msrs.length) {
         throw new HostError(`KVM_SET_MSRS: this host refused ${describeMsr(msrs[accepted]![0])}`);
@@ -192,16 +231,38 @@ export function buildMachine(
       configureCommon(vcpu, index, fresh);
       vcpu.setMpState(KVM_MP_STATE_UNINITIALIZED); // a reused slot forgets it ever ran
     };
+    const machine = {
+      kvm,
+      vm,
+      memory,
+      devices,
+      cpus,
+      payloadSource: restore?.source ?? payload?.source ?? "",
+      configureAp,
+      cpuid,
+      capabilities,
+    };
+    if (restore) {
+      for (let i = 0; i < restore.created; i++) {
+        cpus.prepare(i, (vcpu, fresh) => {
+          if (!restore.vcpu(vcpu, i)) configureAp(vcpu, i, fresh);
+        });
+      }
+      restore.platform(vm, devices, cpus);
+      log(`restored ${restore.created} vCPU slot(s) and the platform from ${restore.source}`);
+      return machine;
+    }
+    const entry = boot!;
     cpus.prepare(0, (vcpu, fresh) => {
       configureCommon(vcpu, 0, fresh);
-      vcpu.setSregs(boot.sregs(vcpu.getSregs()));
-      vcpu.setRegs(boot.regs);
+      vcpu.setSregs(entry.sregs(vcpu.getSregs()));
+      vcpu.setRegs(entry.regs);
     });
     for (let i = 1; i < config.cpus.boot_vcpus; i++)
       cpus.prepare(i, (vcpu, fresh) => configureAp(vcpu, i, fresh));
     for (let i = 0; i < config.cpus.boot_vcpus; i++) devices.hotplug.setStatus(i, CPU_ENABLED);
     log(`created ${config.cpus.boot_vcpus} vCPU(s) (max ${config.cpus.max_vcpus})`);
-    return { kvm, vm, memory, devices, cpus, payloadSource: payload.source, configureAp };
+    return machine;
   } catch (e) {
     for (const f of cleanup.reverse()) f();
     throw e;

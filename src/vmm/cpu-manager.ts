@@ -9,15 +9,29 @@
 
 import type { DeviceSpec } from "../../devices/registry.ts";
 import { libc } from "../../ffi/libc.ts";
+import { BunvmmError } from "../errors.ts";
 import { VcpuFd } from "../kvm/vcpu-fd.ts";
 import type { VmFd } from "../kvm/vm-fd.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
-import { ControlBlock, type VcpuCounters } from "../vcpu/control-block.ts";
+import { type VcpuState, type VcpuStateOptions, vcpuStateFromJson } from "../snapshot/vcpu-state.ts";
+import { ControlBlock, KILL, SAVE_STATE, type VcpuCounters } from "../vcpu/control-block.ts";
 import { installKickHandler, kick } from "../vcpu/kick.ts";
 import type { VcpuOutcome } from "../vcpu/run-loop.ts";
 import type { VcpuWorkerInit, VcpuWorkerMessage } from "../vcpu/worker.ts";
+import { DeadlineError, within } from "./deadline.ts";
 import { workerEntryUrl } from "./worker-entries.ts";
-import { type PoolMember, type StuckWorker, WorkerPool, WorkerTimeoutError } from "./worker-pool.ts";
+import {
+  type PoolMember,
+  type StuckWorker,
+  startWorker,
+  WorkerPool,
+  WorkerTimeoutError,
+} from "./worker-pool.ts";
+
+/** vCPU workers started ahead of their vCPUs (`CpuManager.adoptWarmWorkers`): their modules load meanwhile. */
+export function warmVcpuWorkers(n: number): Worker[] {
+  return Array.from({ length: n }, () => startWorker(workerEntryUrl("vcpu")));
+}
 
 const VCPU_LABEL = "vCPU ";
 
@@ -47,6 +61,8 @@ export class VcpuTimeoutError extends WorkerTimeoutError {
 interface VcpuSlot extends PoolMember {
   /** Created on first use and never destroyed (KVM cannot destroy a vCPU); reused after an eject. */
   kvm?: { fd: VcpuFd; runAddr: number; runPage: Uint8Array };
+  /** The answer to the SAVE_STATE request in flight, delivered by the worker's message. */
+  saved?: { resolve(m: Extract<VcpuWorkerMessage, { type: "state" }>): void };
 }
 
 /** Everything a vCPU worker needs besides its own slot. */
@@ -55,6 +71,8 @@ export interface CpuManagerEnv {
   runSize: number;
   memory: GuestMemory;
   devices: DeviceSpec[];
+  /** What a vCPU's SAVE_STATE request reads. */
+  state: VcpuStateOptions;
   /** Guest requests (power off, reset), delivered on the VMM thread. */
   onRequest(message: Extract<VcpuWorkerMessage, { type: "request" }>): void;
   /** A vCPU's loop ended (killed or crashed), delivered on the VMM thread. */
@@ -71,6 +89,8 @@ export class CpuManager {
   private readonly slots: VcpuSlot[];
   private readonly pool: WorkerPool<VcpuSlot>;
   private closed = false;
+  /** Workers started ahead (warmVcpuWorkers), given to the next `start`s in order. */
+  private warm: Worker[] = [];
 
   constructor(
     private readonly env: CpuManagerEnv,
@@ -86,7 +106,7 @@ export class CpuManager {
       noun: "vCPU",
       // A parked vCPU sleeps on CMD, which every change notifies: only pause and kill need a kick out of KVM_RUN.
       wake: (s, change) => {
-        if (change !== "resume" && s.kvm) kick(s.kvm.runPage, s.control.threadId);
+        if ((change === "pause" || change === "kill") && s.kvm) kick(s.kvm.runPage, s.control.threadId);
       },
       onEnded: (s) => {
         s.control.threadId = 0n; // that thread is gone: never signal it again
@@ -99,6 +119,16 @@ export class CpuManager {
           outcome,
         ),
     });
+  }
+
+  /** The next `start`s use these workers instead of starting new ones; `close` ends any left over. */
+  adoptWarmWorkers(workers: Worker[]): void {
+    this.warm.push(...workers);
+  }
+
+  /** Ends warm workers no `start` took. */
+  dropWarmWorkers(): void {
+    for (const w of this.warm.splice(0)) w.terminate();
   }
 
   private slot(index: number): VcpuSlot {
@@ -136,24 +166,32 @@ export class CpuManager {
       controls: this.slots.map((x) => x.control.buffer),
       memory: this.env.memory.descriptors,
       devices: this.env.devices,
+      state: this.env.state,
     };
-    this.pool.spawn(s, workerEntryUrl("vcpu"), init, {
-      onMessage: (data) => {
-        const m = data as VcpuWorkerMessage;
-        if (m.type === "request") this.env.onRequest(m);
-        else if (m.type === "eject") void this.reap(m.vcpu);
-        else {
-          this.env.onOutcome(m.vcpu, m.outcome);
-          return true;
-        }
-        return false;
+    this.pool.spawn(
+      s,
+      workerEntryUrl("vcpu"),
+      init,
+      {
+        onMessage: (data) => {
+          const m = data as VcpuWorkerMessage;
+          if (m.type === "request") this.env.onRequest(m);
+          else if (m.type === "eject") void this.reap(m.vcpu);
+          else if (m.type === "state") s.saved?.resolve(m);
+          else {
+            this.env.onOutcome(m.vcpu, m.outcome);
+            return true;
+          }
+          return false;
+        },
+        onError: (message) =>
+          this.env.onOutcome(index, {
+            kind: "crashed",
+            report: { vcpu: index, summary: `vCPU ${index} worker error: ${message}`, registers: [] },
+          }),
       },
-      onError: (message) =>
-        this.env.onOutcome(index, {
-          kind: "crashed",
-          report: { vcpu: index, summary: `vCPU ${index} worker error: ${message}`, registers: [] },
-        }),
-    });
+      this.warm.shift(),
+    );
   }
 
   /**
@@ -173,6 +211,63 @@ export class CpuManager {
     return this.pool.pause(timeoutMs);
   }
 
+  /** Only before any worker starts: the vCPUs start parked (a restored VM starts Paused). */
+  startPaused(): void {
+    this.pool.startPaused();
+  }
+
+  /**
+   * The VM is paused: every vCPU with a running worker (and no KILL pending) reads its own state in the park (a SAVE_STATE
+   * request, [served-while-parked]) and posts it. Resolves with the states by vCPU index; throws a
+   * VcpuTimeoutError when one did not answer within `timeoutMs` (the VM stays paused), or the error a
+   * vCPU met reading its state.
+   */
+  async saveStates(timeoutMs: number): Promise<VcpuState[]> {
+    // Not asked: a vCPU with KILL set (a guest eject still in flight when the VM paused). It exits and
+    // is reaped; it has no state to keep. No new KILL appears while paused (no guest runs), so this set
+    // holds for the whole save (model/pause.pml found the case: such a vCPU never serves).
+    const members = this.pool.active().filter((s) => !(s.control.cmd & KILL));
+    const answers = members.map(
+      (s) =>
+        new Promise<Extract<VcpuWorkerMessage, { type: "state" }>>((resolve) => {
+          s.saved = { resolve };
+        }),
+    );
+    try {
+      for (const s of members) s.control.request = SAVE_STATE;
+      await this.pool.serve(members, "save the vCPUs' state", timeoutMs);
+      // Each worker posted its answer before acknowledging, so the messages are already on their way.
+      const got = await within(Promise.all(answers), timeoutMs);
+      if (!got) throw new DeadlineError("the vCPUs' saved state (they acknowledged the save)", timeoutMs);
+      return got.map((m) => {
+        if (!m.state) throw new BunvmmError("host", `vCPU ${m.vcpu} could not read its state: ${m.error}`);
+        return vcpuStateFromJson(m.state, `vCPU ${m.vcpu}`);
+      });
+    } finally {
+      for (const s of members) s.saved = undefined;
+    }
+  }
+
+  /** Resolves when every started vCPU worker acknowledged its start (parked, when started paused). */
+  settle(timeoutMs: number): Promise<void> {
+    return this.pool.settle(timeoutMs);
+  }
+
+  /** Indices of the vCPUs whose worker runs (present, or hot-removed but not yet ejected). */
+  activeVcpus(): number[] {
+    return this.pool.active().map((s) => s.index);
+  }
+
+  /** How many vCPU slots were ever created (KVM_CREATE_VCPU): always 0 .. n-1. */
+  get created(): number {
+    return this.slots.filter((s) => s.kvm).length;
+  }
+
+  /** vCPU `index`'s fd, for VMM-thread calls while it has no worker or is parked with none in flight. */
+  vcpuFd(index: number): VcpuFd | undefined {
+    return this.slot(index).kvm?.fd;
+  }
+
   /** Un-parks every vCPU; resolves when each acknowledged the new epoch as RUNNING (or EXITED). */
   resume(timeoutMs: number): Promise<void> {
     return this.pool.resume(timeoutMs);
@@ -187,6 +282,7 @@ export class CpuManager {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.dropWarmWorkers();
     for (const s of this.slots) {
       if (!s.kvm) continue;
       libc.munmap(s.kvm.runAddr, this.env.runSize);

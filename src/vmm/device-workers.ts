@@ -75,6 +75,16 @@ export class DeviceWorkers {
     return Object.fromEntries(this.slots.map((s) => [s.label, s.control.runStateName]));
   }
 
+  /** Only before `start`: the back-ends start parked (a restored VM starts Paused). */
+  startPaused(): void {
+    this.pool.startPaused();
+  }
+
+  /** Resolves when every back-end's worker acknowledged its start (parked, when started paused). */
+  settle(timeoutMs: number): Promise<void> {
+    return this.pool.settle(timeoutMs);
+  }
+
   /** Parks every back-end after its request in flight; all or nothing ([all-or-nothing]). */
   pause(timeoutMs: number): Promise<void> {
     return this.pool.pause(timeoutMs);

@@ -32,8 +32,11 @@ import { within } from "./deadline.ts";
 /** How long a worker may take to finish after it reported EXITED before the pool stops waiting for it. */
 export const WORKER_CLOSE_TIMEOUT_MS = 1000;
 
-/** What a CMD change asks for; `wake` may treat them differently (a vCPU is not kicked to resume). */
-export type CmdChange = "pause" | "resume" | "kill";
+/**
+ * What a CMD change asks for; `wake` may treat them differently (a vCPU is kicked only to pause or
+ * die: to resume or to serve a request it is parked, asleep on CMD, which every change notifies).
+ */
+export type CmdChange = "pause" | "resume" | "kill" | "serve";
 
 /** Where one member was when a wait ran out. */
 export interface StuckWorker {
@@ -58,6 +61,15 @@ export class WorkerTimeoutError extends BunvmmError {
       .join(", ");
     super("timeout", `${operation} timed out after ${timeoutMs} ms waiting for ${who}; ${outcome}`);
   }
+}
+
+/**
+ * Starts a Worker from `entryUrl`. Its module graph loads on its own thread while the caller goes on;
+ * it waits for its init message. Starting workers early, before the machine they will run is built,
+ * overlaps that load with the build (a restore does).
+ */
+export function startWorker(entryUrl: string): Worker {
+  return new Worker(entryUrl, { smol: true } as WorkerOptions);
 }
 
 /** One worker slot. The pool owns `worker` and `finished`; the kind-specific manager owns the rest. */
@@ -105,13 +117,14 @@ export class WorkerPool<M extends PoolMember> {
   /**
    * Starts `m`'s worker from `entryUrl` and posts it `init`. Its control block starts fresh under a new
    * epoch ([epoch-acks]: a reused slot carries no stale acknowledgement, and a CMD read in a previous life
-   * can no longer match), with PAUSE set when the pool is paused, so the worker parks at once.
+   * can no longer match), with PAUSE set when the pool is paused, so the worker parks at once. `warm`:
+   * a Worker already started from `entryUrl` (`startWorker`) that has not been sent anything yet.
    */
-  spawn(m: M, entryUrl: string, init: unknown, handlers: WorkerHandlers): void {
+  spawn(m: M, entryUrl: string, init: unknown, handlers: WorkerHandlers, warm?: Worker): void {
     if (m.worker) return;
     this.epoch = nextEpoch(this.epoch);
     m.control.reset(packCmd(this.epoch, this.paused ? PAUSE : 0));
-    const worker = new Worker(entryUrl, { smol: true } as WorkerOptions);
+    const worker = warm ?? startWorker(entryUrl);
     m.worker = worker;
     m.finished = new Promise<void>((resolve) => {
       worker.onmessage = (event: MessageEvent) => {
@@ -204,6 +217,42 @@ export class WorkerPool<M extends PoolMember> {
         ? `rolled back: every ${this.options.noun} is running`
         : `rollback also stuck on ${notBack.map((s) => s.label).join(", ")}`,
     );
+  }
+
+  /**
+   * Only before the first spawn: workers start parked, as if the pool had been paused (a restored VM
+   * starts Paused and resumes like any paused VM).
+   */
+  startPaused(): void {
+    this.paused = true;
+  }
+
+  /**
+   * After spawning: resolves when every active member acknowledged its start epoch as PARKED (the pool
+   * is paused) or RUNNING; throws at the deadline naming the ones still starting.
+   */
+  async settle(timeoutMs: number): Promise<void> {
+    const state = this.paused ? PARKED : RUNNING;
+    const stuck = (
+      await Promise.all(
+        this.active().map((m) => this.awaitAll([m], epochOf(m.control.cmd), [state], timeoutMs)),
+      )
+    ).flat();
+    if (stuck.length)
+      throw this.timeout("start", timeoutMs, stuck, `some ${this.options.noun}s did not start`);
+  }
+
+  /**
+   * The pool is paused: each of `members` has its REQUEST word set by the caller; a new epoch with PAUSE
+   * kept wakes them in the park, where each serves its request and acknowledges the epoch as PARKED
+   * ([served-while-parked]). Resolves when all did; on the deadline throws, naming each one still
+   * serving (the VM stays paused: nothing to roll back).
+   */
+  async serve(members: readonly M[], what: string, timeoutMs: number): Promise<void> {
+    if (!this.paused) throw new Error(`cannot ${what}: the ${this.options.noun}s are not paused`);
+    const epoch = this.request(0, 0, members, "serve");
+    const stuck = await this.awaitAll(members, epoch, [PARKED], timeoutMs);
+    if (stuck.length) throw this.timeout(what, timeoutMs, stuck, `the VM stays paused`);
   }
 
   /** Un-parks every member; resolves when each acknowledged the new epoch as RUNNING (or EXITED). */

@@ -39,7 +39,7 @@ describe("bad command lines are one-line errors", () => {
     [["version", "extra"], 'bunvmm version: unexpected argument "extra"; bunvmm version takes no arguments'],
     [
       ["rnu"],
-      'unknown command "rnu"; expected one of: run, validate, remote, acpi-tables, help, version (did you mean "run"?)',
+      'unknown command "rnu"; expected one of: run, validate, remote, acpi-tables, snapshot, restore, help, version (did you mean "run"?)',
     ],
     [["--frobnicate"], "unknown option --frobnicate"],
   ])("bunvmm %j", async (argv, message) => {
@@ -59,7 +59,9 @@ describe("help and version", () => {
   test("bunvmm help lists the commands, bunvmm help run the flags; no colour into a pipe", async () => {
     const all = await runCli([...SOURCE_CLI, "help"], { env: plainEnv as Record<string, string> });
     expect(all.exitCode).toBe(0);
-    expect(all.stdout).toContain("USAGE bunvmm run|validate|remote|acpi-tables|help|version");
+    expect(all.stdout).toContain(
+      "USAGE bunvmm run|validate|remote|acpi-tables|snapshot|restore|help|version",
+    );
     expect(all.stdout).not.toContain(ESC);
     for (const argv of [
       ["help", "run"],

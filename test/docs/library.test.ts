@@ -1,10 +1,11 @@
 /**
  * docs/library.md can be followed literally: its guest.S, its build commands and its complete test file
  * are taken out of the page, built and run with `bun test` in a fresh directory where bunvmm sits in
- * node_modules (a link to this checkout, as `npm install` would place it).
+ * node_modules (a link to this checkout, as `npm install` would place it). The same for its fixture
+ * example (boot once, snapshot, restore a fresh VM per test).
  */
 import { afterAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { codeBlock } from "./_markdown.ts";
@@ -52,6 +53,36 @@ test(
 
     const ran = await run([process.execPath, "test", "guest.test.ts"], RUN_DEADLINE_MS);
     if (ran.code !== 0) throw new Error(`bun test guest.test.ts failed (${ran.code}):\n${ran.out}`);
+    expect(ran.out).toMatch(/\b2 pass\b/);
+    expect(ran.out).toMatch(/\b0 fail\b/);
+  },
+  BUILD_DEADLINE_MS + RUN_DEADLINE_MS,
+);
+
+test(
+  "docs/library.md: fixture.test.ts (boot once, snapshot, restore per test) passes",
+  async () => {
+    const guest = codeBlock("library.md", 'an asm block starting "# guest.S"', (b) =>
+      b.text.startsWith("# guest.S"),
+    );
+    const build = codeBlock(
+      "library.md",
+      'a sh block with "as --32"',
+      (b) => b.lang === "sh" && b.text.includes("as --32"),
+    );
+    const fixture = codeBlock("library.md", 'a ts block starting "// fixture.test.ts"', (b) =>
+      b.text.startsWith("// fixture.test.ts"),
+    );
+    mkdirSync(join(project, "node_modules"), { recursive: true });
+    if (!existsSync(join(project, "node_modules", "bunvmm")))
+      symlinkSync(REPO, join(project, "node_modules", "bunvmm"), "dir");
+    writeFileSync(join(project, "guest.S"), guest);
+    writeFileSync(join(project, "fixture.test.ts"), fixture);
+    const built = await run(["sh", "-e", "-c", build], BUILD_DEADLINE_MS);
+    if (built.code !== 0) throw new Error(`the documented build failed (${built.code}):\n${built.out}`);
+
+    const ran = await run([process.execPath, "test", "fixture.test.ts"], RUN_DEADLINE_MS);
+    if (ran.code !== 0) throw new Error(`bun test fixture.test.ts failed (${ran.code}):\n${ran.out}`);
     expect(ran.out).toMatch(/\b2 pass\b/);
     expect(ran.out).toMatch(/\b0 fail\b/);
   },

@@ -12,7 +12,7 @@ import { sharedArgs } from "./shared-args.ts";
 /** Bound on one request; a reboot or a pause of many vCPUs answers well within it. */
 const REMOTE_TIMEOUT_MS = 30_000;
 
-interface RemoteCommand {
+export interface RemoteCommand {
   method: "GET" | "PUT";
   endpoint: string;
   /** The line printed on success for an action; reads print their JSON instead. */
@@ -41,7 +41,7 @@ const COMMANDS: Readonly<Record<string, RemoteCommand>> = {
 };
 
 /** A failure whose message is the whole story: printed as one line. */
-class RemoteError extends Error {
+export class RemoteError extends Error {
   override readonly name = "RemoteError";
 }
 
@@ -154,7 +154,11 @@ function resizeOutcome(before: number | undefined, count: number): string {
 }
 
 /** Sends one request; resolves with the answer's body. @throws {RemoteError} with one line. */
-async function request(socket: string, command: RemoteCommand, body: string | undefined): Promise<string> {
+export async function request(
+  socket: string,
+  command: RemoteCommand,
+  body: string | undefined,
+): Promise<string> {
   let response: Response;
   try {
     response = await fetch(`http://localhost/api/v1/${command.endpoint}`, {

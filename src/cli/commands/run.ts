@@ -10,6 +10,7 @@
  */
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
+import type { ConsolaInstance } from "consola/core";
 import { startApiServer } from "../../api/server.ts";
 import { createLogger, type LogLevelName } from "../../vmm/logger.ts";
 import type { SerialSinkError } from "../../vmm/serial-console.ts";
@@ -47,80 +48,93 @@ export const runCommand = defineCommand({
   async run({ args }) {
     const log = createLogger(args["log-level"] as LogLevelName);
     const vm = await Vm.create(args.config, { logger: log });
-    const socket = args["api-socket"] !== undefined ? resolve(args["api-socket"]) : vm.config.api.socket;
-    if (socket !== undefined) vm.config.api.socket = socket; // vm.info reports the socket in use
-    const api =
-      socket === undefined
-        ? undefined
-        : await startApiServer(vm, { socket, logger: log }).catch(async (e: unknown) => {
-            await vm.shutdown();
-            throw e;
-          });
-
-    let deadline: ReturnType<typeof setTimeout> | undefined;
-    /** Shuts the VM down once; the process exits at SHUTDOWN_DEADLINE_MS if that hangs. */
-    const stop = (why: string, level: "info" | "error" = "info") => {
-      log[level](`${why}: shutting the VM down`);
-      deadline ??= setTimeout(() => {
-        log.error(`the VM did not stop within ${SHUTDOWN_DEADLINE_MS} ms (${why}); exiting anyway`);
-        process.exit(EXIT_ERROR); // the console's exit hook gives the terminal back
-      }, SHUTDOWN_DEADLINE_MS);
-      deadline.unref();
-      void vm.shutdown();
-    };
-
-    let stdoutFailure: SerialSinkError | undefined;
-    vm.serial.onSinkError((e) => {
-      if (e.sink.kind === "file") {
-        log.error(e.message); // the VM keeps running; its output is counted in bytes_dropped
-        return;
-      }
-      // A closed pipe is the reader saying it has enough, as `| head` does: not an error.
-      if (e.code === "EPIPE") {
-        stdoutFailure = e;
-        stop("stdout was closed");
-      } else if (e.code === "EIO" && process.stdout.isTTY) {
-        stop("the terminal hung up"); // what SIGHUP says too; whichever comes first stops the VM
-      } else {
-        stdoutFailure = e;
-        stop(e.message, "error");
-      }
-    });
-
-    const signalHandlers = STOP_SIGNALS.map((signal) => {
-      const handler = () => stop(signal);
-      process.on(signal, handler);
-      return [signal, handler] as const;
-    });
-    // stderr can fail too (a closed terminal), and stdout after the console let go of it (an EPIPE
-    // reported late): losing a log line or the last of the output must not end the VMM with a trace.
-    for (const stream of [process.stdout, process.stderr]) {
-      if (!stream.listeners("error").includes(ignoreStreamError)) stream.on("error", ignoreStreamError);
-    }
-
-    const input = new StdinConsole(vm.serial, {
-      onQuit: () => stop("Ctrl-A x"),
-      onHelp: (line) => process.stderr.write(`${line}\n`), // asked for: shown at any log level
-    });
-    try {
-      const exit = await vm.boot().then(() => {
-        if (input.interactive) log.info(ESCAPE_NOTE);
-        return vm.exited;
-      });
-      if (exit.reason === "crash") {
-        // The whole report at error level, so --log-level warn or error still shows the registers.
-        log.error([exit.detail, ...(exit.crash?.registers ?? []).map((line) => `  ${line}`)].join("\n"));
-        process.exitCode = EXIT_GUEST_CRASH;
-        return;
-      }
-      log.info(`the VM stopped: ${exit.reason} (${exit.detail})`);
-      if (stdoutFailure) process.exitCode = stdoutFailure.code === "EPIPE" ? EXIT_STDOUT_CLOSED : EXIT_ERROR;
-      else process.exitCode = EXIT_OK;
-    } finally {
-      input.detach(); // the terminal is back before anything else is printed
-      await api?.close(); // the socket goes whichever way the VM ends (signals included)
-      for (const [signal, handler] of signalHandlers) process.off(signal, handler);
-      clearTimeout(deadline);
-    }
+    await superviseVm(vm, { log, socket: args["api-socket"], start: () => vm.boot() });
   },
 });
+
+/**
+ * Serves a created (or restored) VM until it stops: the API socket, signals, the console, the exit
+ * code. `start` boots it (`run`) or resumes it (`restore --resume`); the process lives until the VM
+ * stops either way. Shared by `bunvmm run` and `bunvmm restore`.
+ */
+export async function superviseVm(
+  vm: Vm,
+  options: { log: ConsolaInstance; socket: string | undefined; start: () => Promise<void> },
+): Promise<void> {
+  const { log } = options;
+  const socket = options.socket !== undefined ? resolve(options.socket) : vm.config.api.socket;
+  if (socket !== undefined) vm.config.api.socket = socket; // vm.info reports the socket in use
+  const api =
+    socket === undefined
+      ? undefined
+      : await startApiServer(vm, { socket, logger: log }).catch(async (e: unknown) => {
+          await vm.shutdown();
+          throw e;
+        });
+
+  let deadline: ReturnType<typeof setTimeout> | undefined;
+  /** Shuts the VM down once; the process exits at SHUTDOWN_DEADLINE_MS if that hangs. */
+  const stop = (why: string, level: "info" | "error" = "info") => {
+    log[level](`${why}: shutting the VM down`);
+    deadline ??= setTimeout(() => {
+      log.error(`the VM did not stop within ${SHUTDOWN_DEADLINE_MS} ms (${why}); exiting anyway`);
+      process.exit(EXIT_ERROR); // the console's exit hook gives the terminal back
+    }, SHUTDOWN_DEADLINE_MS);
+    deadline.unref();
+    void vm.shutdown();
+  };
+
+  let stdoutFailure: SerialSinkError | undefined;
+  vm.serial.onSinkError((e) => {
+    if (e.sink.kind === "file") {
+      log.error(e.message); // the VM keeps running; its output is counted in bytes_dropped
+      return;
+    }
+    // A closed pipe is the reader saying it has enough, as `| head` does: not an error.
+    if (e.code === "EPIPE") {
+      stdoutFailure = e;
+      stop("stdout was closed");
+    } else if (e.code === "EIO" && process.stdout.isTTY) {
+      stop("the terminal hung up"); // what SIGHUP says too; whichever comes first stops the VM
+    } else {
+      stdoutFailure = e;
+      stop(e.message, "error");
+    }
+  });
+
+  const signalHandlers = STOP_SIGNALS.map((signal) => {
+    const handler = () => stop(signal);
+    process.on(signal, handler);
+    return [signal, handler] as const;
+  });
+  // stderr can fail too (a closed terminal), and stdout after the console let go of it (an EPIPE
+  // reported late): losing a log line or the last of the output must not end the VMM with a trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    if (!stream.listeners("error").includes(ignoreStreamError)) stream.on("error", ignoreStreamError);
+  }
+
+  const input = new StdinConsole(vm.serial, {
+    onQuit: () => stop("Ctrl-A x"),
+    onHelp: (line) => process.stderr.write(`${line}\n`), // asked for: shown at any log level
+  });
+  try {
+    const exit = await options.start().then(() => {
+      if (input.interactive) log.info(ESCAPE_NOTE);
+      return vm.exited;
+    });
+    if (exit.reason === "crash") {
+      // The whole report at error level, so --log-level warn or error still shows the registers.
+      log.error([exit.detail, ...(exit.crash?.registers ?? []).map((line) => `  ${line}`)].join("\n"));
+      process.exitCode = EXIT_GUEST_CRASH;
+      return;
+    }
+    log.info(`the VM stopped: ${exit.reason} (${exit.detail})`);
+    if (stdoutFailure) process.exitCode = stdoutFailure.code === "EPIPE" ? EXIT_STDOUT_CLOSED : EXIT_ERROR;
+    else process.exitCode = EXIT_OK;
+  } finally {
+    input.detach(); // the terminal is back before anything else is printed
+    await api?.close(); // the socket goes whichever way the VM ends (signals included)
+    for (const [signal, handler] of signalHandlers) process.off(signal, handler);
+    clearTimeout(deadline);
+  }
+}

@@ -15,6 +15,7 @@ const DEFAULTS: VmConfig = {
   api: {},
   disks: [],
   console: { mode: "off" },
+  net: [],
 };
 
 const VCPUS = "expected an integer from 1 to 255";
@@ -24,7 +25,8 @@ const SIZE_FORMAT = 'expected a size like "512M", "1G" or a number of bytes';
 const CMDLINE = `expected a string of at most ${CMDLINE_MAX} bytes`;
 const MODES = 'expected one of "tty", "file", "off"';
 const FORMATS = 'expected one of "auto", "bzimage", "elf", "raw"';
-const TOP_KEYS = 'one of "cpus", "memory", "payload", "serial", "api", "disks", "rng", "console"';
+const TOP_KEYS =
+  'one of "cpus", "memory", "payload", "serial", "api", "disks", "rng", "console", "net", "vsock"';
 /** The key a message is about: what stands before ` = value` or `:` (`config` is the top level, key ""). */
 const keyNamedIn = (message: string) => {
   const subject = /^(.*?)(?: = |: )/.exec(message)?.[1] ?? message;

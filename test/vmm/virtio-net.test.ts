@@ -9,6 +9,7 @@
  *    comes in, the guest echoes it; a frame longer than the MTU is refused and counted; the counters
  *    agree; the TAP is gone once the VM ends;
  *  - no receive buffers posted while datagrams arrive, then posted: the queued datagrams arrive;
+ *  - while the VM is paused no frame moves (they wait in the TAP); after resume they arrive;
  *  - the TAP is gone after a guest crash, and after SIGTERM to `bunvmm run`;
  *  - a named TAP that is missing or busy, and an invalid MAC, stop the VM with one line naming the key;
  *  - afterwards no namespace of this process is left.
@@ -21,7 +22,7 @@ import { Tap } from "../../devices/virtio/tap.ts";
 import { Vm } from "../../src/index.ts";
 import { cGuestElf } from "../helpers/c-guest.ts";
 import { SOURCE_CLI } from "../helpers/cli.ts";
-import { waitUntil } from "../helpers/guests.ts";
+import { observationWindow, waitUntil } from "../helpers/guests.ts";
 import { leftoverNamespaces, type Netns, withNetns } from "../helpers/netns.ts";
 import { LineReader, macBytes } from "../helpers/virtio-net-frames.ts";
 
@@ -62,6 +63,16 @@ for w in sys.argv[1:]:
     s.sendto(w.encode(), ("${GUEST_IP}", ${GUEST_PORT}))
 print("sent", flush=True)
 `;
+
+/** Sends each argv word as one datagram to the guest. */
+const SENDER = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for w in sys.argv[1:]:
+    s.sendto(w.encode(), ("${GUEST_IP}", ${GUEST_PORT}))
+`;
+/** How long a paused VM is watched for frames that should not move. */
+const PAUSED_WINDOW_MS = 200;
 
 const ipv4Number = (ip: string) => ip.split(".").reduce((n, b) => n * 256 + Number(b), 0);
 
@@ -210,6 +221,25 @@ describe("virtio-net in a VM, on a TAP in a namespace", () => {
         sender.kill();
         await sender.exited;
       }
+    });
+  });
+
+  test("while paused no frame reaches the guest (they wait in the TAP); after resume they arrive", async () => {
+    await withNetns(async (ns) => {
+      quietNamespace(ns);
+      await using vm = await createIn(ns, netGuest({ VM_HOLD: 1 }));
+      addNeighbour(ns, tapOf(vm));
+      await vm.boot();
+      await vm.serial.waitFor(/tx ok\n/, TIMEOUT_MS);
+      await vm.pause();
+      const before = vm.counters().devices.net0!;
+      ns.run(["python3", "-c", SENDER, "while-paused-0", "while-paused-1"]);
+      await observationWindow(PAUSED_WINDOW_MS);
+      expect(vm.counters().devices.net0!).toEqual(before);
+      await vm.resume();
+      const received = () => Number(vm.counters().devices.net0!.rx_frames);
+      await waitUntil(() => received() >= Number(before.rx_frames) + 2, "the two datagrams after resume");
+      expect(vm.counters().devices.net0!.rx_dropped).toBe(0);
     });
   });
 

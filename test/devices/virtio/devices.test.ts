@@ -9,6 +9,7 @@ import type { DeviceConfig } from "../../../devices/registry.ts";
 import { attachDevices, createDevices, deviceTypeOf, machineDevices } from "../../../devices/registry.ts";
 import type { VirtioMmioSpec } from "../../../devices/virtio/mmio-device.ts";
 import { VirtioMmioState } from "../../../devices/virtio/mmio-transport.ts";
+import { VSOCK_RESET_OWED } from "../../../devices/virtio/vsock-device.ts";
 import {
   VIRTIO_ID_BLOCK,
   VIRTIO_ID_CONSOLE,
@@ -113,5 +114,15 @@ describe("virtio device types from a config", () => {
     expect(() => type.restore(b!, { ...saved, version: 2 })).toThrow(
       "cannot restore device root: saved state version 2, this build reads version 1",
     );
+  });
+
+  test("a restored vsock device owes the guest TRANSPORT_RESET (the flag word its worker turns into the event)", () => {
+    const vsock = specs().find((s) => s.kind === "virtio-vsock")!;
+    const type = deviceTypeOf("virtio-vsock");
+    const owed = () => Atomics.load(new BigInt64Array(vsock.counters), VSOCK_RESET_OWED);
+    expect(owed()).toBe(0n);
+    const saved = type.save(vsock);
+    type.restore(vsock, saved);
+    expect(owed()).toBe(1n);
   });
 });

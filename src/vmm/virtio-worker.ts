@@ -157,14 +157,21 @@ function kindBackend(init: VirtioBackendInit, counters: BigInt64Array, queues: S
         queueSize: d.queueSize,
         listenerFd: d.listenerFd,
       });
-      /** After a restore: the guest is owed TRANSPORT_RESET (vsock-device.ts). */
+      /** After a restore: the guest is owed TRANSPORT_RESET (vsock-device.ts); true: interrupt. */
       const owedReset = (m: GuestMemory) =>
         Atomics.exchange(counters, VSOCK_RESET_OWED, 0n) !== 0n &&
         vsock.transportReset(queues[VSOCK_EVENT_QUEUE]!, m);
       return {
-        processQueue: (q, m) => owedReset(m) || vsock.processQueue(q, m, queues),
+        // The event first, then the call itself, always (both may want an interrupt).
+        processQueue: (q, m) => {
+          const event = owedReset(m);
+          return vsock.processQueue(q, m, queues) || event;
+        },
         pollRequests: () => vsock.pollRequests(),
-        onPoll: (fd, revents, m) => owedReset(m) || vsock.onPoll(fd, revents, queues, m),
+        onPoll: (fd, revents, m) => {
+          const event = owedReset(m);
+          return vsock.onPoll(fd, revents, queues, m) || event;
+        },
         publishCounters: () => {
           copyCounters(vsock.counters, counters, VSOCK_COUNTERS);
           Atomics.store(counters, VSOCK_OPEN_CONNECTIONS, BigInt(vsock.connectionCount));

@@ -275,7 +275,7 @@ const consoleTable = v.pipe(
   ),
 );
 
-/** A unicast MAC written as six hex bytes; `what` names the key's role in the message. */
+/** A unicast MAC written as six hex bytes (stored lower case), for `mac` and `host_mac`. */
 const MAC_TEXT =
   "a unicast MAC address like 02:00:00:00:00:01 (six hex bytes, first byte even, not all zero)";
 const MAC_MULTICAST_BIT = 0x01;

@@ -7,7 +7,10 @@
  * `connect` binds and listens on `socket` on the VMM thread while the machine is built, so a path in
  * use (another VM listens there) or a file that is not a socket stops the VM before it starts, with one
  * line naming the key; a stale socket file nobody listens on is replaced. The listener fd goes to the
- * device worker; the connection's `close` closes it and removes the socket file when the VM ends.
+ * device worker; the connection's `close` closes it and removes the socket file when the VM ends. A
+ * process that exits without ending its VMs (a library user's `process.exit()`) still removes the
+ * socket files it bound: the paths are kept in `boundSockets` and unlinked by a `process.on("exit")`
+ * handler (the kernel closes the fds by itself, but a socket file outlives its listener).
  *
  * After `restore` the guest's connections are gone (their host sockets belong to the VM that was
  * saved): the device owes the guest VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, flagged in VSOCK_RESET_OWED,
@@ -51,6 +54,29 @@ import {
 export const VSOCK_OPEN_CONNECTIONS = 12;
 export const VSOCK_RESET_OWED = 13;
 
+/** Socket files this process bound and has not removed yet; unlinked at exit. */
+const boundSockets = new Set<string>();
+let exitHandlerInstalled = false;
+
+function removeSocketFile(path: string): void {
+  boundSockets.delete(path);
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+/** Remembers a bound socket file so that it is removed however the process exits (but SIGKILL). */
+function trackSocketFile(path: string): void {
+  boundSockets.add(path);
+  if (exitHandlerInstalled) return;
+  exitHandlerInstalled = true;
+  process.on("exit", () => {
+    for (const p of [...boundSockets]) removeSocketFile(p);
+  });
+}
+
 export interface VirtioVsockSpec extends VirtioMmioSpec {
   readonly kind: "virtio-vsock";
   readonly vsock: VsockConfig;
@@ -78,13 +104,10 @@ export const virtioVsockKind: DeviceKind<VirtioVsockSpec> = {
         { cause: e },
       );
     }
+    trackSocketFile(spec.vsock.socket);
     const closeListener = () => {
       libc.close(listener);
-      try {
-        unlinkSync(spec.vsock.socket);
-      } catch {
-        // already gone
-      }
+      removeSocketFile(spec.vsock.socket);
     };
     let fds: ReturnType<typeof connectVirtioEventFds>;
     try {

@@ -10,6 +10,7 @@
  *  - a pause/resume storm during a transfer of numbered bytes loses and duplicates nothing;
  *  - a device reset by the guest gives the host sides EOF; restoring the device's state while paused
  *    posts TRANSPORT_RESET to the guest and gives the host sides EOF;
+ *  - a library process that exits without ending its VM still removes the socket file;
  *  - a socket path in use or an existing file that is not a socket stops the VM with one line naming the
  *    key; a stale socket file nobody listens on is replaced.
  */
@@ -25,6 +26,7 @@ import { libc } from "../../ffi/libc.ts";
 import { VIRTIO_VSOCK_EVENT_TRANSPORT_RESET } from "../../ffi/virtio-layouts.ts";
 import { Vm } from "../../src/index.ts";
 import { cGuestElf } from "../helpers/c-guest.ts";
+import { BUN, REPO, runCli } from "../helpers/cli.ts";
 import { observationWindow, waitUntil } from "../helpers/guests.ts";
 
 const CID = 42;
@@ -283,6 +285,25 @@ describe("virtio-vsock in a VM, through Unix sockets", () => {
     await waitUntil(() => again.text === "after\n", "the echo after", TIMEOUT_MS);
     expect(vm.serial.text).not.toContain("FAIL");
     again.socket.destroy();
+  });
+
+  test("a library process that exits without ending its VM still removes the socket file", async () => {
+    const socket = socketPath();
+    const script = `
+      import { existsSync } from "node:fs";
+      import { Vm } from ${JSON.stringify(join(REPO, "src", "index.ts"))};
+      await Vm.create(
+        { memory: { size: "32M" }, payload: { kernel: ${JSON.stringify(guest)}, format: "elf" },
+          serial: { mode: "off" }, vsock: { cid: ${CID}, socket: ${JSON.stringify(socket)} } },
+        { serial: { kind: "none" }, logLevel: "silent" },
+      );
+      console.log("bound", existsSync(${JSON.stringify(socket)}));
+      process.exit(0);
+    `;
+    const r = await runCli([BUN, "-e", script], { timeoutMs: 30_000 });
+    expect(r.stdout).toBe("bound true\n");
+    expect(r.exitCode).toBe(0);
+    expect(existsSync(socket)).toBe(false);
   });
 
   test("a socket path in use or not a socket: one line naming the key; a stale socket file is replaced", async () => {

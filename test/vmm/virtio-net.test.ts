@@ -10,7 +10,8 @@
  *    agree; the TAP is gone once the VM ends;
  *  - no receive buffers posted while datagrams arrive, then posted: the queued datagrams arrive;
  *  - while the VM is paused no frame moves (they wait in the TAP); after resume they arrive;
- *  - the TAP is gone after a guest crash, and after SIGTERM to `bunvmm run`;
+ *  - the TAP is gone after a guest crash, after SIGTERM to `bunvmm run`, and after SIGKILL to a library
+ *    process whose VM runs;
  *  - a named TAP that is missing or busy, and an invalid MAC, stop the VM with one line naming the key;
  *  - afterwards no namespace of this process is left.
  */
@@ -21,7 +22,7 @@ import { join } from "node:path";
 import { Tap } from "../../devices/virtio/tap.ts";
 import { Vm } from "../../src/index.ts";
 import { cGuestElf } from "../helpers/c-guest.ts";
-import { SOURCE_CLI } from "../helpers/cli.ts";
+import { BUN, REPO, runCli, SOURCE_CLI } from "../helpers/cli.ts";
 import { observationWindow, waitUntil } from "../helpers/guests.ts";
 import { leftoverNamespaces, type Netns, withNetns } from "../helpers/netns.ts";
 import { LineReader, macBytes } from "../helpers/virtio-net-frames.ts";
@@ -297,6 +298,28 @@ describe("virtio-net in a VM, on a TAP in a namespace", () => {
         proc.kill("SIGKILL");
         await proc.exited;
       }
+    });
+  });
+
+  test("the created TAP is gone when a library process is SIGKILLed with its VM running (it goes with its fd)", async () => {
+    await withNetns(async (ns) => {
+      const script = `
+        import { writeSync } from "node:fs";
+        import { Vm } from ${JSON.stringify(join(REPO, "src", "index.ts"))};
+        const vm = await Vm.create(
+          { memory: { size: "32M" }, payload: { kernel: ${JSON.stringify(netGuest({ VM_HOLD: 1 }))}, format: "elf" },
+            serial: { mode: "off" }, net: [{ mac: "${GUEST_MAC}" }] },
+          { serial: { kind: "none" }, logLevel: "silent" },
+        );
+        await vm.boot();
+        writeSync(1, "tap " + vm.counters().devices.net0.tap + "\\n"); // written before the kill
+        process.kill(process.pid, "SIGKILL");
+      `;
+      const r = await runCli(["ip", "netns", "exec", ns.name, BUN, "-e", script], { timeoutMs: 30_000 });
+      const tap = /^tap (vmtap\d+)$/m.exec(r.stdout)?.[1];
+      expect(tap).toBeDefined();
+      expect(r.signal ?? r.exitCode).toBeOneOf(["SIGKILL", 137]);
+      await waitUntil(() => !links(ns).includes(`${tap}:`), `${tap} to disappear after SIGKILL`);
     });
   });
 

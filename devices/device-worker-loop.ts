@@ -1,7 +1,9 @@
 /**
  * The device-worker side of the parkable-worker lifecycle: the loop a device back-end (a virtio queue
  * server, say) plugs into. It sleeps in poll(2) on the back-end's queue eventfds and its control
- * eventfd, serves the queues that were notified, and obeys CMD in its control block like a vCPU does:
+ * eventfd (plus, when the back-end has host fds of its own, a TAP or sockets, whatever its
+ * `pollRequests()` asks for before each sleep), serves the queues that were notified and the fds that
+ * became ready, and obeys CMD in its control block like a vCPU does:
  * PAUSE parks it (after the request in flight is finished: `process` returns only between requests),
  * resume re-checks every queue (a notification may have landed while it was parked), KILL ends it.
  *
@@ -17,7 +19,7 @@
  * calls (its entry is named in src/vmm/worker-entries.ts).
  */
 import { EventFd } from "../src/sys/eventfd.ts";
-import { PollSet } from "../src/sys/poll.ts";
+import { type PollInterest, PollSet } from "../src/sys/poll.ts";
 import {
   CMD,
   ControlBlock,
@@ -38,6 +40,16 @@ export interface DeviceBackendHandler {
    * is finished (or held in the back-end's state) when it returns, so the loop may park right after.
    */
   process(queue: number): void;
+  /**
+   * The back-end's own fds to wait on besides the queues, and for what (POLLIN, POLLOUT); asked before
+   * every sleep, since the set changes with buffers and credit. None when absent.
+   */
+  pollRequests?(): readonly PollInterest[];
+  /**
+   * One of `pollRequests()`'s fds is ready (`revents` from poll). Like `process`, returns only between
+   * requests (a frame or a packet is moved whole or not at all).
+   */
+  onPoll?(fd: number, revents: number): void;
   /** Releases what the back-end holds in this worker (buffers it mapped); called once, after KILL. */
   close?(): void;
 }
@@ -104,8 +116,15 @@ export class DeviceWorkerLoop {
         for (let q = 0; q < this.queues.length; q++) this.serve(q);
         continue; // CMD may have changed while serving
       }
-      this.poll.wait(-1); // the control eventfd is in the set: PAUSE and KILL end the wait
+      // Asked anew each round: serving a queue or an fd changes what the back-end waits for.
+      const extra = this.backend.pollRequests?.() ?? [];
+      this.poll.wait(-1, extra); // the control eventfd is in the set: PAUSE and KILL end the wait
       for (let q = 0; q < this.queues.length; q++) if (this.poll.ready(q + 1)) this.serve(q);
+      const first = this.queues.length + 1;
+      for (let i = 0; i < extra.length; i++) {
+        const revents = this.poll.revents(first + i);
+        if (revents !== 0) this.backend.onPoll?.(extra[i]!.fd, revents);
+      }
     }
   }
 

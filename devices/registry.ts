@@ -4,8 +4,9 @@
  * The order is the DSDT's order (a method's callee before its caller: the GED's `_EVT` calls into CPUS
  * and PWRB, so the GED comes last) and the order in which resources are claimed.
  *
- * Configured devices (virtio disks, rng, console) follow the platform's, one type per config entry,
- * made by `machineDevices(config)`: disks in config order, then the rng, then the console. Workers
+ * Configured devices (virtio disks, rng, console, net, vsock) follow the platform's, one type per config
+ * entry, made by `machineDevices(config)`: disks in config order, then the rng, then the console, then
+ * the network devices in config order, then vsock. Workers
  * find each spec's kind in DEVICE_KINDS, which needs no config.
  *
  * To add a device: write its type in a file (or folder) under devices/ and add one line here (to
@@ -36,7 +37,9 @@ import type { ResourceAllocator } from "./resource-allocator.ts";
 import { serial8250Type } from "./serial-8250.ts";
 import { type VirtioBlkSpec, virtioBlkKind, virtioBlkType } from "./virtio/blk-device.ts";
 import { type VirtioConsoleSpec, virtioConsoleKind, virtioConsoleType } from "./virtio/console-device.ts";
+import { type VirtioNetSpec, virtioNetKind, virtioNetType } from "./virtio/net-device.ts";
 import { type VirtioRngSpec, virtioRngKind, virtioRngType } from "./virtio/rng-device.ts";
+import { type VirtioVsockSpec, virtioVsockKind, virtioVsockType } from "./virtio/vsock-device.ts";
 
 /** Every device of a bunvmm x86_64 machine. */
 export const PLATFORM_DEVICES = [
@@ -53,10 +56,13 @@ export const DEVICE_KINDS: readonly DeviceKind[] = [
   virtioBlkKind,
   virtioRngKind,
   virtioConsoleKind,
+  virtioNetKind,
+  virtioVsockKind,
 ] as readonly DeviceKind[];
 
 /** The config sections that add devices. */
-export type DeviceConfig = Pick<VmConfig, "disks" | "rng" | "console">;
+export type DeviceConfig = Pick<VmConfig, "disks" | "rng" | "console" | "vsock"> &
+  Partial<Pick<VmConfig, "net">>;
 
 /** The machine's device types for a config: the platform's, then one per configured virtio device. */
 export function machineDevices(config: DeviceConfig): DeviceRegistry {
@@ -65,6 +71,8 @@ export function machineDevices(config: DeviceConfig): DeviceRegistry {
     ...config.disks.map((disk, index) => virtioBlkType(disk, index)),
     ...(config.rng ? [virtioRngType(config.rng)] : []),
     ...(config.console.mode === "off" ? [] : [virtioConsoleType(config.console)]),
+    ...(config.net ?? []).map((net, index) => virtioNetType(net, index)),
+    ...(config.vsock ? [virtioVsockType(config.vsock)] : []),
   ] as DeviceRegistry;
 }
 
@@ -78,7 +86,9 @@ export type DeviceSpec =
   | SpecOf<(typeof PLATFORM_DEVICES)[number]>
   | VirtioBlkSpec
   | VirtioRngSpec
-  | VirtioConsoleSpec;
+  | VirtioConsoleSpec
+  | VirtioNetSpec
+  | VirtioVsockSpec;
 
 /** The registry entry that attaches specs of `kind`. */
 export function deviceTypeOf(kind: string, registry: readonly DeviceKind[] = DEVICE_KINDS): DeviceKind {

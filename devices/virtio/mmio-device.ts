@@ -1,6 +1,6 @@
 /**
  * What every virtio-mmio device type shares (devices/virtio/blk-device.ts, rng-device.ts,
- * console-device.ts): the spec, the resources (a VIRTIO_MMIO_SIZE window and a GSI from the allocator),
+ * console-device.ts, net-device.ts, vsock-device.ts): the spec, the resources (a VIRTIO_MMIO_SIZE window and a GSI from the allocator),
  * the front-end every vCPU worker puts on its MMIO bus, the `LNRO0005` DSDT device, the eventfds KVM
  * signals and listens to, the back-end's start data, counters, and save/restore of the transport.
  *
@@ -54,7 +54,7 @@ export const VIRTIO_COUNTER_BAD_REQUESTS = 14;
 /** Interrupts the back-end raised (writes to its irqfd). */
 export const VIRTIO_COUNTER_INTERRUPTS = 15;
 
-export type VirtioKind = "virtio-blk" | "virtio-rng" | "virtio-console";
+export type VirtioKind = "virtio-blk" | "virtio-rng" | "virtio-console" | "virtio-net" | "virtio-vsock";
 
 export interface VirtioMmioSpec extends DeviceSpecBase {
   readonly kind: VirtioKind;

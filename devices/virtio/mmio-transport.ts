@@ -580,6 +580,9 @@ export class VirtioMmioTransport implements BusDevice {
     const s = this.state;
     if (v === 0) {
       s.reset();
+      // Wakes the back-end, so it lets go now of what belonged to the old driver (a vsock device
+      // closes its host connections) instead of at the next driver's first notification.
+      this.notify(0);
       return;
     }
     // A compare-and-swap loop: it repeats only when another writer (the back-end setting NEEDS_RESET,

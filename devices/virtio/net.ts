@@ -106,7 +106,8 @@ export const NET_TX_OVERSIZED = 6;
 export const NET_TX_ERRORS = 7;
 /** Chains refused by the queue or with the wrong kind of buffers, either queue. */
 export const NET_BAD_CHAINS = 8;
-const NET_COUNTERS = 9;
+/** How many counter words NetBackend keeps. */
+export const NET_COUNTERS = 9;
 
 const HDR = VIRTIO_NET_HDR_V1_LAYOUT.fields;
 

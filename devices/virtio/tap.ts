@@ -76,6 +76,16 @@ function ifreq(name: string, flags = 0): Uint8Array {
   return req;
 }
 
+/** The interface name an ifreq holds (NUL-terminated in ifr_name). */
+function nameFromIfreq(req: Uint8Array): string {
+  const field = req.subarray(
+    IFREQ_LAYOUT.fields.ifr_name.offset,
+    IFREQ_LAYOUT.fields.ifr_name.offset + IFNAMSIZ,
+  );
+  const end = field.indexOf(0);
+  return new TextDecoder().decode(field.subarray(0, end < 0 ? IFNAMSIZ : end));
+}
+
 /** True when an interface called `name` exists in the calling thread's network namespace. */
 export function interfaceExists(name: string): boolean {
   checkInterfaceName(name);
@@ -108,6 +118,8 @@ export class Tap {
 
   /**
    * Opens (or, unless `mustExist`, creates) the TAP `name` for frames with a 12-byte virtio_net_hdr.
+   * A name with "%d" (`vmtap%d`) creates a new TAP with the first free number there; `name` of the
+   * result is the one the kernel chose.
    * @throws {BunvmmError} one line naming the TAP and what went wrong.
    */
   static open(name: string, options: TapOpenOptions = {}): Tap {
@@ -127,7 +139,8 @@ export class Tap {
       throw new LibcError(`open ${TUN_DEVICE} for tap ${name}`, e);
     }
     try {
-      if (libcNet.ioctl(fd, TUNSETIFF, ifreq(name, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)) !== 0) {
+      const req = ifreq(name, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR);
+      if (libcNet.ioctl(fd, TUNSETIFF, req) !== 0) {
         const e = errno();
         if (e === EBUSY) throw new BunvmmError("host", `tap ${name} is busy: another process has it open`);
         if (e === EPERM || e === EACCES)
@@ -145,7 +158,8 @@ export class Tap {
       const size = new Int32Array([VIRTIO_NET_HDR_V1_LAYOUT.size]);
       if (libcNet.ioctl(fd, TUNSETVNETHDRSZ, size) !== 0)
         throw new LibcError(`ioctl(TUNSETVNETHDRSZ, ${size[0]}) on tap ${name}`, errno());
-      const tap = new Tap(name, fd);
+      // The kernel writes back the name it used: a "%d" in `name` becomes the first free number.
+      const tap = new Tap(nameFromIfreq(req), fd);
       tap.setOffload(0);
       return tap;
     } catch (e) {

@@ -138,7 +138,8 @@ export const VSOCK_CREDIT_VIOLATIONS = 6;
 export const VSOCK_RST_DROPPED = 7;
 /** Host clients closed for a bad handshake or too many connections. */
 export const VSOCK_REFUSED_CLIENTS = 8;
-const VSOCK_COUNTERS = 9;
+/** How many counter words VsockBackend keeps. */
+export const VSOCK_COUNTERS = 9;
 
 export interface VsockOptions {
   /** The guest's CID (3 .. 2^32 - 2). */

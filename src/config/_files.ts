@@ -140,6 +140,7 @@ export function resolveFiles(config: VmConfig, baseDir: string, source?: string)
   }));
   const rngSource = check("rng.src", config.rng?.src, checkEntropySource);
   const consoleFile = check("console.file", config.console.file, checkCreatablePath);
+  const vsockSocket = check("vsock.socket", config.vsock?.socket, checkSocketPath);
   const [first, ...rest] = issues;
   if (first) throw new ConfigError([first, ...rest], source);
   return {
@@ -155,5 +156,7 @@ export function resolveFiles(config: VmConfig, baseDir: string, source?: string)
     disks,
     ...(config.rng === undefined ? {} : { rng: { src: rngSource! } }),
     console: { ...config.console, ...(consoleFile === undefined ? {} : { file: consoleFile }) },
+    net: config.net.map((n) => ({ ...n })),
+    ...(config.vsock === undefined ? {} : { vsock: { ...config.vsock, socket: vsockSocket! } }),
   };
 }

@@ -31,6 +31,33 @@ export interface DiskConfig {
   id: string;
 }
 
+/** One `[[net]]` entry (cloud-hypervisor's NetConfig names), resolved. */
+export interface NetConfig {
+  /** An existing TAP to attach; absent: bunvmm creates `vmtapN` for the VM's lifetime. */
+  tap?: string;
+  /** The guest's MAC; a random locally administered one when not given (fixed for the VM's life). */
+  mac: string;
+  /** The host side's IPv4 address on the TAP, and its netmask (default 255.255.255.0 with `ip`). */
+  ip?: string;
+  mask?: string;
+  /** The TAP's own MAC (the host side). */
+  host_mac?: string;
+  /** The MTU the guest is told (default 1500). */
+  mtu?: number;
+  /** The device's name in counters and messages; default "net<index>". */
+  id: string;
+}
+
+/** The `[vsock]` table (cloud-hypervisor's VsockConfig names), resolved. */
+export interface VsockConfig {
+  /** The guest's context ID, 3 .. 2^32 - 2. */
+  cid: number;
+  /** The host-side Unix socket; guest connections to host port P go to `<socket>_P`. */
+  socket: string;
+  /** The device's name in counters and messages; default "vsock0". */
+  id: string;
+}
+
 /** A VM config as the VMM uses it: validated, defaults applied, file paths absolute. */
 export interface VmConfig {
   /** `hide_features`: CPUID features the guest must not see (bunvmm's own key; names as Linux's clearcpuid=). */
@@ -47,6 +74,10 @@ export interface VmConfig {
   rng?: { src: string };
   /** A virtio-console device unless mode is "off". */
   console: { mode: (typeof CONSOLE_MODES)[number]; file?: string };
+  /** One virtio-net device each, in this order. */
+  net: NetConfig[];
+  /** A virtio-vsock device when present. */
+  vsock?: VsockConfig;
 }
 
 const TABLE = "a table";
@@ -244,6 +275,111 @@ const consoleTable = v.pipe(
   ),
 );
 
+/** A unicast MAC written as six hex bytes (stored lower case), for `mac` and `host_mac`. */
+const MAC_TEXT =
+  "a unicast MAC address like 02:00:00:00:00:01 (six hex bytes, first byte even, not all zero)";
+const MAC_MULTICAST_BIT = 0x01;
+const MAC_LOCAL_BIT = 0x02;
+const MAC_BYTES = 6;
+const macAddress = v.pipe(
+  v.string(MAC_TEXT),
+  v.regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i, MAC_TEXT),
+  v.check((m) => (Number.parseInt(m.slice(0, 2), 16) & MAC_MULTICAST_BIT) === 0, MAC_TEXT),
+  v.check((m) => !/^(00:){5}00$/.test(m), MAC_TEXT),
+  v.toLowerCase(),
+);
+
+/** A random locally administered unicast MAC, as cloud-hypervisor gives a guest without one. */
+export function randomMacAddress(): string {
+  const mac = crypto.getRandomValues(new Uint8Array(MAC_BYTES));
+  mac[0] = (mac[0]! & ~MAC_MULTICAST_BIT) | MAC_LOCAL_BIT;
+  return [...mac].map((b) => b.toString(16).padStart(2, "0")).join(":");
+}
+
+const IPV4 = "an IPv4 address like 192.0.2.1";
+const isIpv4 = (text: string) =>
+  /^\d{1,3}(\.\d{1,3}){3}$/.test(text) && text.split(".").every((b) => Number(b) <= 255);
+const ipv4 = v.pipe(v.string(IPV4), v.check(isIpv4, IPV4));
+const MASK = "an IPv4 netmask like 255.255.255.0 (contiguous ones)";
+/** The prefix length of a contiguous IPv4 netmask, or -1 when it is not one. */
+export function maskPrefixLength(mask: string): number {
+  const n = mask.split(".").reduce((acc, b) => acc * 256 + Number(b), 0);
+  for (let len = 0; len <= 32; len++) if (n === 2 ** 32 - 2 ** (32 - len)) return len;
+  return -1;
+}
+const netmask = v.pipe(
+  v.string(MASK),
+  v.check(isIpv4, MASK),
+  v.check((m) => maskPrefixLength(m) >= 0, MASK),
+);
+/** The netmask a host address without `mask` gets (cloud-hypervisor's default). */
+export const DEFAULT_NET_MASK = "255.255.255.0";
+const IFNAME = "an interface name of 1-15 bytes without /, : or spaces";
+const ifname = v.pipe(
+  v.string(IFNAME),
+  v.check((n) => {
+    const bytes = Buffer.byteLength(n);
+    return bytes > 0 && bytes < 16 && n !== "." && n !== ".." && !/[/:\s]/.test(n);
+  }, IFNAME),
+);
+/** The guest MTUs a virtio-net device can announce: IPv4's minimum to the config field's maximum. */
+export const NET_MTU_MIN = 68;
+export const NET_MTU_MAX = 65535;
+const MTU = `an integer from ${NET_MTU_MIN} to ${NET_MTU_MAX}`;
+const deviceId = v.pipe(
+  v.string("a name"),
+  v.regex(/^[A-Za-z0-9_-]{1,32}$/, "a name of 1-32 letters, digits, _ or -"),
+);
+
+const netEntries = {
+  tap: v.optional(ifname),
+  mac: v.optional(macAddress),
+  ip: v.optional(ipv4),
+  mask: v.optional(netmask),
+  host_mac: v.optional(macAddress),
+  mtu: v.optional(
+    v.pipe(v.number(MTU), v.integer(MTU), v.minValue(NET_MTU_MIN, MTU), v.maxValue(NET_MTU_MAX, MTU)),
+  ),
+  id: v.optional(deviceId),
+};
+const netTable = v.pipe(
+  table(netEntries),
+  v.forward(
+    v.partialCheck(
+      [["ip"], ["mask"]],
+      (n) => n.mask === undefined || n.ip !== undefined,
+      "an ip to go with it (net[].ip)",
+    ),
+    ["mask"],
+  ),
+);
+const NETS = "an array of tables ([[net]])";
+const net = v.pipe(
+  v.array(netTable, NETS),
+  v.transform((list) =>
+    list.map((n, index) => ({
+      ...n,
+      mac: n.mac ?? randomMacAddress(),
+      ...(n.ip !== undefined ? { mask: n.mask ?? DEFAULT_NET_MASK } : {}),
+      id: n.id ?? `net${index}`,
+    })),
+  ),
+  v.check(
+    (list) => new Set(list.map((n) => n.id)).size === list.length,
+    "net devices with distinct ids (net[].id)",
+  ),
+);
+
+/** VMADDR_CID_HOST + 1 .. VMADDR_CID_ANY - 1: the CIDs a guest may have. */
+export const VSOCK_CID_MIN = 3;
+export const VSOCK_CID_MAX = 2 ** 32 - 2;
+const CID = `an integer from ${VSOCK_CID_MIN} to ${VSOCK_CID_MAX}`;
+const vsockEntries = {
+  cid: v.pipe(v.number(CID), v.integer(CID), v.minValue(VSOCK_CID_MIN, CID), v.maxValue(VSOCK_CID_MAX, CID)),
+  socket: path,
+  id: v.optional(deviceId, "vsock0"),
+};
+
 const vmEntries = {
   cpus: v.optional(cpus, {}),
   memory: v.optional(table(memoryEntries), {}),
@@ -253,10 +389,23 @@ const vmEntries = {
   disks: v.optional(disks, []),
   rng: v.optional(table(rngEntries)),
   console: v.optional(consoleTable, {}),
+  net: v.optional(net, []),
+  vsock: v.optional(table(vsockEntries)),
 };
 
+/** Every configured device's id: they name the devices in counters, so they must differ. */
+function deviceIds(c: { disks: { id: string }[]; net: { id: string }[]; vsock?: { id: string } }): string[] {
+  return [...c.disks.map((d) => d.id), ...c.net.map((n) => n.id), ...(c.vsock ? [c.vsock.id] : [])];
+}
+
 /** Validates a whole config and applies its defaults; file paths come out as written (load.ts resolves them). */
-export const VmConfigSchema = table(vmEntries);
+export const VmConfigSchema = v.pipe(
+  table(vmEntries),
+  v.check(
+    (c) => new Set(deviceIds(c)).size === deviceIds(c).length,
+    "distinct device ids across disks, net and vsock (id)",
+  ),
+);
 
 /** The keys each table accepts, by dotted table name ("" is the top level), for did-you-mean hints. */
 export const TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
@@ -269,4 +418,6 @@ export const TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
   disks: Object.keys(diskEntries),
   rng: Object.keys(rngEntries),
   console: Object.keys(consoleEntries),
+  net: Object.keys(netEntries),
+  vsock: Object.keys(vsockEntries),
 };

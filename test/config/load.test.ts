@@ -255,6 +255,7 @@ describe("loadConfigFile", () => {
       api: { socket: "/tmp/bunvmm-a.sock" },
       disks: [],
       console: { mode: "off" },
+      net: [],
     });
   });
 

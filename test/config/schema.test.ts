@@ -15,6 +15,7 @@ const DEFAULTS: VmConfig = {
   api: {},
   disks: [],
   console: { mode: "off" },
+  net: [],
 };
 
 const VCPUS = "expected an integer from 1 to 255";
@@ -24,7 +25,8 @@ const SIZE_FORMAT = 'expected a size like "512M", "1G" or a number of bytes';
 const CMDLINE = `expected a string of at most ${CMDLINE_MAX} bytes`;
 const MODES = 'expected one of "tty", "file", "off"';
 const FORMATS = 'expected one of "auto", "bzimage", "elf", "raw"';
-const TOP_KEYS = 'one of "cpus", "memory", "payload", "serial", "api", "disks", "rng", "console"';
+const TOP_KEYS =
+  'one of "cpus", "memory", "payload", "serial", "api", "disks", "rng", "console", "net", "vsock"';
 /** The key a message is about: what stands before ` = value` or `:` (`config` is the top level, key ""). */
 const keyNamedIn = (message: string) => {
   const subject = /^(.*?)(?: = |: )/.exec(message)?.[1] ?? message;
@@ -290,6 +292,48 @@ describe("parseConfig() errors", () => {
     expect(
       catchConfigError(() => parseConfig({ disks: [{ path: "/a" }, { path: "/b", id: "disk0" }] })).key,
     ).toBe("disks");
+  });
+
+  test("parseConfig() fills in [[net]]: ids, a random locally administered MAC, the default mask with ip", () => {
+    const c = parseConfig({
+      net: [{ ip: "192.0.2.1" }, { tap: "tap0", mac: "02:AA:00:00:00:01", mtu: 9000 }],
+    });
+    expect(c.net[0]!.id).toBe("net0");
+    expect(c.net[0]!.mask).toBe("255.255.255.0");
+    // Locally administered (bit 1 of the first byte) and unicast (bit 0 clear).
+    expect(Number.parseInt(c.net[0]!.mac.slice(0, 2), 16) & 0b11).toBe(0b10);
+    expect(c.net[0]!.mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+    expect(c.net[1]).toEqual({ tap: "tap0", mac: "02:aa:00:00:00:01", mtu: 9000, id: "net1" });
+    expect(parseConfig({ vsock: { cid: 3, socket: "/v.sock" } }).vsock).toEqual({
+      cid: 3,
+      socket: "/v.sock",
+      id: "vsock0",
+    });
+  });
+
+  test("parseConfig() rejects a bad MAC, a mask without ip, a bad tap name, an MTU or CID out of range, twin ids", () => {
+    const message = (input: unknown) => catchConfigError(() => parseConfig(input)).message;
+    expect(message({ net: [{ mac: "01:00:00:00:00:01" }] })).toBe(
+      'net.0.mac = "01:00:00:00:00:01": expected a unicast MAC address like 02:00:00:00:00:01 (six hex bytes, first byte even, not all zero)',
+    );
+    expect(message({ net: [{ host_mac: "02:00:00:00:00" }] })).toContain('net.0.host_mac = "02:00:00:00:00"');
+    expect(message({ net: [{ mask: "255.255.255.0" }] })).toBe(
+      'net.0.mask = "255.255.255.0": expected an ip to go with it (net[].ip)',
+    );
+    expect(message({ net: [{ ip: "192.0.2.1", mask: "255.0.255.0" }] })).toBe(
+      'net.0.mask = "255.0.255.0": expected an IPv4 netmask like 255.255.255.0 (contiguous ones)',
+    );
+    expect(message({ net: [{ tap: "a-name-longer-than-15" }] })).toBe(
+      'net.0.tap = "a-name-longer-than-15": expected an interface name of 1-15 bytes without /, : or spaces',
+    );
+    expect(message({ net: [{ mtu: 67 }] })).toBe("net.0.mtu = 67: expected an integer from 68 to 65535");
+    expect(message({ vsock: { cid: 2, socket: "/v" } })).toBe(
+      "vsock.cid = 2: expected an integer from 3 to 4294967294",
+    );
+    expect(message({ vsock: { cid: 3 } })).toContain("vsock.socket");
+    expect(message({ disks: [{ path: "/a", id: "x" }], net: [{ id: "x" }] })).toContain(
+      "distinct device ids across disks, net and vsock",
+    );
   });
 
   test('parseConfig() wants a file with console.mode = "file" and only then', () => {

@@ -1,6 +1,7 @@
 /** eventfd and poll through bun:ffi, on the real kernel. */
 import { expect, test } from "bun:test";
 import { POLLIN } from "../../ffi/libc.ts";
+import { POLLOUT } from "../../ffi/libc-net.ts";
 import { isBunvmmError } from "../../src/errors.ts";
 import { EventFd } from "../../src/sys/eventfd.ts";
 import { LibcError } from "../../src/sys/libc-error.ts";
@@ -35,6 +36,31 @@ test("poll reports exactly the eventfds that were written, and times out when no
   } finally {
     a.close();
     b.close();
+  }
+});
+
+test("per-wait extra fds follow the fixed ones, each with its own events (POLLOUT too), for that wait only", () => {
+  const fixed = EventFd.create();
+  const extras = Array.from({ length: 5 }, () => EventFd.create());
+  try {
+    const set = new PollSet([fixed.fd]);
+    // An eventfd is always writable; none is readable yet.
+    expect(set.wait(0, [{ fd: extras[0]!.fd, events: POLLOUT }])).toBe(1);
+    expect(set.revents(1) & POLLOUT).toBe(POLLOUT);
+    expect(set.ready(0)).toBe(false);
+    // More extras than the set had room for: it grows; only the written one is readable.
+    extras[3]!.write();
+    const wanted = extras.map((e) => ({ fd: e.fd, events: POLLIN }));
+    expect(set.wait(1000, wanted)).toBe(1);
+    expect(wanted.map((_, i) => set.ready(1 + i))).toEqual([false, false, false, true, false]);
+    // Without extras the next wait has the fixed fds only, and positions past them report nothing.
+    fixed.write();
+    expect(set.wait(1000)).toBe(1);
+    expect(set.ready(0)).toBe(true);
+    expect(set.revents(4)).toBe(0);
+  } finally {
+    fixed.close();
+    for (const e of extras) e.close();
   }
 });
 

@@ -9,10 +9,13 @@ import type { DeviceConfig } from "../../../devices/registry.ts";
 import { attachDevices, createDevices, deviceTypeOf, machineDevices } from "../../../devices/registry.ts";
 import type { VirtioMmioSpec } from "../../../devices/virtio/mmio-device.ts";
 import { VirtioMmioState } from "../../../devices/virtio/mmio-transport.ts";
+import { VSOCK_RESET_OWED } from "../../../devices/virtio/vsock-device.ts";
 import {
   VIRTIO_ID_BLOCK,
   VIRTIO_ID_CONSOLE,
+  VIRTIO_ID_NET,
   VIRTIO_ID_RNG,
+  VIRTIO_ID_VSOCK,
   VIRTIO_MMIO_DEVICE_ID,
   VIRTIO_MMIO_MAGIC,
   VIRTIO_MMIO_MAGIC_VALUE,
@@ -31,6 +34,11 @@ const CONFIG: DeviceConfig = {
   ],
   rng: { src: "/dev/urandom" },
   console: { mode: "tty" },
+  net: [
+    { mac: "02:00:00:00:00:01", id: "net0" },
+    { tap: "vmtap7", mac: "02:00:00:00:00:02", mtu: 9000, id: "lan" },
+  ],
+  vsock: { cid: 3, socket: "/nonexistent/v.sock", id: "vsock0" },
 };
 
 function specs(config = CONFIG): VirtioMmioSpec[] {
@@ -48,13 +56,16 @@ const context = () => ({
 });
 
 describe("virtio device types from a config", () => {
-  test("disks in config order, then the rng, then the console, from VIRTIO_MMIO_BASE and VIRTIO_GSI_BASE", () => {
+  test("disks in config order, then the rng, the console, the nets in config order and vsock, from VIRTIO_MMIO_BASE and VIRTIO_GSI_BASE", () => {
     const all = specs();
     expect(all.map((s) => [s.kind, s.name, s.uid])).toEqual([
       ["virtio-blk", "root", 0],
       ["virtio-blk", "data", 1],
       ["virtio-rng", "rng0", 2],
       ["virtio-console", "console0", 3],
+      ["virtio-net", "net0", 4],
+      ["virtio-net", "lan", 5],
+      ["virtio-vsock", "vsock0", 6],
     ]);
     all.forEach((s, i) => {
       expect(s.base).toBe(VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_SIZE);
@@ -63,13 +74,21 @@ describe("virtio device types from a config", () => {
   });
 
   test("no [[disks]], no [rng], console off: no virtio device", () => {
-    expect(specs({ disks: [], console: { mode: "off" } })).toEqual([]);
+    expect(specs({ disks: [], console: { mode: "off" }, net: [] })).toEqual([]);
   });
 
   test("a vCPU worker attaches every transport from a structured clone, by kind alone", () => {
     const all = specs();
     const buses = attachDevices(structuredClone(all), context());
-    const ids = [VIRTIO_ID_BLOCK, VIRTIO_ID_BLOCK, VIRTIO_ID_RNG, VIRTIO_ID_CONSOLE];
+    const ids = [
+      VIRTIO_ID_BLOCK,
+      VIRTIO_ID_BLOCK,
+      VIRTIO_ID_RNG,
+      VIRTIO_ID_CONSOLE,
+      VIRTIO_ID_NET,
+      VIRTIO_ID_NET,
+      VIRTIO_ID_VSOCK,
+    ];
     all.forEach((s, i) => {
       expect(buses.mmio.read(s.base + VIRTIO_MMIO_MAGIC_VALUE, 4)).toBe(VIRTIO_MMIO_MAGIC);
       expect(buses.mmio.read(s.base + VIRTIO_MMIO_DEVICE_ID, 4)).toBe(ids[i]);
@@ -95,5 +114,15 @@ describe("virtio device types from a config", () => {
     expect(() => type.restore(b!, { ...saved, version: 2 })).toThrow(
       "cannot restore device root: saved state version 2, this build reads version 1",
     );
+  });
+
+  test("a restored vsock device owes the guest TRANSPORT_RESET (the flag word its worker turns into the event)", () => {
+    const vsock = specs().find((s) => s.kind === "virtio-vsock")!;
+    const type = deviceTypeOf("virtio-vsock");
+    const owed = () => Atomics.load(new BigInt64Array(vsock.counters), VSOCK_RESET_OWED);
+    expect(owed()).toBe(0n);
+    const saved = type.save(vsock);
+    type.restore(vsock, saved);
+    expect(owed()).toBe(1n);
   });
 });

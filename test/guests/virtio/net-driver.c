@@ -20,9 +20,33 @@
  */
 #include "runtime.h"
 
-#ifndef VIRTIO_MMIO_BASE
-#error "VIRTIO_MMIO_BASE must be defined by the build"
+/*
+ * Where the transport is: VIRTIO_MMIO_BASE when the build defines it (a test machine with the device
+ * at a fixed address), otherwise the first LNRO0005 device of the DSDT whose DeviceID is 1 (a bunvmm
+ * VM; link acpi.c).
+ */
+#ifdef VIRTIO_MMIO_BASE
+static u32 base = VIRTIO_MMIO_BASE;
+#else
+#include "acpi.h"
+static u32 base;
 #endif
+
+/*
+ * Extra steps for bunvmm VM tests (test/vmm/virtio-net.test.ts), chosen by defines:
+ *   VM_OVERSIZE    after the echo, one frame longer than the MTU allows ("oversize": it completes, the
+ *                  device drops and counts it), then the echo once more ("after")
+ *   VM_LATE_RX     after "tx", post no receive buffer until a byte arrives on COM1 ("waiting"), then
+ *                  post them and receive LATE_COUNT datagrams, printing "late <payload>" for each
+ *   VM_CRASH       after "tx", execute an invalid instruction: with no IDT the CPU triple-faults
+ *   VM_HOLD        after "tx", wait forever (the test stops the VM)
+ */
+#ifndef LATE_COUNT
+#define LATE_COUNT 3
+#endif
+#define OVERSIZE_PAYLOAD 1600
+#define COM1_LSR 5
+#define LSR_DATA_READY 1
 #if !defined(HOST_IP) || !defined(GUEST_IP) || !defined(HOST_PORT) || !defined(GUEST_PORT)
 #error "HOST_IP, GUEST_IP (as 32-bit numbers), HOST_PORT and GUEST_PORT must be defined by the build"
 #endif
@@ -81,7 +105,9 @@
 #define UDP_HLEN 8
 #define TTL 64
 /* Turns of the wait loop (one MMIO exit each) before giving up on a received frame. */
+#ifndef RX_POLL_LIMIT
 #define RX_POLL_LIMIT 200000
+#endif
 #define TX_POLL_LIMIT 10000000
 
 struct desc {
@@ -119,8 +145,8 @@ static u8 tx_buf[BUF_BYTES] __attribute__((aligned(16)));
 static u8 mac[MAC_BYTES];
 static u32 failures;
 
-static u32 reg(u32 off) { return mmio_read32(VIRTIO_MMIO_BASE + off); }
-static void set_reg(u32 off, u32 v) { mmio_write32(VIRTIO_MMIO_BASE + off, v); }
+static u32 reg(u32 off) { return mmio_read32(base + off); }
+static void set_reg(u32 off, u32 v) { mmio_write32(base + off, v); }
 
 static void check(const char *step, int ok) {
   puts(step);
@@ -266,7 +292,7 @@ static int setup(void) {
     set_reg(REG_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FAILED);
     return 0;
   }
-  for (u32 i = 0; i < MAC_BYTES; i++) mac[i] = mmio_read8(VIRTIO_MMIO_BASE + REG_CONFIG + CFG_MAC + i);
+  for (u32 i = 0; i < MAC_BYTES; i++) mac[i] = mmio_read8(base + REG_CONFIG + CFG_MAC + i);
   u32 hi = (u32)mac[0] << 8 | mac[1];
   u32 lo = (u32)mac[2] << 24 | (u32)mac[3] << 16 | (u32)mac[4] << 8 | mac[5];
   puts("mac ");
@@ -283,15 +309,57 @@ static int setup(void) {
   return queues_ok;
 }
 
+#ifdef VM_LATE_RX
+/* Waits (bounded) for a byte on COM1, the test's signal; returns it, or -1. */
+static int wait_serial_byte(void) {
+  for (u32 i = 0; i < RX_POLL_LIMIT; i++)
+    if (inb(COM1_PORT + COM1_LSR) & LSR_DATA_READY) return inb(COM1_PORT);
+  return -1;
+}
+#endif
+
 void guest_main(void) {
   puts("virtio-net test guest\n");
+#ifndef VIRTIO_MMIO_BASE
+  base = acpi_find_virtio(DEVICE_NET);
+  if (base == 0) {
+    check("probe", 0);
+    power_off(1);
+  }
+#endif
   if (!setup()) power_off(failures ? failures : 1);
+#ifndef VM_LATE_RX
   for (u32 i = 0; i < QUEUE_SIZE; i++) post_rx(i);
   barrier();
   set_reg(REG_QUEUE_NOTIFY, RXQ);
+#endif
 
   static const char hello[] = "hello from the C guest";
   check("tx", send_udp((const u8 *)hello, sizeof hello - 1) == 0);
+#ifdef VM_CRASH
+  __asm__ volatile("ud2");
+#endif
+#ifdef VM_HOLD
+  for (;;) reg(REG_INTERRUPT_STATUS);
+#endif
+#ifdef VM_LATE_RX
+  puts("waiting\n");
+  check("signal", wait_serial_byte() >= 0);
+  for (u32 i = 0; i < QUEUE_SIZE; i++) post_rx(i);
+  barrier();
+  set_reg(REG_QUEUE_NOTIFY, RXQ);
+  for (u32 k = 0; k < LATE_COUNT; k++) {
+    static u8 late[256];
+    u32 nb = 0;
+    int got = receive_udp(late, sizeof late, &nb);
+    check("late", got > 0);
+    if (got <= 0) break;
+    puts("late ");
+    puts((const char *)late);
+    putc('\n');
+  }
+  power_off(failures);
+#endif
 
   static u8 reply[256];
   u32 num_buffers = 0;
@@ -304,5 +372,11 @@ void guest_main(void) {
   check("rx", n > 0 && num_buffers == 1);
 
   check("echo", n > 0 && send_udp(reply, (u32)n) == 0);
+#ifdef VM_OVERSIZE
+  static u8 big[OVERSIZE_PAYLOAD];
+  memset(big, 'x', sizeof big);
+  check("oversize", send_udp(big, sizeof big) == 0);
+  check("after", n > 0 && send_udp(reply, (u32)n) == 0);
+#endif
   power_off(failures);
 }

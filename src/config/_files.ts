@@ -111,5 +111,6 @@ export function resolveFiles(config: VmConfig, baseDir: string, source?: string)
     },
     serial: { ...config.serial, ...(serialFile === undefined ? {} : { file: serialFile }) },
     api: socket === undefined ? {} : { socket },
+    vmm: { ...config.vmm },
   };
 }

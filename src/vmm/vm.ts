@@ -4,7 +4,7 @@
  * from the library API, the CLI, the REST API or the guest (power off, reset, a crashed vCPU).
  *
  * Threads: VMM thread only; nothing here blocks ([vmm-never-blocks]). Waits on workers are the worker
- * pools', bounded by `timeoutMs` ([bounded-waits]). The API state always matches the workers: a pause
+ * pools', bounded by `[vmm] lifecycle_timeout_ms` ([bounded-waits]). The API state always matches the workers: a pause
  * that times out is rolled back and the state stays Running ([all-or-nothing]). Pause parks the vCPUs
  * first, so no new notification reaches a device, then the device workers; resume wakes them in the
  * reverse order ([vcpus-before-devices]). Reaping an ejected vCPU runs beside the queue, not in it, and
@@ -19,7 +19,7 @@ import { GedEvent } from "../../devices/acpi-ged.ts";
 import { ByteQueue, createByteQueueBuffer } from "../../devices/byte-queue.ts";
 import { CPU_ENABLED, CPU_INSERTING, CPU_REMOVING } from "../../devices/cpu-hotplug-controller.ts";
 import type { VmRequest } from "../../devices/vm-request.ts";
-import { loadConfigFile, parseConfig, type VmConfig } from "../config/index.ts";
+import { checkLifecycleTimeout, loadConfigFile, parseConfig, type VmConfig } from "../config/index.ts";
 import { BunvmmError } from "../errors.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
 import type { VcpuCounters } from "../vcpu/control-block.ts";
@@ -87,7 +87,10 @@ export interface VmOptions {
   serial?: SerialOption;
   /** Forward this process's stdin to the guest's serial port (the CLI has its own console, src/cli/console.ts). */
   stdin?: boolean;
-  /** Bound on each wait for the vCPUs (pause, resume, shutdown); default 1000 ms. */
+  /**
+   * Bound on each wait for the workers (pause, resume, shutdown), in ms; overrides the config's `[vmm]
+   * lifecycle_timeout_ms` (default 1000, 10 to 60000), and `vm.config` reports it.
+   */
   timeoutMs?: number;
   /** How much bunvmm logs on stderr (the CLI's --log-level); default "info". Ignored with `logger`. */
   logLevel?: LogLevelName;
@@ -121,7 +124,6 @@ export class ResizeError extends BunvmmError {
   }
 }
 
-const DEFAULT_TIMEOUT_MS = 1000;
 /** Serial input the guest has not read yet; small like a terminal's line buffer. */
 const SERIAL_RX_CAPACITY = 1 << 12;
 
@@ -152,7 +154,7 @@ export class Vm implements AsyncDisposable {
     options: VmOptions,
   ) {
     this.log = options.logger ?? createLogger(options.logLevel);
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.timeoutMs = config.vmm.lifecycle_timeout_ms;
     this.presentVcpus = config.cpus.boot_vcpus;
     this.exited = new Promise((resolve) => {
       this.resolveExit = resolve;
@@ -182,9 +184,12 @@ export class Vm implements AsyncDisposable {
    * (the built-in demo). @throws {ConfigError} {PayloadError} {KvmError} {HostError} with one-line messages.
    */
   static async create(config?: string | object, options: VmOptions = {}): Promise<Vm> {
-    const resolved =
-      typeof config === "string" ? await loadConfigFile(config) : parseConfig(config ?? DEMO_CONFIG);
-    return new Vm(structuredClone(resolved), options);
+    const resolved = structuredClone(
+      typeof config === "string" ? await loadConfigFile(config) : parseConfig(config ?? DEMO_CONFIG),
+    );
+    if (options.timeoutMs !== undefined)
+      resolved.vmm.lifecycle_timeout_ms = checkLifecycleTimeout(options.timeoutMs, "timeoutMs");
+    return new Vm(resolved, options);
   }
 
   /** Builds a machine whose events count only while it is the current one (a reboot replaces it). */

@@ -96,6 +96,14 @@ export class WorkerPool<M extends PoolMember> {
   private epoch = 0;
   /** Whether the last completed request parked the workers: a worker spawned now parks at once. */
   private paused = false;
+  /**
+   * [fair-resume]: where the next resume starts waking members. With more busy workers than cores,
+   * the member woken first takes a core and keeps it for the whole run window, so a fixed order would
+   * always favour member 0; each resume starts one member further on.
+   */
+  private resumeStart = 0;
+  /** Member indexes in the order the last resume woke them (observable for tests and traces). */
+  private _lastResumeOrder: readonly number[] = [];
 
   constructor(
     readonly members: readonly M[],
@@ -126,16 +134,37 @@ export class WorkerPool<M extends PoolMember> {
     worker.postMessage(init);
   }
 
+  /** Member indexes in the order the last resume (or pause rollback) woke them. */
+  get lastResumeOrder(): readonly number[] {
+    return this._lastResumeOrder;
+  }
+
   /** Members whose worker runs and has not exited: the ones a request must be acknowledged by. */
   active(): M[] {
     return this.members.filter((m) => m.worker && m.control.runState !== EXITED);
   }
 
-  /** Sets `set` and clears `clear` in CMD under a new epoch on each member, then wakes it ([drain-then-read] is the worker's half). */
+  /**
+   * `members` rotated to start at the next resume's starting point ([fair-resume]), which then moves
+   * on by one. The rotation is over positions in `members`, so exited members do not stall it.
+   */
+  private resumeOrder(members: readonly M[]): M[] {
+    if (members.length === 0) return [];
+    const start = this.resumeStart % members.length;
+    this.resumeStart = (start + 1) % members.length;
+    const order = [...members.slice(start), ...members.slice(0, start)];
+    this._lastResumeOrder = order.map((m) => m.index);
+    return order;
+  }
+
+  /**
+   * Sets `set` and clears `clear` in CMD under a new epoch on each member, then wakes it ([drain-then-read]
+   * is the worker's half). A resume goes round in a rotating order ([fair-resume]).
+   */
   private request(set: number, clear: number, members: readonly M[], change: CmdChange): number {
     this.epoch = nextEpoch(this.epoch);
     const e = this.epoch;
-    for (const m of members) {
+    for (const m of change === "resume" ? this.resumeOrder(members) : members) {
       m.control.updateCmd((old) => packCmd(e, ((old & FLAG_MASK) | set) & ~clear));
       this.options.wake(m, change);
     }

@@ -73,6 +73,7 @@ describe("specProblems()", () => {
       payload: { cmdline: "", format: "raw" },
       serial: { mode: "Off" },
       api: {},
+      vmm: { lifecycle_timeout_ms: 1000 },
     },
     state: "Running",
     memory_actual_size: 1 << 24,

@@ -216,6 +216,7 @@ describe("loadConfigFile", () => {
       payload: { kernel: at("vms", "a", "guest.bin"), cmdline: "", format: "raw" },
       serial: { mode: "file", file: at("logs", "a.log") },
       api: { socket: "/tmp/bunvmm-a.sock" },
+      vmm: { lifecycle_timeout_ms: 1000 },
     });
   });
 

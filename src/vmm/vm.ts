@@ -127,6 +127,11 @@ export class ResizeError extends BunvmmError {
 /** Serial input the guest has not read yet; small like a terminal's line buffer. */
 const SERIAL_RX_CAPACITY = 1 << 12;
 
+/** For debug logs: when a start-up stage was reached, in ms since the process started. */
+export function sinceStart(): string {
+  return `at ${performance.now().toFixed(1)} ms`;
+}
+
 /** The built-in demo: four vCPUs greet and the VM powers off. */
 export const DEMO_CONFIG = { cpus: { boot_vcpus: 4, max_vcpus: 4 }, memory: { size: "32M" } } as const;
 
@@ -213,7 +218,7 @@ export class Vm implements AsyncDisposable {
         },
       },
       this.serialQueues,
-      (stage) => this.log.debug(stage),
+      (stage) => this.log.debug(`${stage} (${sinceStart()})`),
     );
     return built;
   }

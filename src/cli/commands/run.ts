@@ -14,7 +14,7 @@ import { startApiServer } from "../../api/server.ts";
 import { checkLifecycleTimeout } from "../../config/index.ts";
 import { createLogger, type LogLevelName } from "../../vmm/logger.ts";
 import type { SerialSinkError } from "../../vmm/serial-console.ts";
-import { Vm } from "../../vmm/vm.ts";
+import { sinceStart, Vm } from "../../vmm/vm.ts";
 import { StdinConsole } from "../console.ts";
 import { EXIT_ERROR, EXIT_GUEST_CRASH, EXIT_OK, EXIT_STDOUT_CLOSED } from "../errors.ts";
 import { sharedArgs } from "./shared-args.ts";
@@ -65,6 +65,7 @@ export const runCommand = defineCommand({
   },
   async run({ args }) {
     const log = createLogger(args["log-level"] as LogLevelName);
+    log.debug(`run: command line parsed (${sinceStart()})`);
     const timeoutMs = lifecycleTimeoutFlag(args["lifecycle-timeout-ms"]);
     const vm = await Vm.create(args.config, { logger: log, timeoutMs });
     const stopDeadlineMs = shutdownDeadlineMs(vm.config.vmm.lifecycle_timeout_ms);
@@ -125,6 +126,7 @@ export const runCommand = defineCommand({
     });
     try {
       const exit = await vm.boot().then(() => {
+        log.debug(`run: vCPU workers started (${sinceStart()})`);
         if (input.interactive) log.info(ESCAPE_NOTE);
         return vm.exited;
       });

@@ -36,7 +36,7 @@ import { KvmError } from "../kvm/kvm-error.ts";
 import type { Regs, Sregs, VcpuFd } from "../kvm/vcpu-fd.ts";
 import { VmFd } from "../kvm/vm-fd.ts";
 import { GuestMemory } from "../memory/guest-memory.ts";
-import { CpuManager, type CpuManagerEnv } from "./cpu-manager.ts";
+import { CpuManager, type CpuManagerEnv, startVcpuSpares } from "./cpu-manager.ts";
 import { DeviceManager } from "./device-manager.ts";
 import { resolvePayload } from "./payload.ts";
 import { acpiTablesFor } from "./platform.ts";
@@ -97,9 +97,12 @@ export function buildMachine(
   log: (stage: string) => void,
 ): Machine {
   const payload = resolvePayload(config.payload.kernel, config.payload.format, config.payload.initramfs);
-  const kvm = Kvm.open();
-  const cleanup: Array<() => void> = [() => kvm.close()];
+  // vCPU 0's worker loads its modules while this thread builds the VM; the CpuManager owns it after.
+  const spares = startVcpuSpares();
+  const cleanup: Array<() => void> = [() => spares.close()];
   try {
+    const kvm = Kvm.open();
+    cleanup.push(() => kvm.close());
     const api = kvm.getApiVersion();
     if (api !== KVM_API_VERSION)
       throw new HostError(`KVM API version ${api}; bunvmm needs ${KVM_API_VERSION}`);
@@ -161,7 +164,7 @@ export function buildMachine(
     log(`loaded ${payload.source}: ${boot.describe}`);
 
     const cpus = new CpuManager(
-      { vm, runSize, memory, devices: devices.specs, ...events },
+      { vm, runSize, memory, devices: devices.specs, spares, ...events },
       config.cpus.max_vcpus,
     );
     const cpuidOptions = { maxVcpus: config.cpus.max_vcpus, hide: config.cpus.hide_features };

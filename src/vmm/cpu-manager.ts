@@ -17,7 +17,13 @@ import { installKickHandler, kick } from "../vcpu/kick.ts";
 import type { VcpuOutcome } from "../vcpu/run-loop.ts";
 import type { VcpuWorkerInit, VcpuWorkerMessage } from "../vcpu/worker.ts";
 import { workerEntryUrl } from "./worker-entries.ts";
-import { type PoolMember, type StuckWorker, WorkerPool, WorkerTimeoutError } from "./worker-pool.ts";
+import {
+  type PoolMember,
+  type StuckWorker,
+  WorkerPool,
+  WorkerSpares,
+  WorkerTimeoutError,
+} from "./worker-pool.ts";
 
 const VCPU_LABEL = "vCPU ";
 
@@ -61,6 +67,19 @@ export interface CpuManagerEnv {
   onOutcome(vcpu: number, outcome: VcpuOutcome): void;
   /** An ejected vCPU's worker is gone; the hotplug bookkeeping may be cleared (PENDING last). */
   onReaped(vcpu: number): void;
+  /** vCPU workers started while the VM was being built (startVcpuSpares); closed with the manager. */
+  spares?: WorkerSpares;
+}
+
+/**
+ * Starts the worker vCPU 0 will run before the VM exists, so that its modules load while the VMM
+ * thread builds the VM: the guest's first instruction comes sooner. Only vCPU 0's: the others wait
+ * for INIT/SIPI anyway, and more threads loading at once would slow the VMM thread on a small host.
+ */
+export function startVcpuSpares(): WorkerSpares {
+  const spares = new WorkerSpares();
+  spares.start(workerEntryUrl("vcpu"), 1);
+  return spares;
 }
 
 const vcpuOf = (s: StuckWorker): number => Number(s.label.slice(VCPU_LABEL.length));
@@ -84,6 +103,7 @@ export class CpuManager {
     }));
     this.pool = new WorkerPool(this.slots, {
       noun: "vCPU",
+      spares: env.spares,
       // A parked vCPU sleeps on CMD, which every change notifies: only pause and kill need a kick out of KVM_RUN.
       wake: (s, change) => {
         if (change !== "resume" && s.kvm) kick(s.kvm.runPage, s.control.threadId);
@@ -187,6 +207,7 @@ export class CpuManager {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.env.spares?.close();
     for (const s of this.slots) {
       if (!s.kvm) continue;
       libc.munmap(s.kvm.runAddr, this.env.runSize);

@@ -60,6 +60,39 @@ export class WorkerTimeoutError extends BunvmmError {
   }
 }
 
+/**
+ * Workers started ahead of need, before the pool knows what they will run: a worker's first cost is
+ * loading its modules, and that can overlap the VMM thread's own work (building the VM). A spare sits
+ * idle (it only set its message handler) and does not keep the process alive until a spawn takes it.
+ * Whoever starts spares closes them: one never taken is terminated.
+ */
+export class WorkerSpares {
+  private readonly idle = new Map<string, Worker[]>();
+
+  /** Starts `count` workers on `entryUrl`. */
+  start(entryUrl: string, count: number): void {
+    const list = this.idle.get(entryUrl) ?? [];
+    for (let i = 0; i < count; i++) {
+      const worker = new Worker(entryUrl, { smol: true } as WorkerOptions);
+      worker.unref();
+      list.push(worker);
+    }
+    this.idle.set(entryUrl, list);
+  }
+
+  /** A started worker on `entryUrl`, now keeping the process alive; undefined when there is none. */
+  take(entryUrl: string): Worker | undefined {
+    const worker = this.idle.get(entryUrl)?.shift();
+    worker?.ref();
+    return worker;
+  }
+
+  /** Terminates every spare not taken. */
+  close(): void {
+    for (const list of this.idle.values()) for (const worker of list.splice(0)) worker.terminate();
+  }
+}
+
 /** One worker slot. The pool owns `worker` and `finished`; the kind-specific manager owns the rest. */
 export interface PoolMember {
   readonly index: number;
@@ -88,6 +121,8 @@ export interface WorkerPoolOptions<M extends PoolMember> {
   onEnded?(member: M): void;
   /** The error a timed-out operation throws (the vCPU pool keeps its own class for the API). */
   timeoutError?(operation: string, timeoutMs: number, stuck: StuckWorker[], outcome: string): Error;
+  /** Workers started early; `spawn` takes one of these before it starts a new one. */
+  readonly spares?: WorkerSpares;
 }
 
 /** A set of parkable workers and the pause protocol's VMM side over them. */
@@ -119,7 +154,8 @@ export class WorkerPool<M extends PoolMember> {
     if (m.worker) return;
     this.epoch = nextEpoch(this.epoch);
     m.control.reset(packCmd(this.epoch, this.paused ? PAUSE : 0));
-    const worker = new Worker(entryUrl, { smol: true } as WorkerOptions);
+    const worker =
+      this.options.spares?.take(entryUrl) ?? new Worker(entryUrl, { smol: true } as WorkerOptions);
     m.worker = worker;
     m.finished = new Promise<void>((resolve) => {
       worker.onmessage = (event: MessageEvent) => {

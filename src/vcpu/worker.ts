@@ -72,12 +72,7 @@ function start(init: VcpuWorkerInit): void {
     const buses = attachDevices(init.devices, { irqLine: (gsi) => new KvmIrqLine(vm, gsi), request, eject });
     const kicks = new KickReceiver(vcpu);
     control.threadId = kicks.threadId();
-    const runner = new VcpuRunner(init.index, vcpu, control, buses, kicks, memory, request);
-    // From here on this thread runs the guest, exits and parks, and allocates next to nothing, so the
-    // collector would never run: what loading the modules and attaching left behind would stay
-    // resident for the VM's life, in every vCPU (~0.5 MiB each). One full collection now (~1-2 ms).
-    Bun.gc(true);
-    outcome = runner.run();
+    outcome = new VcpuRunner(init.index, vcpu, control, buses, kicks, memory, request).run();
   } catch (e) {
     control.acknowledgeExit(epochOf(control.cmd));
     outcome = {
@@ -93,3 +88,10 @@ function start(init: VcpuWorkerInit): void {
 }
 
 self.onmessage = (event: MessageEvent<VcpuWorkerInit>) => start(event.data);
+
+// Once the loop runs, this thread runs the guest, handles exits and parks, and allocates next to
+// nothing, so the collector would never run: what loading the modules left behind would stay resident
+// for the VM's life, in every vCPU (~0.5 MiB each). One full collection (~1-2 ms) now, while the worker
+// waits for its init: for vCPU 0, started while the VMM builds the VM (cpu-manager.ts,
+// startVcpuSpares), that is off the path to the guest's first instruction.
+Bun.gc(true);

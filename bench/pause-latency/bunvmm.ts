@@ -51,9 +51,28 @@ export async function librarySession(image: string, vcpus: number): Promise<Sess
 }
 
 /**
- * Reads a child's guest RAM through /proc/PID/mem (root): the private anonymous mapping, at least the
- * RAM's size, whose bytes at the raw load address are the guest image. The kernel may have merged the
- * RAM with a neighbouring anonymous mapping, so both ends of each candidate are tried.
+ * The private anonymous mappings of `pid`, adjacent ones joined: guest RAM shows as two or more (its
+ * low part is advised off huge pages, src/memory/guest-memory.ts), and the kernel may have merged it
+ * with a neighbouring anonymous mapping.
+ */
+function anonymousSpans(pid: number): Array<[start: number, end: number]> {
+  const spans: Array<[number, number]> = [];
+  for (const line of readFileSync(`/proc/${pid}/maps`, "utf8").split("\n")) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) rw-p 00000000 00:00 0\s*$/.exec(line);
+    if (!m) continue;
+    const start = parseInt(m[1]!, 16);
+    const end = parseInt(m[2]!, 16);
+    const last = spans.at(-1);
+    if (last && last[1] === start) last[1] = end;
+    else spans.push([start, end]);
+  }
+  return spans;
+}
+
+/**
+ * Reads a child's guest RAM through /proc/PID/mem (root): the private anonymous span, at least the
+ * RAM's size, whose bytes at the raw load address are the guest image. Both ends of each candidate
+ * are tried (it may include a neighbouring mapping).
  */
 function childRam(
   pid: number,
@@ -62,11 +81,7 @@ function childRam(
   const probe = image.subarray(0, 64);
   const buf = new Uint8Array(probe.length);
   const fd = openSync(`/proc/${pid}/mem`, "r");
-  for (const line of readFileSync(`/proc/${pid}/maps`, "utf8").split("\n")) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) rw-p 00000000 00:00 0\s*$/.exec(line);
-    if (!m) continue;
-    const start = parseInt(m[1]!, 16);
-    const end = parseInt(m[2]!, 16);
+  for (const [start, end] of anonymousSpans(pid)) {
     if (end - start < RAM_BYTES) continue;
     for (const base of new Set([start, end - RAM_BYTES])) {
       try {

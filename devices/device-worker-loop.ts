@@ -38,6 +38,8 @@ export interface DeviceBackendHandler {
    * is finished (or held in the back-end's state) when it returns, so the loop may park right after.
    */
   process(queue: number): void;
+  /** Releases what the back-end holds in this worker (buffers it mapped); called once, after KILL. */
+  close?(): void;
 }
 
 /** The one message a device worker receives. */
@@ -125,7 +127,9 @@ export function serveDeviceWorker(makeBackend: (init: unknown) => DeviceBackendH
     const control = new ControlBlock(buffer);
     let message: DeviceWorkerMessage;
     try {
-      new DeviceWorkerLoop(control, controlFd, makeBackend(init)).run();
+      const backend = makeBackend(init);
+      new DeviceWorkerLoop(control, controlFd, backend).run();
+      backend.close?.();
       message = { type: "outcome", outcome: { kind: "killed" } };
     } catch (e) {
       control.acknowledgeExit(epochOf(control.cmd));

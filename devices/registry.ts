@@ -4,22 +4,39 @@
  * The order is the DSDT's order (a method's callee before its caller: the GED's `_EVT` calls into CPUS
  * and PWRB, so the GED comes last) and the order in which resources are claimed.
  *
- * To add a device: write its type in a file (or folder) under devices/ and add one line here.
+ * Configured devices (virtio disks, rng, console) follow the platform's, one type per config entry,
+ * made by `machineDevices(config)`: disks in config order, then the rng, then the console. Workers
+ * find each spec's kind in DEVICE_KINDS, which needs no config.
+ *
+ * To add a device: write its type in a file (or folder) under devices/ and add one line here (to
+ * PLATFORM_DEVICES, or to machineDevices and DEVICE_KINDS for a configured one).
  *
  * Threads: `createDevices` and `dsdtContent` on the VMM thread; `attachDevices` in every vCPU worker.
  */
 import type { Aml } from "../src/arch/x86_64/acpi/aml.ts";
 import type { DsdtContent } from "../src/arch/x86_64/acpi/dsdt.ts";
 import { COM1_GSI, COM1_PORT } from "../src/arch/x86_64/layout.ts";
+import type { VmConfig } from "../src/config/schema.ts";
 import { acpiGedType } from "./acpi-ged.ts";
 import { acpiPowerType } from "./acpi-power.ts";
 import { Bus } from "./bus.ts";
 import { cpuHotplugType } from "./cpu-hotplug.ts";
-import type { AmlEnv, Buses, DeviceContext, DeviceSpecBase, DeviceType, PlatformEnv } from "./device-type.ts";
+import type {
+  AmlEnv,
+  Buses,
+  DeviceContext,
+  DeviceKind,
+  DeviceSpecBase,
+  DeviceType,
+  PlatformEnv,
+} from "./device-type.ts";
 import { COM1_NAME } from "./dsdt-paths.ts";
 import { i8042Type } from "./i8042.ts";
 import type { ResourceAllocator } from "./resource-allocator.ts";
 import { serial8250Type } from "./serial-8250.ts";
+import { type VirtioBlkSpec, virtioBlkKind, virtioBlkType } from "./virtio/blk-device.ts";
+import { type VirtioConsoleSpec, virtioConsoleKind, virtioConsoleType } from "./virtio/console-device.ts";
+import { type VirtioRngSpec, virtioRngKind, virtioRngType } from "./virtio/rng-device.ts";
 
 /** Every device of a bunvmm x86_64 machine. */
 export const PLATFORM_DEVICES = [
@@ -30,16 +47,41 @@ export const PLATFORM_DEVICES = [
   acpiGedType,
 ] as const;
 
+/** Every kind a machine's spec can have: what a worker attaches from without the config. */
+export const DEVICE_KINDS: readonly DeviceKind[] = [
+  ...PLATFORM_DEVICES,
+  virtioBlkKind,
+  virtioRngKind,
+  virtioConsoleKind,
+] as readonly DeviceKind[];
+
+/** The config sections that add devices. */
+export type DeviceConfig = Pick<VmConfig, "disks" | "rng" | "console">;
+
+/** The machine's device types for a config: the platform's, then one per configured virtio device. */
+export function machineDevices(config: DeviceConfig): DeviceRegistry {
+  return [
+    ...PLATFORM_DEVICES,
+    ...config.disks.map((disk, index) => virtioBlkType(disk, index)),
+    ...(config.rng ? [virtioRngType(config.rng)] : []),
+    ...(config.console.mode === "off" ? [] : [virtioConsoleType(config.console)]),
+  ] as DeviceRegistry;
+}
+
 /** A list of device types, the platform's or a test's. */
 export type DeviceRegistry = readonly DeviceType[];
 
 /** The spec a registry's type creates. */
 export type SpecOf<T> = T extends DeviceType<infer S> ? S : never;
-/** The specs of the platform's devices, as vCPU workers receive them. */
-export type DeviceSpec = SpecOf<(typeof PLATFORM_DEVICES)[number]>;
+/** The specs of a machine's devices, as vCPU workers receive them. */
+export type DeviceSpec =
+  | SpecOf<(typeof PLATFORM_DEVICES)[number]>
+  | VirtioBlkSpec
+  | VirtioRngSpec
+  | VirtioConsoleSpec;
 
 /** The registry entry that attaches specs of `kind`. */
-export function deviceTypeOf(kind: string, registry: DeviceRegistry = PLATFORM_DEVICES): DeviceType {
+export function deviceTypeOf(kind: string, registry: readonly DeviceKind[] = DEVICE_KINDS): DeviceKind {
   const type = registry.find((t) => t.kind === kind);
   if (!type) throw new Error(`no device type "${kind}" in the registry`);
   return type;
@@ -58,7 +100,7 @@ export function createDevices<R extends DeviceRegistry>(
 export function attachDevices(
   specs: readonly DeviceSpecBase[],
   ctx: DeviceContext,
-  registry: DeviceRegistry = PLATFORM_DEVICES,
+  registry: readonly DeviceKind[] = DEVICE_KINDS,
 ): Buses {
   const buses: Buses = { pio: new Bus("pio"), mmio: new Bus("mmio") };
   for (const spec of specs) deviceTypeOf(spec.kind, registry).attach(spec, ctx, buses);
@@ -69,7 +111,7 @@ export function attachDevices(
 export function dsdtContent(
   specs: readonly DeviceSpecBase[],
   env: AmlEnv,
-  registry: DeviceRegistry = PLATFORM_DEVICES,
+  registry: readonly DeviceKind[] = DEVICE_KINDS,
 ): DsdtContent {
   const systemBus: Aml[] = [];
   const root: Aml[] = [];

@@ -5,29 +5,15 @@
  * generate a C program that prints `offsetof`/`sizeof` for every entry and compare it with this file.
  * A size of 0 marks a flexible array member (only its offset is checked).
  */
-export interface Field {
-  readonly offset: number;
-  readonly size: number;
-}
+import { type CLayout, cLayout } from "./layout.ts";
 
-export interface StructLayout<K extends string = string> {
-  /** The C struct name, without `struct`. */
-  readonly cName: string;
-  readonly size: number;
-  readonly fields: { readonly [P in K]: Field };
-}
-
+/** A <linux/kvm.h> struct by its tag: `struct("kvm_run", ...)` is `struct kvm_run`. */
 function struct<const K extends string>(
-  cName: string,
+  tag: string,
   size: number,
   fields: { readonly [P in K]: readonly [offset: number, size: number] },
-): StructLayout<K> {
-  const out = {} as { [P in K]: Field };
-  for (const key of Object.keys(fields) as K[]) {
-    const [offset, fieldSize] = fields[key];
-    out[key] = { offset, size: fieldSize };
-  }
-  return { cName, size, fields: out };
+): CLayout<K> {
+  return cLayout(`struct ${tag}`, size, fields);
 }
 
 /** The shared page KVM_RUN fills in (mmap of the vCPU fd); only the union members we decode. */
@@ -340,7 +326,7 @@ export const KVM_DIRTY_LOG_LAYOUT = struct("kvm_dirty_log", 16, {
 });
 
 /** Every layout above, for the header check. */
-export const ALL_LAYOUTS: readonly StructLayout[] = [
+export const ALL_LAYOUTS: readonly CLayout[] = [
   KVM_RUN_LAYOUT,
   KVM_REGS_LAYOUT,
   KVM_SEGMENT_LAYOUT,

@@ -2,11 +2,11 @@
  * glibc struct layouts we pass to libc (x86_64), checked against the C headers by
  * test/ffi/kvm-structs.test.ts like the KVM ones.
  */
-import type { StructLayout } from "./kvm-structs.ts";
+import type { CLayout } from "./layout.ts";
 
 /** struct sigaction as glibc declares it (not the kernel's): handler, 1024-bit mask, flags, restorer. */
-export const SIGACTION_LAYOUT: StructLayout<"sa_handler" | "sa_mask" | "sa_flags" | "sa_restorer"> = {
-  cName: "sigaction",
+export const SIGACTION_LAYOUT: CLayout<"sa_handler" | "sa_mask" | "sa_flags" | "sa_restorer"> = {
+  cType: "struct sigaction",
   size: 152,
   fields: {
     sa_handler: { offset: 0, size: 8 },

@@ -10,7 +10,7 @@
  *
  * Threads: plain constants, usable from any thread.
  */
-import { type CLayout, cLayout } from "../src/arch/x86_64/struct-layout.ts";
+import { type CLayout, cLayout } from "./layout.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // virtio-mmio registers (offsets from the transport's base; all 32 bits wide below the config space)
@@ -341,4 +341,156 @@ export const VIRTIO_FLEXIBLE_ARRAYS: Readonly<
 > = {
   avail_ring: ["struct vring_avail", "ring", VRING_AVAIL_RING],
   used_ring: ["struct vring_used", "ring", VRING_USED_RING],
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Network device (<linux/virtio_net.h>); checked by test/devices/virtio/net-layouts.test.ts
+
+export const VIRTIO_NET_F_CSUM = 0;
+export const VIRTIO_NET_F_GUEST_CSUM = 1;
+export const VIRTIO_NET_F_MTU = 3;
+export const VIRTIO_NET_F_MAC = 5;
+export const VIRTIO_NET_F_GUEST_TSO4 = 7;
+export const VIRTIO_NET_F_GUEST_TSO6 = 8;
+export const VIRTIO_NET_F_GUEST_ECN = 9;
+export const VIRTIO_NET_F_GUEST_UFO = 10;
+export const VIRTIO_NET_F_HOST_TSO4 = 11;
+export const VIRTIO_NET_F_HOST_TSO6 = 12;
+export const VIRTIO_NET_F_HOST_ECN = 13;
+export const VIRTIO_NET_F_HOST_UFO = 14;
+export const VIRTIO_NET_F_MRG_RXBUF = 15;
+export const VIRTIO_NET_F_STATUS = 16;
+export const VIRTIO_NET_F_CTRL_VQ = 17;
+export const VIRTIO_NET_F_MQ = 22;
+/** config.status: the link is up. */
+export const VIRTIO_NET_S_LINK_UP = 1;
+/** virtio_net_hdr flags and gso_type values. */
+export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+export const VIRTIO_NET_HDR_F_DATA_VALID = 2;
+export const VIRTIO_NET_HDR_GSO_NONE = 0;
+export const VIRTIO_NET_HDR_GSO_TCPV4 = 1;
+export const VIRTIO_NET_HDR_GSO_UDP = 3;
+export const VIRTIO_NET_HDR_GSO_TCPV6 = 4;
+export const VIRTIO_NET_HDR_GSO_ECN = 0x80;
+
+/** The device's config space (the fields up to supported_hash_types; packed). */
+export const VIRTIO_NET_CONFIG_LAYOUT = cLayout("struct virtio_net_config", 24, {
+  mac: [0, 6],
+  status: [6, 2],
+  max_virtqueue_pairs: [8, 2],
+  mtu: [10, 2],
+  speed: [12, 4],
+  duplex: [16, 1],
+  rss_max_key_size: [17, 1],
+  rss_max_indirection_table_length: [18, 2],
+  supported_hash_types: [20, 4],
+});
+
+/**
+ * The header in front of every frame, both ways, with VERSION_1 (the merged-buffers layout whatever was
+ * negotiated: num_buffers is present and is 1 without MRG_RXBUF).
+ */
+export const VIRTIO_NET_HDR_V1_LAYOUT = cLayout("struct virtio_net_hdr_v1", 12, {
+  flags: [0, 1],
+  gso_type: [1, 1],
+  hdr_len: [2, 2],
+  gso_size: [4, 2],
+  csum_start: [6, 2],
+  csum_offset: [8, 2],
+  num_buffers: [10, 2],
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Socket device (<linux/virtio_vsock.h>); checked by test/devices/virtio/vsock-layouts.test.ts
+
+export const VIRTIO_ID_VSOCK = 19;
+export const VIRTIO_VSOCK_F_SEQPACKET = 1;
+export const VIRTIO_VSOCK_TYPE_STREAM = 1;
+export const VIRTIO_VSOCK_TYPE_SEQPACKET = 2;
+export const VIRTIO_VSOCK_OP_INVALID = 0;
+export const VIRTIO_VSOCK_OP_REQUEST = 1;
+export const VIRTIO_VSOCK_OP_RESPONSE = 2;
+export const VIRTIO_VSOCK_OP_RST = 3;
+export const VIRTIO_VSOCK_OP_SHUTDOWN = 4;
+export const VIRTIO_VSOCK_OP_RW = 5;
+export const VIRTIO_VSOCK_OP_CREDIT_UPDATE = 6;
+export const VIRTIO_VSOCK_OP_CREDIT_REQUEST = 7;
+/** OP_SHUTDOWN flags: the sender will receive / send no more. */
+export const VIRTIO_VSOCK_SHUTDOWN_RCV = 1;
+export const VIRTIO_VSOCK_SHUTDOWN_SEND = 2;
+export const VIRTIO_VSOCK_EVENT_TRANSPORT_RESET = 0;
+
+export const VIRTIO_VSOCK_CONFIG_LAYOUT = cLayout("struct virtio_vsock_config", 8, {
+  guest_cid: [0, 8],
+});
+
+export const VIRTIO_VSOCK_EVENT_LAYOUT = cLayout("struct virtio_vsock_event", 4, {
+  id: [0, 4],
+});
+
+/** The header of every vsock packet (packed, 44 bytes), followed by `len` payload bytes for OP_RW. */
+export const VIRTIO_VSOCK_HDR_LAYOUT = cLayout("struct virtio_vsock_hdr", 44, {
+  src_cid: [0, 8],
+  dst_cid: [8, 8],
+  src_port: [16, 4],
+  dst_port: [20, 4],
+  len: [24, 4],
+  type: [28, 2],
+  op: [30, 2],
+  flags: [32, 4],
+  buf_alloc: [36, 4],
+  fwd_cnt: [40, 4],
+});
+
+export const VIRTIO_NET_LAYOUTS: readonly CLayout[] = [VIRTIO_NET_CONFIG_LAYOUT, VIRTIO_NET_HDR_V1_LAYOUT];
+
+export const VIRTIO_NET_CHECKED_CONSTANTS: Readonly<Record<string, number>> = {
+  VIRTIO_NET_F_CSUM,
+  VIRTIO_NET_F_GUEST_CSUM,
+  VIRTIO_NET_F_MTU,
+  VIRTIO_NET_F_MAC,
+  VIRTIO_NET_F_GUEST_TSO4,
+  VIRTIO_NET_F_GUEST_TSO6,
+  VIRTIO_NET_F_GUEST_ECN,
+  VIRTIO_NET_F_GUEST_UFO,
+  VIRTIO_NET_F_HOST_TSO4,
+  VIRTIO_NET_F_HOST_TSO6,
+  VIRTIO_NET_F_HOST_ECN,
+  VIRTIO_NET_F_HOST_UFO,
+  VIRTIO_NET_F_MRG_RXBUF,
+  VIRTIO_NET_F_STATUS,
+  VIRTIO_NET_F_CTRL_VQ,
+  VIRTIO_NET_F_MQ,
+  VIRTIO_NET_S_LINK_UP,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_F_DATA_VALID,
+  VIRTIO_NET_HDR_GSO_NONE,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_GSO_UDP,
+  VIRTIO_NET_HDR_GSO_TCPV6,
+  VIRTIO_NET_HDR_GSO_ECN,
+};
+
+export const VIRTIO_VSOCK_LAYOUTS: readonly CLayout[] = [
+  VIRTIO_VSOCK_CONFIG_LAYOUT,
+  VIRTIO_VSOCK_EVENT_LAYOUT,
+  VIRTIO_VSOCK_HDR_LAYOUT,
+];
+
+export const VIRTIO_VSOCK_CHECKED_CONSTANTS: Readonly<Record<string, number>> = {
+  VIRTIO_ID_VSOCK,
+  VIRTIO_VSOCK_F_SEQPACKET,
+  VIRTIO_VSOCK_TYPE_STREAM,
+  VIRTIO_VSOCK_TYPE_SEQPACKET,
+  VIRTIO_VSOCK_OP_INVALID,
+  VIRTIO_VSOCK_OP_REQUEST,
+  VIRTIO_VSOCK_OP_RESPONSE,
+  VIRTIO_VSOCK_OP_RST,
+  VIRTIO_VSOCK_OP_SHUTDOWN,
+  VIRTIO_VSOCK_OP_RW,
+  VIRTIO_VSOCK_OP_CREDIT_UPDATE,
+  VIRTIO_VSOCK_OP_CREDIT_REQUEST,
+  VIRTIO_VSOCK_SHUTDOWN_RCV,
+  VIRTIO_VSOCK_SHUTDOWN_SEND,
+  VIRTIO_VSOCK_EVENT_TRANSPORT_RESET,
 };

@@ -147,11 +147,23 @@ function lockedError(path: string, fd: number): BunvmmError {
   return new BunvmmError("refused", `disk image ${path} is locked by ${who}: is another VM using it?`);
 }
 
+/**
+ * An image one thread opened and locked (BlockBackend.open), described so that a back-end in another
+ * thread of the same process can serve it (BlockBackend.adopt): fds are per process, not per thread.
+ */
+export interface OpenedImage {
+  readonly path: string;
+  readonly fd: number;
+  readonly capacity: number;
+  readonly readOnly: boolean;
+  readonly direct: boolean;
+  readonly serial: string;
+  readonly queueSize: number;
+}
+
 export class BlockBackend {
   /** Counter words (BLK_*), readable from any thread. */
-  readonly counters = new BigInt64Array(
-    new SharedArrayBuffer(BLK_COUNTERS * BigInt64Array.BYTES_PER_ELEMENT),
-  );
+  readonly counters: BigInt64Array;
   readonly info: VirtioDeviceInfo;
   private bounce: { addr: number; bytes: Uint8Array } | null = null;
   private closed = false;
@@ -164,9 +176,45 @@ export class BlockBackend {
     readonly readOnly: boolean,
     readonly direct: boolean,
     private readonly serial: Uint8Array,
-    queueSize: number,
+    readonly queueSize: number,
+    /** False for an adopted image: the opener keeps the fd (and its lock) and closes it. */
+    private readonly ownsFd = true,
+    counters = new SharedArrayBuffer(BLK_COUNTERS * BigInt64Array.BYTES_PER_ELEMENT),
   ) {
     this.info = BlockBackend.deviceInfo(capacity, readOnly, queueSize);
+    this.counters = new BigInt64Array(counters, 0, BLK_COUNTERS);
+  }
+
+  /** This image as another thread's back-end adopts it. */
+  get opened(): OpenedImage {
+    return {
+      path: this.path,
+      fd: this.fd,
+      capacity: this.capacity,
+      readOnly: this.readOnly,
+      direct: this.direct,
+      serial: new TextDecoder().decode(this.serial),
+      queueSize: this.queueSize,
+    };
+  }
+
+  /**
+   * A back-end over an image another thread of this process opened: it does not close the fd (the
+   * opener does, once this back-end's thread is gone). Counters go to the first BLK_* words of
+   * `counters` when given.
+   */
+  static adopt(image: OpenedImage, counters?: SharedArrayBuffer): BlockBackend {
+    return new BlockBackend(
+      image.path,
+      image.fd,
+      image.capacity,
+      image.readOnly,
+      image.direct,
+      new TextEncoder().encode(image.serial),
+      image.queueSize,
+      false,
+      counters,
+    );
   }
 
   /**
@@ -453,11 +501,11 @@ export class BlockBackend {
     return true;
   }
 
-  /** Releases the lock (with the fd) and the bounce buffer. */
+  /** Releases the lock (with the fd, unless adopted) and the bounce buffer. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    closeSync(this.fd);
+    if (this.ownsFd) closeSync(this.fd);
     if (this.bounce) libc.munmap(this.bounce.addr, BOUNCE_BYTES);
     this.bounce = null;
   }

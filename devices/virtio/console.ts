@@ -30,7 +30,8 @@ export const CONSOLE_QUEUE_SIZE = 64;
 /** Host bytes kept while the guest posts no receive buffers; older input beyond this is dropped. */
 export const CONSOLE_INPUT_LIMIT = 1 << 16;
 
-function consoleInfo(): VirtioDeviceInfo {
+/** The transport description of a console device. */
+export function consoleInfo(): VirtioDeviceInfo {
   const L = VIRTIO_CONSOLE_CONFIG_LAYOUT;
   const config = new Uint8Array(L.size);
   setField(viewOf(config), 0, L.fields.max_nr_ports, 1);

@@ -26,8 +26,9 @@ export const RNG_QUEUE_SIZE = 64;
 /** Upper bound of the bytes one chain receives. */
 export const RNG_MAX_BYTES_PER_REQUEST = 1 << 16;
 
-export class RngBackend {
-  readonly info: VirtioDeviceInfo = {
+/** The transport description of an rng device. */
+export function rngDeviceInfo(): VirtioDeviceInfo {
+  return {
     deviceId: VIRTIO_ID_RNG,
     features: (1n << BigInt(VIRTIO_RING_F_EVENT_IDX)) | (1n << BigInt(VIRTIO_RING_F_INDIRECT_DESC)),
     queues: 1,
@@ -35,6 +36,10 @@ export class RngBackend {
     config: new Uint8Array(0),
     configFields: [],
   };
+}
+
+export class RngBackend {
+  readonly info: VirtioDeviceInfo = rngDeviceInfo();
   /** Bytes handed to the guest, and chains refused. */
   bytesServed = 0;
   badRequests = 0;

@@ -14,9 +14,10 @@ const CONSOLE_MODE = { tty: "Tty", file: "File", off: "Off" } as const satisfies
   string
 >;
 
-/** VmConfig as sent: our config with cloud-hypervisor's names; serial.mode in its ConsoleMode spelling. */
-export type WireVmConfig = Omit<VmConfig, "serial"> & {
+/** VmConfig as sent: our config with cloud-hypervisor's names; serial.mode and console.mode in its ConsoleMode spelling. */
+export type WireVmConfig = Omit<VmConfig, "serial" | "console"> & {
   serial: { mode: (typeof CONSOLE_MODE)[keyof typeof CONSOLE_MODE]; file?: string };
+  console: { mode: (typeof CONSOLE_MODE)[keyof typeof CONSOLE_MODE]; file?: string };
 };
 
 /** GET /vmm.ping. */
@@ -51,9 +52,13 @@ export function vmmPing(): VmmPingResponse {
 
 export function vmInfo(vm: Vm): VmInfo {
   const info = vm.info();
-  const { serial, ...rest } = structuredClone(info.config);
+  const { serial, console, ...rest } = structuredClone(info.config);
   return {
-    config: { ...rest, serial: { ...serial, mode: CONSOLE_MODE[serial.mode] } },
+    config: {
+      ...rest,
+      serial: { ...serial, mode: CONSOLE_MODE[serial.mode] },
+      console: { ...console, mode: CONSOLE_MODE[console.mode] },
+    },
     state: info.state,
     memory_actual_size: info.memory_actual_size,
   };
@@ -65,11 +70,18 @@ export function vmInfo(vm: Vm): VmInfo {
  */
 export function vmCounters(counters: LibraryCounters): VmCounters {
   const out: VmCounters = {};
-  const { vcpus, ...groups } = counters;
+  const { vcpus, devices, ...groups } = counters;
   vcpus.forEach((c, i) => {
     out[`vcpu${i}`] = { ...c };
   });
   for (const [name, group] of Object.entries(groups)) out[name] = { ...(group as Record<string, number>) };
+  // Configured devices by their names, like cloud-hypervisor's "_disk0"; counters are integers there, so
+  // the kind (a string) stays in the library's view.
+  for (const [name, device] of Object.entries(devices)) {
+    out[name] = Object.fromEntries(
+      Object.entries(device).filter((e): e is [string, number] => typeof e[1] === "number"),
+    );
+  }
   return out;
 }
 

@@ -42,6 +42,41 @@ function checkReadableFile(key: string, given: string, abs: string): ConfigIssue
   return undefined;
 }
 
+/**
+ * A disk image must exist, be a regular file or a block device, and be readable (and writable unless
+ * `readonly`). Its size and lock are checked when it is opened, as the machine is built.
+ */
+function diskImageChecker(readonly: boolean) {
+  return (key: string, given: string, abs: string): ConfigIssue | undefined => {
+    const expected = `an existing disk image (a regular file or a block device) we can read${readonly ? "" : " and write"}`;
+    const stats = stat(abs, "file");
+    if ("problem" in stats) return issueAt(key, given, expected, `${stats.problem}: ${abs}`);
+    if (!stats.isFile() && !stats.isBlockDevice())
+      return issueAt(key, given, expected, `not a regular file or block device: ${abs}`);
+    try {
+      accessSync(abs, readonly ? constants.R_OK : constants.R_OK | constants.W_OK);
+    } catch (error) {
+      return issueAt(key, given, expected, `${describeFsError(error, "file")}: ${abs}`);
+    }
+    return undefined;
+  };
+}
+
+/** An entropy source: a readable character device (/dev/urandom), FIFO or regular file. */
+function checkEntropySource(key: string, given: string, abs: string): ConfigIssue | undefined {
+  const expected = "a readable character device, FIFO or file";
+  const stats = stat(abs, "file");
+  if ("problem" in stats) return issueAt(key, given, expected, `${stats.problem}: ${abs}`);
+  if (!stats.isCharacterDevice() && !stats.isFIFO() && !stats.isFile())
+    return issueAt(key, given, expected, `not a character device, FIFO or file: ${abs}`);
+  try {
+    accessSync(abs, constants.R_OK);
+  } catch (error) {
+    return issueAt(key, given, expected, `${describeFsError(error, "file")}: ${abs}`);
+  }
+  return undefined;
+}
+
 /** A file the VMM creates (serial log, API socket) need not exist, but its directory must, and be writable. */
 function checkCreatablePath(key: string, given: string, abs: string): ConfigIssue | undefined {
   const dir = dirname(abs);
@@ -99,6 +134,12 @@ export function resolveFiles(config: VmConfig, baseDir: string, source?: string)
   const initramfs = check("payload.initramfs", config.payload.initramfs, checkReadableFile);
   const serialFile = check("serial.file", config.serial.file, checkCreatablePath);
   const socket = check("api.socket", config.api.socket, checkSocketPath);
+  const disks = config.disks.map((d, i) => ({
+    ...d,
+    path: check(`disks.${i}.path`, d.path, diskImageChecker(d.readonly)) ?? d.path,
+  }));
+  const rngSource = check("rng.src", config.rng?.src, checkEntropySource);
+  const consoleFile = check("console.file", config.console.file, checkCreatablePath);
   const [first, ...rest] = issues;
   if (first) throw new ConfigError([first, ...rest], source);
   return {
@@ -111,6 +152,9 @@ export function resolveFiles(config: VmConfig, baseDir: string, source?: string)
     },
     serial: { ...config.serial, ...(serialFile === undefined ? {} : { file: serialFile }) },
     api: socket === undefined ? {} : { socket },
+    disks,
+    ...(config.rng === undefined ? {} : { rng: { src: rngSource! } }),
+    console: { ...config.console, ...(consoleFile === undefined ? {} : { file: consoleFile }) },
     vmm: { ...config.vmm },
   };
 }

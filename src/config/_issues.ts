@@ -19,7 +19,9 @@ function toConfigIssue(issue: v.BaseIssue<unknown>): ConfigIssue {
   const last = issue.path?.at(-1);
   const value = last ? last.value : issue.input;
   if (!isUnknownKey(issue)) return issueAt(key, value, issue.message);
-  const known = TABLE_KEYS[segments.slice(0, -1).join(".")] ?? [];
+  // An array of tables ([[disks]]) has one key list for all its entries: drop the index.
+  const table = segments.slice(0, -1).filter((s) => !/^\d+$/.test(s));
+  const known = TABLE_KEYS[table.join(".")] ?? [];
   const expected = `one of ${known.map((k) => JSON.stringify(k)).join(", ")}`;
   const suggestion = didYouMean(segments.at(-1) ?? "", known);
   const hint =

@@ -22,6 +22,24 @@ import { checkMemorySize } from "./memory-size.ts";
 export const PAYLOAD_FORMATS = ["auto", "bzimage", "elf", "raw"] as const;
 /** Where the guest's serial port goes: the terminal, a file, or nowhere. */
 export const SERIAL_MODES = ["tty", "file", "off"] as const;
+/** Where virtio-console output goes: stdout, a file, or no virtio-console device at all. */
+export const CONSOLE_MODES = ["off", "tty", "file"] as const;
+/** The longest disk serial: VIRTIO_BLK_ID_BYTES, what GET_ID returns. */
+export const DISK_SERIAL_MAX = 20;
+/** The entropy source of `[rng]` when `src` is not given. */
+export const DEFAULT_RNG_SOURCE = "/dev/urandom";
+
+/** One `[[disks]]` entry (cloud-hypervisor's DiskConfig names), resolved. */
+export interface DiskConfig {
+  path: string;
+  readonly: boolean;
+  /** Open the image with O_DIRECT (no host page cache). */
+  direct: boolean;
+  /** What GET_ID returns, at most DISK_SERIAL_MAX bytes. */
+  serial?: string;
+  /** The device's name in counters and messages; default "disk<index>". */
+  id: string;
+}
 
 /** A VM config as the VMM uses it: validated, defaults applied, file paths absolute. */
 export interface VmConfig {
@@ -33,6 +51,12 @@ export interface VmConfig {
   payload: { kernel?: string; initramfs?: string; cmdline: string; format: (typeof PAYLOAD_FORMATS)[number] };
   serial: { mode: (typeof SERIAL_MODES)[number]; file?: string };
   api: { socket?: string };
+  /** One virtio-blk device each, in this order. */
+  disks: DiskConfig[];
+  /** A virtio-rng device when present. */
+  rng?: { src: string };
+  /** A virtio-console device unless mode is "off". */
+  console: { mode: (typeof CONSOLE_MODES)[number]; file?: string };
   /**
    * bunvmm itself rather than the guest's hardware (as the REST API splits vm.* from vmm.*).
    * `lifecycle_timeout_ms` bounds each wait of pause, resume and shutdown for the workers' acknowledgements.
@@ -182,6 +206,60 @@ const serial = v.pipe(
 
 const apiEntries = { socket: v.optional(path) };
 
+const SERIAL_TEXT = `a string of at most ${DISK_SERIAL_MAX} bytes`;
+const diskEntries = {
+  path,
+  readonly: v.optional(v.boolean("true or false"), false),
+  direct: v.optional(v.boolean("true or false"), false),
+  serial: v.optional(
+    v.pipe(
+      v.string(SERIAL_TEXT),
+      v.maxBytes(DISK_SERIAL_MAX, SERIAL_TEXT),
+      v.excludes("\0", "a string without NUL characters"),
+    ),
+  ),
+  id: v.optional(
+    v.pipe(v.string("a name"), v.regex(/^[A-Za-z0-9_-]{1,32}$/, "a name of 1-32 letters, digits, _ or -")),
+  ),
+};
+const DISKS = "an array of tables ([[disks]])";
+const disks = v.pipe(
+  v.array(table(diskEntries), DISKS),
+  v.transform((list) => list.map((d, index) => ({ ...d, id: d.id ?? `disk${index}` }))),
+  v.check(
+    (list) => new Set(list.map((d) => d.id)).size === list.length,
+    "disks with distinct ids (disks[].id)",
+  ),
+);
+
+const rngEntries = { src: v.optional(path, DEFAULT_RNG_SOURCE) };
+
+const consoleEntries = {
+  mode: v.optional(
+    v.pipe(v.string(oneOf(CONSOLE_MODES)), v.toLowerCase(), v.picklist(CONSOLE_MODES, oneOf(CONSOLE_MODES))),
+    "off",
+  ),
+  file: v.optional(path),
+};
+const consoleTable = v.pipe(
+  table(consoleEntries),
+  v.forward(
+    v.partialCheck(
+      [["mode"], ["file"]],
+      (s) => s.mode !== "file" || s.file !== undefined,
+      `a path when console.mode is "file"`,
+    ),
+    ["file"],
+  ),
+  v.forward(
+    v.partialCheck(
+      [["mode"], ["file"]],
+      (s) => s.mode === "file" || s.file === undefined,
+      `console.mode = "file" to go with it`,
+    ),
+    ["file"],
+  ),
+);
 /** The lifecycle deadline, also checked alone for the CLI's flag. */
 export const LifecycleTimeoutSchema = v.pipe(
   v.number(LIFECYCLE_TIMEOUT),
@@ -207,6 +285,9 @@ const vmEntries = {
   payload: v.optional(payload, {}),
   serial: v.optional(serial, {}),
   api: v.optional(table(apiEntries), {}),
+  disks: v.optional(disks, []),
+  rng: v.optional(table(rngEntries)),
+  console: v.optional(consoleTable, {}),
   vmm: v.optional(table(vmmEntries), {}),
 };
 
@@ -221,5 +302,8 @@ export const TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
   payload: Object.keys(payloadEntries),
   serial: Object.keys(serialEntries),
   api: Object.keys(apiEntries),
+  disks: Object.keys(diskEntries),
+  rng: Object.keys(rngEntries),
+  console: Object.keys(consoleEntries),
   vmm: Object.keys(vmmEntries),
 };

@@ -69,7 +69,12 @@ function start(init: VcpuWorkerInit): void {
         return "killed";
       },
     };
-    const buses = attachDevices(init.devices, { irqLine: (gsi) => new KvmIrqLine(vm, gsi), request, eject });
+    const buses = attachDevices(init.devices, {
+      memory,
+      irqLine: (gsi) => new KvmIrqLine(vm, gsi),
+      request,
+      eject,
+    });
     const kicks = new KickReceiver(vcpu);
     control.threadId = kicks.threadId();
     outcome = new VcpuRunner(init.index, vcpu, control, buses, kicks, memory, request).run();

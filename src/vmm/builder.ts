@@ -133,7 +133,14 @@ export function buildMachine(
     });
     log(`mapped ${config.memory.size >> 20} MiB of guest RAM`);
 
-    const devices = new DeviceManager(vm, config.cpus.max_vcpus, serial, events.onDeviceCrash);
+    const devices = new DeviceManager(
+      vm,
+      memory,
+      config.cpus.max_vcpus,
+      config,
+      serial,
+      events.onDeviceCrash,
+    );
     cleanup.push(() => devices.close());
     const acpi = acpiTablesFor(devices.specs, {
       bootVcpus: config.cpus.boot_vcpus,

@@ -6,13 +6,13 @@
  */
 import { acpiPowerFadtRegisters } from "../../devices/acpi-power.ts";
 import { ByteQueue, createByteQueueBuffer } from "../../devices/byte-queue.ts";
-import type { DeviceSpecBase, PlatformEnv } from "../../devices/device-type.ts";
+import type { DeviceKind, DeviceSpecBase, PlatformEnv } from "../../devices/device-type.ts";
 import {
   createDevices,
-  type DeviceRegistry,
+  type DeviceConfig,
   type DeviceSpec,
   dsdtContent,
-  PLATFORM_DEVICES,
+  machineDevices,
 } from "../../devices/registry.ts";
 import { ResourceAllocator } from "../../devices/resource-allocator.ts";
 import { type AcpiTables, type AcpiTablesWindow, buildAcpiTables } from "../arch/x86_64/acpi/tables.ts";
@@ -34,9 +34,12 @@ export function platformAllocator(): ResourceAllocator {
   });
 }
 
-/** Every platform device's spec, in registry order. */
-export function createPlatformDevices(env: PlatformEnv): DeviceSpec[] {
-  return createDevices(PLATFORM_DEVICES, platformAllocator(), env);
+/** No configured devices: the platform alone. */
+export const NO_CONFIGURED_DEVICES: DeviceConfig = { disks: [], console: { mode: "off" } };
+
+/** Every device's spec for a config (platform devices, then configured ones), in registry order. */
+export function createPlatformDevices(env: PlatformEnv, config = NO_CONFIGURED_DEVICES): DeviceSpec[] {
+  return createDevices(machineDevices(config), platformAllocator(), env) as DeviceSpec[];
 }
 
 /** The one spec of `kind` among `specs`. */
@@ -56,7 +59,7 @@ export function specOf<K extends DeviceSpec["kind"]>(
 export function acpiTablesFor(
   specs: readonly DeviceSpecBase[],
   counts: VcpuCounts,
-  options: { window?: AcpiTablesWindow; registry?: DeviceRegistry } = {},
+  options: { window?: AcpiTablesWindow; registry?: readonly DeviceKind[] } = {},
 ): AcpiTables {
   checkVcpuCounts(counts);
   return buildAcpiTables(
@@ -69,9 +72,18 @@ export function acpiTablesFor(
   );
 }
 
-/** The tables a VM with these vCPU counts gets, without building one (the acpi-tables command, tests). */
-export function platformAcpiTables(counts: VcpuCounts, window?: AcpiTablesWindow): AcpiTables {
+/**
+ * The tables a VM with these vCPU counts (and these configured devices) gets, without building one (the
+ * acpi-tables command, tests). Creating devices touches no host resource, so disks need not exist.
+ */
+export function platformAcpiTables(
+  counts: VcpuCounts,
+  window?: AcpiTablesWindow,
+  devices: DeviceConfig = NO_CONFIGURED_DEVICES,
+): AcpiTables {
   checkVcpuCounts(counts);
   const serial = { tx: new ByteQueue(createByteQueueBuffer()), rx: new ByteQueue(createByteQueueBuffer()) };
-  return acpiTablesFor(createPlatformDevices({ maxVcpus: counts.maxVcpus, serial }), counts, { window });
+  return acpiTablesFor(createPlatformDevices({ maxVcpus: counts.maxVcpus, serial }, devices), counts, {
+    window,
+  });
 }

@@ -25,6 +25,7 @@ import type { GuestMemory } from "../memory/guest-memory.ts";
 import type { VcpuCounters } from "../vcpu/control-block.ts";
 import type { CrashReport } from "../vcpu/crash-report.ts";
 import { buildMachine, closeMachine, type Machine } from "./builder.ts";
+import type { DeviceCounters } from "./device-manager.ts";
 import { createLogger, type LogLevelName } from "./logger.ts";
 import { SerialConsole, type SerialSink } from "./serial-console.ts";
 
@@ -103,6 +104,13 @@ export interface VmCounters {
   serial: { bytes_out: number; bytes_dropped: number };
   hotplug: { ignored_accesses: number; refused_ejects: number };
   vm: { reboots: number };
+  /**
+   * Each configured device by its name ("disk0", "rng0", "console0"): `kind`, `bad_requests`,
+   * `needs_reset` (times the driver broke a ring), `interrupts` (irqfd writes), `bad_accesses`, and what
+   * the kind counts (virtio-blk: read_bytes, write_bytes, read_ops, write_ops, flush_ops, discard_ops).
+   * Counts restart with the machine on a reboot.
+   */
+  devices: Record<string, DeviceCounters>;
 }
 
 /** An operation the current state refuses ("cannot pause: the VM is Paused"). */
@@ -416,6 +424,7 @@ export class Vm implements AsyncDisposable {
       serial: { bytes_out: this.serial.bytesOut, bytes_dropped: this.serial.bytesDropped },
       hotplug: { ignored_accesses: hotplug.ignoredAccesses, refused_ejects: hotplug.refusedEjects },
       vm: { reboots: this._reboots },
+      devices: this.machine.devices.counters(),
     };
   }
 

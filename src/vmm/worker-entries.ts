@@ -12,6 +12,8 @@
 /** Entry modules by name, as paths under src/. A device type's back-end names its entry here. */
 export const WORKER_ENTRIES = {
   vcpu: "vcpu/worker.ts",
+  /** Every virtio device's back-end (devices/virtio/mmio-device.ts names it VIRTIO_WORKER_ENTRY). */
+  virtio: "vmm/virtio-worker.ts",
 } as const;
 
 export type WorkerEntryName = keyof typeof WORKER_ENTRIES;

@@ -1,13 +1,15 @@
 /**
  * `bun build --compile` makes one executable that passes the same smoke test as the source tree: the
- * demo from every vCPU (Workers inside the binary), a clear error, and --version.
+ * demo from every vCPU (Workers inside the binary), a VM with virtio devices (their device workers are
+ * in the binary too), a clear error, and --version.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import packageJson from "../../package.json" with { type: "json" };
 import { compiledEntryPoints } from "../../src/vmm/worker-entries.ts";
+import { cGuestElf } from "../helpers/c-guest.ts";
 import { BUN, REPO, runCli } from "../helpers/cli.ts";
 
 const outDir = mkdtempSync(join(tmpdir(), "bunvmm-binary-"));
@@ -27,6 +29,29 @@ describe("compiled binary", () => {
     expect(r.exitCode).toBe(0);
     for (const id of [0, 1, 2, 3]) expect(r.stdout).toContain(`hello from the vCPU with APIC id ${id}\n`);
     expect(r.stdout).toContain("all 4 vCPUs said hello; powering off");
+  });
+
+  test("runs a VM with a disk, an rng and a console: the virtio device workers are inside the binary", async () => {
+    writeFileSync(join(outDir, "disk.img"), new Uint8Array(1 << 16));
+    const config = [
+      "[memory]",
+      'size = "32M"',
+      "[payload]",
+      `kernel = ${JSON.stringify(cGuestElf(["acpi.c", "virtio-guest.c"]))}`,
+      'format = "elf"',
+      "[[disks]]",
+      'path = "disk.img"',
+      "[rng]",
+      "[console]",
+      'mode = "file"',
+      'file = "hvc0.log"',
+    ].join("\n");
+    writeFileSync(join(outDir, "virtio.toml"), `${config}\n`);
+    const r = await runCli([binary, "run", "virtio.toml"], { cwd: outDir });
+    expect(r.exitCode).toBe(0);
+    for (const step of ["read0", "write1", "rng", "console"]) expect(r.stdout).toContain(`${step} ok\n`);
+    expect(r.stdout).toEndWith("DONE 0\n");
+    expect(readFileSync(join(outDir, "hvc0.log"), "utf8")).toBe("hello from the virtio console\n");
   });
 
   test("prints its version and one-line errors like the source tree", async () => {

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import packageJson from "../../package.json" with { type: "json" };
 import { runAsNobody } from "../helpers/as-nobody.ts";
+import { cGuestElf } from "../helpers/c-guest.ts";
 import { expectOneLineError, REPO, runCli, SOURCE_CLI } from "../helpers/cli.ts";
 import { guestImage } from "../helpers/guests.ts";
 
@@ -172,6 +173,55 @@ describe("bunvmm", () => {
 });
 
 describe("bunvmm acpi-tables", () => {
+  test("run with a disk image that is not whole sectors: one line naming the key, exit 1", async () => {
+    const image = join(dir, "odd-disk.img");
+    writeFileSync(image, new Uint8Array(513));
+    const r = await runCli([
+      ...SOURCE_CLI,
+      "run",
+      toml("odd-disk.toml", '[[disks]]\npath = "odd-disk.img"\n'),
+    ]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.trim()).toBe(
+      `[error] [bunvmm] disks.0.path = "${image}": disk image ${image} is 513 bytes, not a whole number of 512-byte sectors`,
+    );
+  });
+
+  test('run with console.mode = "tty": what the guest sends on the virtio console reaches stdout', async () => {
+    writeFileSync(join(dir, "tty-disk.img"), new Uint8Array(1 << 16));
+    const kernel = JSON.stringify(cGuestElf(["acpi.c", "virtio-guest.c"]));
+    const config = [
+      `[memory]\nsize = "32M"\n[payload]\nkernel = ${kernel}\nformat = "elf"`,
+      '[serial]\nmode = "off"\n[[disks]]\npath = "tty-disk.img"\n[console]\nmode = "tty"\n',
+    ].join("\n");
+    const r = await runCli([...SOURCE_CLI, "run", toml("virtio-tty.toml", config)]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe("hello from the virtio console\n"); // COM1 is off: only hvc0's bytes
+  });
+
+  test("acpi-tables describes the config's virtio devices without opening them", async () => {
+    const out = join(dir, "virtio-tables");
+    writeFileSync(join(dir, "acpi-disk.img"), new Uint8Array(1));
+    const r = await runCli([
+      ...SOURCE_CLI,
+      "acpi-tables",
+      toml("acpi-virtio.toml", '[[disks]]\npath = "acpi-disk.img"\n[rng]\n'),
+      "--out",
+      out,
+    ]);
+    expect(r.exitCode).toBe(0); // a 1-byte image would stop `run`; nothing here opens it
+    const { platformAcpiTables } = await import("../../src/vmm/platform.ts");
+    const devices = {
+      disks: [{ path: join(dir, "acpi-disk.img"), readonly: false, direct: false, id: "disk0" }],
+      rng: { src: "/dev/urandom" },
+      console: { mode: "off" as const },
+    };
+    const dsdt = platformAcpiTables({ bootVcpus: 1, maxVcpus: 1 }, undefined, devices).tables.get("DSDT")!;
+    const written = new Uint8Array(await Bun.file(join(out, "dsdt.dat")).arrayBuffer());
+    expect(Buffer.from(written).equals(Buffer.from(dsdt))).toBe(true);
+    expect(Buffer.from(written).toString("latin1").split("LNRO0005").length - 1).toBe(2);
+  });
+
   test("writes each table a VM with this config gets as <signature>.dat, which iasl disassembles", async () => {
     const out = join(dir, "tables");
     const r = await runCli([

@@ -165,6 +165,43 @@ describe("parseConfig() file paths", () => {
     expect(message).toBe(`payload.kernel = "unreadable": permission denied: ${at("unreadable")}`);
   });
 
+  test("parseConfig() rejects a disk image it may not read or write (checked as an unprivileged user)", () => {
+    const message = asNobody(
+      `try { config.parseConfig({ disks: [{ path: "plain-file" }, { path: "unreadable", readonly: true }] }, { baseDir: ${JSON.stringify(dir)} }); console.log("accepted"); } catch (e) { console.log(e.issues.map((i) => i.message).join("\\n")); }`,
+    );
+    expect(message.split("\n")).toEqual([
+      `disks.0.path = "plain-file": permission denied: ${at("plain-file")}`,
+      `disks.1.path = "unreadable": permission denied: ${at("unreadable")}`,
+    ]);
+  });
+
+  test("parseConfig() resolves disk, rng and console paths and fills the defaults", () => {
+    const config = parseConfig(
+      {
+        disks: [{ path: "boot/bzImage" }, { path: "boot/initrd.img", readonly: true, serial: "s", id: "b" }],
+        rng: {},
+        console: { mode: "File", file: "logs/hvc0.log" },
+      },
+      { baseDir: dir },
+    );
+    expect(config.disks).toStrictEqual([
+      { path: at("boot", "bzImage"), readonly: false, direct: false, id: "disk0" },
+      { path: at("boot", "initrd.img"), readonly: true, direct: false, serial: "s", id: "b" },
+    ]);
+    expect(config.rng).toStrictEqual({ src: "/dev/urandom" });
+    expect(config.console).toStrictEqual({ mode: "file", file: at("logs", "hvc0.log") });
+  });
+
+  test("parseConfig() rejects a missing disk image and a directory as one", () => {
+    const error = catchConfigError(() =>
+      parseConfig({ disks: [{ path: "nope.img" }, { path: "boot" }] }, { baseDir: dir }),
+    );
+    expect(error.issues.map((i) => i.message)).toEqual([
+      `disks.0.path = "nope.img": file not found: ${at("nope.img")}`,
+      `disks.1.path = "boot": not a regular file or block device: ${at("boot")}`,
+    ]);
+  });
+
   test("parseConfig() lists every unusable path", () => {
     const input = { payload: { kernel: "k", initramfs: "i" }, api: { socket: "run/s" } };
     const error = catchConfigError(() => parseConfig(input, { baseDir: dir, source: "vm.toml" }));
@@ -216,6 +253,8 @@ describe("loadConfigFile", () => {
       payload: { kernel: at("vms", "a", "guest.bin"), cmdline: "", format: "raw" },
       serial: { mode: "file", file: at("logs", "a.log") },
       api: { socket: "/tmp/bunvmm-a.sock" },
+      disks: [],
+      console: { mode: "off" },
       vmm: { lifecycle_timeout_ms: 1000 },
     });
   });

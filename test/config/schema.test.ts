@@ -13,6 +13,8 @@ const DEFAULTS: VmConfig = {
   payload: { cmdline: "", format: "auto" },
   serial: { mode: "tty" },
   api: {},
+  disks: [],
+  console: { mode: "off" },
   vmm: { lifecycle_timeout_ms: 1000 },
 };
 
@@ -24,7 +26,7 @@ const CMDLINE = `expected a string of at most ${CMDLINE_MAX} bytes`;
 const MODES = 'expected one of "tty", "file", "off"';
 const FORMATS = 'expected one of "auto", "bzimage", "elf", "raw"';
 const TIMEOUT = "expected an integer number of milliseconds from 10 to 60000";
-const TOP_KEYS = 'one of "cpus", "memory", "payload", "serial", "api", "vmm"';
+const TOP_KEYS = 'one of "cpus", "memory", "payload", "serial", "api", "disks", "rng", "console", "vmm"';
 /** The key a message is about: what stands before ` = value` or `:` (`config` is the top level, key ""). */
 const keyNamedIn = (message: string) => {
   const subject = /^(.*?)(?: = |: )/.exec(message)?.[1] ?? message;
@@ -317,6 +319,33 @@ describe("parseConfig() errors", () => {
   test("parseConfig() complains once per key", () => {
     // 0.5 is both fractional and below the minimum; the user needs to hear it once.
     expect(catchConfigError(() => parseConfig({ cpus: { boot_vcpus: 0.5 } })).issues).toHaveLength(1);
+  });
+
+  test("parseConfig() rejects disks that are not an array of tables, a bad disk key, a long serial, twin ids", () => {
+    expect(catchConfigError(() => parseConfig({ disks: { path: "/a" } })).message).toBe(
+      'disks = {"path":"/a"}: expected an array of tables ([[disks]])',
+    );
+    expect(catchConfigError(() => parseConfig({ disks: [{ path: "/a", redonly: true }] })).message).toBe(
+      'disks.0.redonly: unknown key (did you mean "readonly"?)',
+    );
+    expect(
+      catchConfigError(() => parseConfig({ disks: [{ path: "/a", serial: "x".repeat(21) }] })).message,
+    ).toBe(`disks.0.serial = "${"x".repeat(21)}": expected a string of at most 20 bytes`);
+    expect(
+      catchConfigError(() => parseConfig({ disks: [{ path: "/a" }, { path: "/b", id: "disk0" }] })).key,
+    ).toBe("disks");
+  });
+
+  test('parseConfig() wants a file with console.mode = "file" and only then', () => {
+    expect(catchConfigError(() => parseConfig({ console: { mode: "file" } })).message).toBe(
+      'console.file: expected a path when console.mode is "file"',
+    );
+    expect(catchConfigError(() => parseConfig({ console: { mode: "tty", file: "/x" } })).message).toBe(
+      'console.file = "/x": expected console.mode = "file" to go with it',
+    );
+    expect(catchConfigError(() => parseConfig({ console: { mode: "pipe" } })).message).toBe(
+      'console.mode = "pipe": expected one of "off", "tty", "file"',
+    );
   });
 
   test("parseConfig() keeps the source on the error", () => {

@@ -115,6 +115,7 @@ function workerContext(): DeviceContext & { requests: string[] } {
   const requests: string[] = [];
   return {
     requests,
+    memory: { contains: () => false },
     irqLine: () => new RecordingIrqLine(),
     request: (r) => void requests.push(r),
     eject: { readCmd: () => 0, tryKill: () => "already" },

@@ -3,11 +3,16 @@
  * answers with, and its library example imports the server from the package by name.
  */
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as bunvmm from "bunvmm";
 import { Vm } from "bunvmm";
 import { vmCounters, vmInfo } from "../../src/api/wire.ts";
 import { guestImage } from "../helpers/guests.ts";
 import { codeBlock } from "./_markdown.ts";
+
+const DISK_BYTES = 1 << 16;
 
 // biome-ignore lint/suspicious/noExplicitAny: the examples are JSON out of the page, read freely
 const example = (what: string, key: string): any =>
@@ -39,17 +44,22 @@ describe("docs/api.md", () => {
     expect(vmInfo(vm)).toEqual({ ...doc, config: { ...doc.config, payload: { ...payload, kernel } } });
   });
 
-  test("the VmCounters example has the groups and counters a VM with two vCPUs reports", async () => {
+  test("the VmCounters example has the groups and counters a VM with two vCPUs and a disk reports", async () => {
     const doc = example('a json block with "bytes_dropped"', '"bytes_dropped"');
+    const dir = mkdtempSync(join(tmpdir(), "bunvmm-docs-api-"));
+    const disk = join(dir, "disk.img");
+    writeFileSync(disk, new Uint8Array(DISK_BYTES));
     await using vm = await Vm.create(
       {
         cpus: { boot_vcpus: 2 },
         memory: { size: "16M" },
         payload: { kernel: guestImage("counter"), format: "raw" },
+        disks: [{ path: disk }],
       },
       { serial: { mode: "off" }, logLevel: "silent" },
     );
     expect(shape(vmCounters(vm.counters()))).toEqual(shape(doc));
+    rmSync(dir, { recursive: true, force: true });
   });
 
   test("the library example imports startApiServer from the package, which exports it", () => {

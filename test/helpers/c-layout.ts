@@ -1,12 +1,12 @@
 /**
- * Compares layouts declared in src/arch/x86_64 (named offsets, struct-layout.ts) and constants with
- * what gcc says for C headers or declarations: a generated C program prints `sizeof`/`offsetof` of
- * every field, and the test lists each mismatch (the approach of test/ffi/kvm-structs.test.ts).
+ * Compares byte layouts (ffi/layout.ts) and constants with what gcc says for C headers or declarations:
+ * a generated C program prints `sizeof`/`offsetof` of every field and the value of every constant, and
+ * the test lists each mismatch. Used for the KVM, glibc, virtio and boot-protocol layouts alike.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CLayout } from "../../src/arch/x86_64/struct-layout.ts";
+import type { CLayout } from "../../ffi/layout.ts";
 
 export interface CCheck {
   /** `#include` lines or declarations, in order. */
@@ -29,11 +29,12 @@ export function cLayoutMismatches(check: CCheck): string[] {
     print(`sizeof(${t})`, `sizeof(${t})`, layout.size);
     for (const [name, field] of Object.entries(layout.fields)) {
       print(`offsetof(${t}, ${name})`, `offsetof(${t}, ${name})`, field.offset);
-      print(`sizeof(${t}.${name})`, `sizeof(((${t} *)0)->${name})`, field.size);
+      if (field.size > 0) print(`sizeof(${t}.${name})`, `sizeof(((${t} *)0)->${name})`, field.size);
     }
   }
   for (const [name, value] of Object.entries(check.constants ?? {})) print(name, name, value);
   const source = [
+    "#define _GNU_SOURCE",
     "#include <stdio.h>",
     "#include <stddef.h>",
     ...check.prelude,

@@ -3,9 +3,13 @@
  * protocol and through PVH, checked at every milestone it reaches on our emulated machines before its
  * int3 self-test (which the emulating nested KVM of our machines cannot run): banner, command line, our e820 map, our ACPI tables, the SMP set-up
  * from our MADT, the IOAPIC, and no complaint about our tables. Then the same boot while the test pauses
- * and resumes the VM continuously (the seed's reproducer). `npm run test:linux` runs this file alone.
+ * and resumes the VM continuously (the seed's reproducer). Every boot has a virtio disk, an rng and a
+ * console attached (their LNRO0005 devices in the DSDT). `npm run test:linux` runs this file alone.
  */
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Vm } from "bunvmm";
 import { describeE820, e820Table } from "../../src/arch/x86_64/e820.ts";
 import { platformAcpiTables } from "../../src/vmm/platform.ts";
@@ -17,6 +21,17 @@ const RAM = 256 << 20;
 const BOOT_VCPUS = 2;
 const MAX_VCPUS = 8;
 const CMDLINE = "console=ttyS0 earlyprintk=ttyS0 noxsave clearcpuid=cx16 acpi_force_table_verification";
+/** A disk, an rng and a console, so the DSDT carries virtio-mmio transports. */
+const deviceDir = mkdtempSync(join(tmpdir(), "bunvmm-early-boot-"));
+afterAll(() => rmSync(deviceDir, { recursive: true, force: true }));
+const DISK_BYTES = 1 << 20;
+const DEVICES = {
+  disks: [{ path: join(deviceDir, "disk.img"), readonly: false, direct: false, id: "disk0" }],
+  rng: { src: "/dev/urandom" },
+  console: { mode: "file" as const, file: join(deviceDir, "hvc0.log") },
+};
+writeFileSync(DEVICES.disks[0]!.path, new Uint8Array(DISK_BYTES));
+
 /** What Linux must not say about a machine we built. (The serial console ends lines with \r\n.) */
 const COMPLAINTS =
   /ACPI Error|ACPI BIOS Error|ACPI Warning|ACPI BIOS Warning|\[Firmware Bug\]|\[Firmware Warn\]/;
@@ -27,6 +42,7 @@ function config(kernel: string, format: "bzimage" | "elf") {
     memory: { size: RAM },
     payload: { kernel, format, initramfs: tinyInitramfs(), cmdline: CMDLINE },
     serial: { mode: "off" },
+    ...DEVICES,
   };
 }
 
@@ -35,7 +51,7 @@ const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** Every line we expect, in the order the kernel prints them. */
 function milestones(): Array<[string, RegExp]> {
-  const acpi = platformAcpiTables({ bootVcpus: BOOT_VCPUS, maxVcpus: MAX_VCPUS });
+  const acpi = platformAcpiTables({ bootVcpus: BOOT_VCPUS, maxVcpus: MAX_VCPUS }, undefined, DEVICES);
   const tables = ["RSDP", "XSDT", "FACP", "DSDT", "APIC"].map((sig): [string, RegExp] => [
     `ACPI ${sig} at our address with our OEM id`,
     new RegExp(`ACPI: ${sig} 0x${hex16(acpi.addresses.get(sig)!)} [0-9A-F]{6} \\(v\\d\\d BUNVMM`),

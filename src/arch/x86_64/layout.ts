@@ -38,6 +38,16 @@ export const DEVICE_MMIO_END = 0xfe00_0000;
 export const DEVICE_GSI_FIRST = 16;
 export const DEVICE_GSI_LAST = 23;
 
+/**
+ * virtio-mmio transports: each takes a VIRTIO_MMIO_SIZE window and a GSI from the allocator, disks in
+ * config order, then the rng, then the console. No platform device takes from the pools, so the first
+ * transport lands at VIRTIO_MMIO_BASE with VIRTIO_GSI_BASE (a test guest can be built against them; the
+ * DSDT says the same). At most DEVICE_GSI_LAST - VIRTIO_GSI_BASE + 1 transports fit.
+ */
+export { VIRTIO_MMIO_SIZE } from "../../../ffi/virtio-layouts.ts";
+export const VIRTIO_MMIO_BASE = DEVICE_MMIO_START;
+export const VIRTIO_GSI_BASE = DEVICE_GSI_FIRST;
+
 /** The raw payload format (docs/raw-payload.md). */
 export const RAW_LOAD_ADDRESS = 0x1_0000;
 export const RAW_STACK_TOP = 0x1_0000;

@@ -1,33 +1,11 @@
 /**
  * Byte layouts of the boot-protocol structs (Linux's boot_params, Xen's hvm_start_info, ELF headers),
- * declared once as named offsets and read or written only through those names. Same shape as
- * ffi/kvm-structs.ts; `cType` is the full C type so the layout tests can print `offsetof`/`sizeof` for
- * every field from a generated C program (`struct boot_params`, `Elf64_Ehdr`).
+ * declared once as named offsets (ffi/layout.ts, like every struct bunvmm shares with C) and read or
+ * written only through those names, with getField/setField.
  */
-import type { Field } from "../../../ffi/kvm-structs.ts";
+import type { Field } from "../../../ffi/layout.ts";
 
-export type { Field };
-
-export interface CLayout<K extends string = string> {
-  /** The C type as the tests spell it: `struct setup_header`, `Elf64_Phdr`. */
-  readonly cType: string;
-  readonly size: number;
-  readonly fields: { readonly [P in K]: Field };
-}
-
-/** Declares a layout from `[offset, size]` pairs keyed by C member name. */
-export function cLayout<const K extends string>(
-  cType: string,
-  size: number,
-  fields: { readonly [P in K]: readonly [offset: number, size: number] },
-): CLayout<K> {
-  const out = {} as { [P in K]: Field };
-  for (const key of Object.keys(fields) as K[]) {
-    const [offset, fieldSize] = fields[key];
-    out[key] = { offset, size: fieldSize };
-  }
-  return { cType, size, fields: out };
-}
+export { type CLayout, cLayout, type Field } from "../../../ffi/layout.ts";
 
 /**
  * Reads an unsigned little-endian field of 1, 2, 4 or 8 bytes as a number. 8-byte values above 2^53

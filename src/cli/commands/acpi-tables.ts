@@ -28,7 +28,11 @@ export const acpiTablesCommand = defineCommand({
   async run({ args }) {
     const log = createLogger(args["log-level"] as LogLevelName);
     const config = await loadConfigFile(args.config);
-    const acpi = platformAcpiTables({ bootVcpus: config.cpus.boot_vcpus, maxVcpus: config.cpus.max_vcpus });
+    const acpi = platformAcpiTables(
+      { bootVcpus: config.cpus.boot_vcpus, maxVcpus: config.cpus.max_vcpus },
+      undefined,
+      config,
+    );
     const dir = resolve(args.out);
     makeOutputDirectory(dir);
     for (const [signature, bytes] of acpi.tables) {

@@ -29,7 +29,11 @@ import { FPU_FCW_RESET, MXCSR_RESET } from "../../../src/arch/x86_64/cpu-state.t
 import { cpuidForVcpu } from "../../../src/arch/x86_64/cpuid.ts";
 import { parseElf64 } from "../../../src/arch/x86_64/elf.ts";
 import { lapicWithLint } from "../../../src/arch/x86_64/lapic.ts";
-import { ACPI_POWER_PORT, UNOWNED_MMIO_TEST_ADDRESS } from "../../../src/arch/x86_64/layout.ts";
+import {
+  ACPI_POWER_PORT,
+  UNOWNED_MMIO_TEST_ADDRESS,
+  VIRTIO_MMIO_BASE,
+} from "../../../src/arch/x86_64/layout.ts";
 import { loadLinux } from "../../../src/arch/x86_64/linux-boot.ts";
 import { bootMsrs } from "../../../src/arch/x86_64/msrs.ts";
 import { pvhEntryPoint, XEN_ELFNOTE_OWNER, XEN_ELFNOTE_PHYS32_ENTRY } from "../../../src/arch/x86_64/pvh.ts";
@@ -164,17 +168,24 @@ describe("C test guest", () => {
     }
   });
 
-  test("bunvmm boots it as format = elf; with no transport wired at its address yet, it says so and powers off", async () => {
-    // Until the integrator places transports, the address floats high: the probe must fail cleanly.
+  test("bunvmm boots it as format = elf; built against VIRTIO_MMIO_BASE, it finds the first disk there", async () => {
+    // The first transport's place is fixed (layout.ts), so a guest can be compiled against it.
+    const image = join(dir, "first.img");
+    const bytes = new Uint8Array(64 * SECTOR);
+    bytes.set(new TextEncoder().encode(SECTOR0_TEXT));
+    writeFileSync(image, bytes);
     const config = {
       memory: { size: "16M" },
-      payload: { kernel: elfPath, format: "elf" },
+      payload: { kernel: cGuestElf(["blk-driver.c"], { VIRTIO_MMIO_BASE }), format: "elf" },
       serial: { mode: "off" },
+      disks: [{ path: image, serial: SERIAL }],
     };
     await using vm = await Vm.create(config, { serial: { kind: "none" }, logger: undefined });
     await vm.boot();
     const exit = await vm.exited;
     expect(exit.reason).toBe("poweroff");
-    expect(vm.serial.text).toBe("virtio-blk test guest\nprobe FAIL\nDONE 1\n");
+    expect(vm.serial.text).toContain(`sector0: ${SECTOR0_TEXT}\n`);
+    expect(vm.serial.text).toContain(`serial: ${SERIAL}\n`);
+    expect(vm.serial.text).toEndWith("DONE 0\n");
   });
 });

@@ -18,7 +18,12 @@ import {
   CPU_INSERTING,
   CPU_REMOVING,
 } from "../../../../devices/cpu-hotplug-controller.ts";
-import { CPU_HOTPLUG_BASE, GED_BASE } from "../../../../src/arch/x86_64/layout.ts";
+import {
+  CPU_HOTPLUG_BASE,
+  GED_BASE,
+  VIRTIO_MMIO_BASE,
+  VIRTIO_MMIO_SIZE,
+} from "../../../../src/arch/x86_64/layout.ts";
 import { platformAcpiTables } from "../../../../src/vmm/platform.ts";
 import { VCPU_CASES } from "../../../helpers/acpi-vcpu-cases.ts";
 import { iaslSummary, problemLines, runTool, tempDir, writeDat } from "../../../helpers/acpica.ts";
@@ -193,5 +198,48 @@ describe.each(VCPU_CASES)("acpiexec (%s)", (_name, counts) => {
       { write: true, value: 1, address: CPU_HOTPLUG_BASE + CPU_HOTPLUG_CSEL_OFFSET, bits: 32 },
       { write: true, value: CPU_EJECT, address: STATUS_ADDRESS, bits: 8 },
     ]);
+  });
+});
+
+describe("acpiexec with virtio disks, rng and console", () => {
+  const devices = {
+    disks: [
+      { path: "/nonexistent/a.img", readonly: false, direct: false, id: "disk0" },
+      { path: "/nonexistent/b.img", readonly: false, direct: false, id: "disk1" },
+    ],
+    rng: { src: "/dev/urandom" },
+    console: { mode: "file" as const, file: "/nonexistent/console.log" },
+  };
+  const transports = ["VR00", "VR01", "VR02", "VR03"];
+  const { tables } = platformAcpiTables({ bootVcpus: 2, maxVcpus: 8 }, undefined, devices);
+  const dir = tempDir("acpiexec-virtio");
+  afterAll(() => dir[Symbol.dispose]());
+  const files = ["FACP", "APIC", "DSDT"].map((key) =>
+    writeDat(dir.path, `${key.toLowerCase()}.dat`, tables.get(key) ?? new Uint8Array()),
+  );
+  const script = transports.flatMap((d) =>
+    ["_HID", "_UID", "_CCA", "_CRS"].map((m) => `evaluate \\_SB.${d}.${m}`),
+  );
+  const run = runTool("acpiexec", ["-vr", ...files], dir.path, `${[...script, "quit"].join("\n")}\n`);
+  const evals = evaluations(run.output);
+
+  test("loads the tables and evaluates every transport's objects without an AML error", () => {
+    expect(problemLines(run.output)).toEqual([]);
+    expect(run.output).not.toContain("AE_");
+    expect(run.exitCode).toBe(0);
+    expect(evals.map((e) => e.path)).toEqual(script.map((c) => c.replace(/^evaluate (\S+).*$/, "$1")));
+  });
+
+  test("each transport: _HID LNRO0005, _UID its index, _CCA 1, a _CRS buffer with its window", () => {
+    transports.forEach((d, uid) => {
+      const of = (m: string) => evals.find((e) => e.path === `\\_SB.${d}.${m}`)!;
+      expect(of("_HID").text).toContain('[String] Length 08 = "LNRO0005"');
+      expect(integerResult(of("_UID"))).toBe(uid);
+      expect(integerResult(of("_CCA"))).toBe(1);
+      // Memory32Fixed: tag 86, length 9, read-write, then the base, little-endian.
+      const base = VIRTIO_MMIO_BASE + uid * VIRTIO_MMIO_SIZE;
+      const le = [0, 8, 16, 24].map((s) => ((base >>> s) & 0xff).toString(16).toUpperCase().padStart(2, "0"));
+      expect(of("_CRS").text).toContain(`86 09 00 01 ${le.join(" ")}`);
+    });
   });
 });

@@ -15,7 +15,14 @@ import {
 } from "../../../../devices/acpi-power.ts";
 import { SDT_HEADER } from "../../../../src/arch/x86_64/acpi/sdt-header.ts";
 import { RSDP_KEY } from "../../../../src/arch/x86_64/acpi/tables.ts";
-import { ACPI_POWER_PORT, IOAPIC_BASE, LAPIC_BASE } from "../../../../src/arch/x86_64/layout.ts";
+import {
+  ACPI_POWER_PORT,
+  IOAPIC_BASE,
+  LAPIC_BASE,
+  VIRTIO_GSI_BASE,
+  VIRTIO_MMIO_BASE,
+  VIRTIO_MMIO_SIZE,
+} from "../../../../src/arch/x86_64/layout.ts";
 import { platformAcpiTables } from "../../../../src/vmm/platform.ts";
 import { VCPU_CASES } from "../../../helpers/acpi-vcpu-cases.ts";
 import { iaslSummary, problemLines, runTool, tempDir, toHex, writeDat } from "../../../helpers/acpica.ts";
@@ -204,5 +211,51 @@ describe.each(VCPU_CASES)("iasl (%s)", (_name, counts) => {
     expect(text.replace(/\s+/g, " ")).toContain(statusField.replace(/\s+/g, " "));
     expect(text).toMatch(/Field \(GDST, DWordAcc, NoLock, Preserve\)\s*\{\s*GDAT,\s*32\s*\}/);
     expect(text).toMatch(/Name \(\\_S5, Package \(0x01\)[^{]*\{\s*0x05\s*\}/);
+  });
+});
+
+/** A machine with two disks, an rng and a console: four virtio-mmio transports in the DSDT. */
+const VIRTIO_DEVICES = {
+  disks: [
+    { path: "/nonexistent/a.img", readonly: false, direct: false, id: "disk0" },
+    { path: "/nonexistent/b.img", readonly: true, direct: false, id: "disk1" },
+  ],
+  rng: { src: "/dev/urandom" },
+  console: { mode: "tty" as const },
+};
+const VIRTIO_TRANSPORTS = 4;
+
+describe("iasl with virtio disks, rng and console", () => {
+  const { tables } = platformAcpiTables({ bootVcpus: 2, maxVcpus: 8 }, undefined, VIRTIO_DEVICES);
+  const dir = tempDir("iasl-virtio");
+  afterAll(() => dir[Symbol.dispose]());
+  const dsdt = tables.get("DSDT") ?? new Uint8Array();
+  writeDat(dir.path, "dsdt.dat", dsdt);
+
+  test("DSDT: disassembles and recompiles cleanly; one LNRO0005 device per transport, window and edge GSI", () => {
+    const dis = runTool("iasl", ["-d", "dsdt.dat"], dir.path);
+    expect(problemLines(dis.output)).toEqual([]);
+    expect(dis.exitCode).toBe(0);
+    const text = readFileSync(join(dir.path, "dsdt.dsl"), "utf8");
+    const run = runTool("iasl", ["-on", "-p", "re-dsdt", "dsdt.dsl"], dir.path);
+    expect(iaslSummary(run)).toEqual({ errors: 0, warnings: 0, remarks: 0 });
+    expect(problemLines(run.output)).toEqual([]);
+    // Our bytes again, but for iasl's stamps and the End Tag checksums (3 platform templates + 4).
+    const theirs = new Uint8Array(readFileSync(join(dir.path, "re-dsdt.aml")));
+    const rest = differences(dsdt, theirs).filter((i) => !IASL_STAMPED.has(i));
+    expect(rest.length).toBe(3 + VIRTIO_TRANSPORTS);
+
+    expect([...text.matchAll(/Name \(_HID, "LNRO0005"\)/g)].length).toBe(VIRTIO_TRANSPORTS);
+    expect([...text.matchAll(/Name \(_CCA, One\)/g)].length).toBe(VIRTIO_TRANSPORTS);
+    for (let uid = 0; uid < VIRTIO_TRANSPORTS; uid++) {
+      const base = VIRTIO_MMIO_BASE + uid * VIRTIO_MMIO_SIZE;
+      expect(text).toContain(`Device (VR0${uid})`);
+      expect(text.replace(/\s+/g, " ")).toContain(
+        `Memory32Fixed (ReadWrite, 0x${hexAddress(base, 8)}, // Address Base 0x${hexAddress(VIRTIO_MMIO_SIZE, 8)}, // Address Length )`,
+      );
+      expect(text.replace(/\s+/g, " ")).toContain(
+        `Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, ) { 0x${hexAddress(VIRTIO_GSI_BASE + uid, 8)}, }`,
+      );
+    }
   });
 });

@@ -1,0 +1,122 @@
+/**
+ * Entry point of a virtio device's Bun Worker (named "virtio" in src/vmm/worker-entries.ts): attaches
+ * guest RAM and the transport's shared state, builds one SplitQueue per queue and the kind's back-end
+ * (block, rng, console), and serves them through the device-worker loop (devices/device-worker-loop.ts:
+ * poll on the queues' ioeventfds and the control eventfd, finish the request in flight before parking,
+ * re-check every queue on resume, so a notification sent around a pause is never lost).
+ *
+ * A completion batch the driver wants to hear about writes the irqfd: one edge on the GSI, counted in
+ * VIRTIO_COUNTER_INTERRUPTS. A reset by the driver (Status = 0) bumps the transport's reset epoch, and
+ * the queues publish nothing for chains popped before it; the back-ends keep no other per-request state.
+ *
+ * Threads: this worker's thread only; it never waits for the VMM or a vCPU.
+ */
+
+import { serveDeviceWorker } from "../../devices/device-worker-loop.ts";
+import { BLK_BAD_REQUESTS, BlockBackend, type OpenedImage } from "../../devices/virtio/block.ts";
+import { ConsoleBackend } from "../../devices/virtio/console.ts";
+import {
+  CONSOLE_BYTES_DROPPED,
+  CONSOLE_BYTES_OUT,
+  type ConsoleDeviceInit,
+} from "../../devices/virtio/console-device.ts";
+import {
+  VIRTIO_COUNTER_BAD_REQUESTS,
+  VIRTIO_COUNTER_INTERRUPTS,
+  type VirtioBackendInit,
+} from "../../devices/virtio/mmio-device.ts";
+import { VirtioMmioState } from "../../devices/virtio/mmio-transport.ts";
+import { SplitQueue } from "../../devices/virtio/queue.ts";
+import { RngBackend } from "../../devices/virtio/rng.ts";
+import { RNG_BYTES, type RngDeviceInit } from "../../devices/virtio/rng-device.ts";
+import { libc } from "../../ffi/libc.ts";
+import { GuestMemory } from "../memory/guest-memory.ts";
+import { EventFd } from "../sys/eventfd.ts";
+
+/** What serves one kind's queues; true when the driver wants an interrupt. */
+interface KindBackend {
+  processQueue(queue: SplitQueue, memory: GuestMemory): boolean;
+  /** Copies the back-end's own counts into the shared counter words. */
+  publishCounters(): void;
+  /** Releases what the back-end holds in this worker (never the VMM thread's fds). */
+  close(): void;
+}
+
+/** Writes all of `bytes` to `fd`; false when the output failed (the bytes are dropped). */
+function writeAll(fd: number, bytes: Uint8Array): boolean {
+  let at = 0;
+  // Bounded: every round writes at least one byte or gives up.
+  while (at < bytes.length) {
+    const rest = bytes.subarray(at);
+    const n = Number(libc.write(fd, rest, rest.length));
+    if (n <= 0) return false;
+    at += n;
+  }
+  return true;
+}
+
+function kindBackend(init: VirtioBackendInit, counters: BigInt64Array): KindBackend {
+  switch (init.kind) {
+    case "virtio-blk": {
+      const disk = BlockBackend.adopt(init.device as OpenedImage, counters.buffer as SharedArrayBuffer);
+      return {
+        processQueue: (q, m) => disk.processQueue(q, m),
+        // The block back-end counts in the shared words itself; mirror bad requests to the common word.
+        publishCounters: () =>
+          Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, Atomics.load(counters, BLK_BAD_REQUESTS)),
+        close: () => disk.close(), // adopted: unmaps the O_DIRECT bounce buffer, leaves the fd
+      };
+    }
+    case "virtio-rng": {
+      const rng = new RngBackend((init.device as RngDeviceInit).source);
+      return {
+        processQueue: (q, m) => rng.processQueue(q, m),
+        publishCounters: () => {
+          Atomics.store(counters, RNG_BYTES, BigInt(rng.bytesServed));
+          Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, BigInt(rng.badRequests));
+        },
+        close: () => rng.close(),
+      };
+    }
+    case "virtio-console": {
+      const { outFd } = init.device as ConsoleDeviceInit;
+      let out = 0;
+      let dropped = 0;
+      const console = new ConsoleBackend((bytes) => {
+        if (writeAll(outFd, bytes)) out += bytes.length;
+        else dropped += bytes.length;
+      });
+      return {
+        processQueue: (q, m) => console.processQueue(q, m),
+        publishCounters: () => {
+          Atomics.store(counters, CONSOLE_BYTES_OUT, BigInt(out));
+          Atomics.store(counters, CONSOLE_BYTES_DROPPED, BigInt(dropped));
+          Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, BigInt(console.badRequests));
+        },
+        close: () => {},
+      };
+    }
+  }
+}
+
+serveDeviceWorker((raw) => {
+  const init = raw as VirtioBackendInit;
+  const memory = GuestMemory.attach(init.regions);
+  const state = new VirtioMmioState(init.state);
+  const queues = init.queueFds.map((_, q) => new SplitQueue(state, q, memory));
+  const counters = new BigInt64Array(init.counters);
+  const backend = kindBackend(init, counters);
+  const irq = EventFd.from(init.irqFd);
+  return {
+    queueFds: init.queueFds,
+    process(queue) {
+      const wantsInterrupt = backend.processQueue(queues[queue]!, memory);
+      backend.publishCounters();
+      if (wantsInterrupt) {
+        irq.write();
+        Atomics.add(counters, VIRTIO_COUNTER_INTERRUPTS, 1n);
+      }
+    },
+    close: () => backend.close(),
+  };
+});

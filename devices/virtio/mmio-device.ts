@@ -26,16 +26,9 @@ import { VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE } from "../../src/arch/x86_64/layout
 import type { RegionDescriptor } from "../../src/memory/guest-memory.ts";
 import { EventFd } from "../../src/sys/eventfd.ts";
 import { restoreBuffers, saveBuffers } from "../device-state.ts";
-import type {
-  AmlContribution,
-  Buses,
-  DeviceContext,
-  DeviceKind,
-  DeviceSpecBase,
-  HostEnv,
-} from "../device-type.ts";
+import type { AmlContribution, DeviceKind, DeviceSpecBase, HostEnv } from "../device-type.ts";
 import type { ResourceAllocator } from "../resource-allocator.ts";
-import { type VirtioDeviceInfo, VirtioMmioState, VirtioMmioTransport } from "./mmio-transport.ts";
+import { attachVirtioMmio, type VirtioDeviceInfo, VirtioMmioState } from "./mmio-transport.ts";
 
 /** The ACPI hardware ID of a virtio-mmio transport (Linux's virtio_mmio driver matches it). */
 export const VIRTIO_MMIO_HID = "LNRO0005";
@@ -55,6 +48,8 @@ export const VIRTIO_COUNTER_BAD_REQUESTS = 14;
 export const VIRTIO_COUNTER_INTERRUPTS = 15;
 
 export type VirtioKind = "virtio-blk" | "virtio-rng" | "virtio-console";
+
+export { attachVirtioMmio };
 
 export interface VirtioMmioSpec extends DeviceSpecBase {
   readonly kind: VirtioKind;
@@ -109,21 +104,6 @@ export function createVirtioMmio(
     counters: new SharedArrayBuffer(VIRTIO_COUNTER_WORDS * BigInt64Array.BYTES_PER_ELEMENT),
     fds,
   };
-}
-
-/** Every vCPU worker: the register block, whose notify fallback writes the queue's eventfd. */
-export function attachVirtioMmio(spec: VirtioMmioSpec, ctx: DeviceContext, buses: Buses): void {
-  const fds = new Int32Array(spec.fds);
-  const notify = (queue: number) => {
-    const fd = Atomics.load(fds, queue);
-    if (fd >= 0) EventFd.from(fd).write();
-  };
-  buses.mmio.insert(
-    spec.base,
-    VIRTIO_MMIO_SIZE,
-    new VirtioMmioTransport(spec.state, ctx.memory, notify),
-    spec.name,
-  );
 }
 
 /** The `LNRO0005` device: `_HID`, `_UID`, `_CCA` (coherent DMA), `_CRS` = the window and an edge GSI. */

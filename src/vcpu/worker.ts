@@ -6,8 +6,9 @@
  * outcome) and the control block; it never waits for the VMM ([vmm-never-blocks], [no-vcpu-waits-vcpu]).
  */
 import type { EjectTarget } from "../../devices/cpu-hotplug-controller.ts";
+import { attachFrontends } from "../../devices/frontends.ts";
 import { KvmIrqLine } from "../../devices/irq-line.ts";
-import { attachDevices, type DeviceSpec } from "../../devices/registry.ts";
+import type { DeviceSpec } from "../../devices/registry.ts";
 import type { VmRequest } from "../../devices/vm-request.ts";
 import { KvmRun } from "../kvm/kvm-run.ts";
 import { VcpuFd } from "../kvm/vcpu-fd.ts";
@@ -69,7 +70,7 @@ function start(init: VcpuWorkerInit): void {
         return "killed";
       },
     };
-    const buses = attachDevices(init.devices, {
+    const buses = attachFrontends(init.devices, {
       memory,
       irqLine: (gsi) => new KvmIrqLine(vm, gsi),
       request,

@@ -28,7 +28,14 @@ import { EventFd } from "../../src/sys/eventfd.ts";
 import { restoreBuffers, saveBuffers } from "../device-state.ts";
 import type { AmlContribution, DeviceKind, DeviceSpecBase, HostEnv } from "../device-type.ts";
 import type { ResourceAllocator } from "../resource-allocator.ts";
-import { attachVirtioMmio, type VirtioDeviceInfo, VirtioMmioState } from "./mmio-transport.ts";
+import {
+  attachVirtioMmio,
+  VIRTIO_COUNTER_BAD_REQUESTS,
+  VIRTIO_COUNTER_INTERRUPTS,
+  VIRTIO_COUNTER_WORDS,
+  type VirtioDeviceInfo,
+  VirtioMmioState,
+} from "./mmio-transport.ts";
 
 /** The ACPI hardware ID of a virtio-mmio transport (Linux's virtio_mmio driver matches it). */
 export const VIRTIO_MMIO_HID = "LNRO0005";
@@ -37,19 +44,9 @@ export const VIRTIO_WORKER_ENTRY = "virtio";
 /** Bump when the saved bytes' layout changes (the transport's words, config, counters). */
 export const VIRTIO_STATE_VERSION = 1;
 
-/**
- * Counter words (BigInt64) of every virtio device: the kind's own from word 0 (BLK_*, RNG_BYTES,
- * CONSOLE_*), the common ones at the end.
- */
-export const VIRTIO_COUNTER_WORDS = 16;
-/** Chains the back-end refused or failed. */
-export const VIRTIO_COUNTER_BAD_REQUESTS = 14;
-/** Interrupts the back-end raised (writes to its irqfd). */
-export const VIRTIO_COUNTER_INTERRUPTS = 15;
-
 export type VirtioKind = "virtio-blk" | "virtio-rng" | "virtio-console";
 
-export { attachVirtioMmio };
+export { attachVirtioMmio, VIRTIO_COUNTER_BAD_REQUESTS, VIRTIO_COUNTER_INTERRUPTS, VIRTIO_COUNTER_WORDS };
 
 export interface VirtioMmioSpec extends DeviceSpecBase {
   readonly kind: VirtioKind;

@@ -96,6 +96,16 @@ import type { AccessSize, BusDevice } from "../bus.ts";
 import type { Buses, DeviceContext } from "../device-type.ts";
 import type { VirtioMmioSpec } from "./mmio-device.ts";
 
+/**
+ * Counter words (BigInt64) of every virtio device: the kind's own from word 0 (BLK_*, RNG_BYTES,
+ * CONSOLE_*), the common ones at the end.
+ */
+export const VIRTIO_COUNTER_WORDS = 16;
+/** Chains the back-end refused or failed. */
+export const VIRTIO_COUNTER_BAD_REQUESTS = 14;
+/** Interrupts the back-end raised (writes to its irqfd). */
+export const VIRTIO_COUNTER_INTERRUPTS = 15;
+
 /** What a device offers, fixed when it is created. */
 export interface VirtioDeviceInfo {
   /** VIRTIO_ID_BLOCK, VIRTIO_ID_RNG, ... */

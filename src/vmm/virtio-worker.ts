@@ -14,21 +14,19 @@
 
 import { serveDeviceWorker } from "../../devices/device-worker-loop.ts";
 import { BLK_BAD_REQUESTS, BlockBackend, type OpenedImage } from "../../devices/virtio/block.ts";
-import { ConsoleBackend } from "../../devices/virtio/console.ts";
-import {
-  CONSOLE_BYTES_DROPPED,
-  CONSOLE_BYTES_OUT,
-  type ConsoleDeviceInit,
-} from "../../devices/virtio/console-device.ts";
+// Back-end modules only: the device types (*-device.ts, with their AML) are the VMM thread's, and
+// their types below are erased (devices/frontends.ts says why a worker loads only what it runs).
+import { CONSOLE_BYTES_DROPPED, CONSOLE_BYTES_OUT, ConsoleBackend } from "../../devices/virtio/console.ts";
+import type { ConsoleDeviceInit } from "../../devices/virtio/console-device.ts";
+import type { VirtioBackendInit } from "../../devices/virtio/mmio-device.ts";
 import {
   VIRTIO_COUNTER_BAD_REQUESTS,
   VIRTIO_COUNTER_INTERRUPTS,
-  type VirtioBackendInit,
-} from "../../devices/virtio/mmio-device.ts";
-import { VirtioMmioState } from "../../devices/virtio/mmio-transport.ts";
+  VirtioMmioState,
+} from "../../devices/virtio/mmio-transport.ts";
 import { SplitQueue } from "../../devices/virtio/queue.ts";
-import { RngBackend } from "../../devices/virtio/rng.ts";
-import { RNG_BYTES, type RngDeviceInit } from "../../devices/virtio/rng-device.ts";
+import { RNG_BYTES, RngBackend } from "../../devices/virtio/rng.ts";
+import type { RngDeviceInit } from "../../devices/virtio/rng-device.ts";
 import { libc } from "../../ffi/libc.ts";
 import { GuestMemory } from "../memory/guest-memory.ts";
 import { EventFd } from "../sys/eventfd.ts";

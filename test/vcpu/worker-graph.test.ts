@@ -1,7 +1,8 @@
 /**
  * Each worker loads only what it runs (devices/frontends.ts): the vCPU worker's module graph, as Bun's
  * bundler resolves it from src/vcpu/worker.ts, holds the devices' register front-ends and no AML
- * builder, no device type, no back-end and no boot code. Every module there is loaded again in every
+ * builder, no device type, no back-end and no boot code; the virtio device worker's holds its back-ends
+ * and no device type. Every module there is loaded again in every
  * vCPU (docs/performance.md), so this guards the footprint. Also: every device kind a machine can have
  * has its front-end in the worker's table, the same function its type attaches with.
  */
@@ -38,6 +39,19 @@ describe("the vCPU worker's module graph", () => {
         ) ||
         p.startsWith("src/config/") ||
         p.startsWith("src/api/"),
+    );
+    expect(forbidden).toEqual([]);
+  });
+
+  test("the virtio device worker's graph holds the back-ends and none of the device types or AML", async () => {
+    const graph = await moduleGraph("src/vmm/virtio-worker.ts");
+    expect(graph).toContain("devices/virtio/block.ts");
+    const forbidden = graph.filter(
+      (p) =>
+        p.startsWith("src/arch/x86_64/acpi/") ||
+        /^devices\/virtio\/[a-z]+-device\.ts$/.test(p) ||
+        p === "devices/registry.ts" ||
+        p.startsWith("src/config/"),
     );
     expect(forbidden).toEqual([]);
   });

@@ -307,14 +307,18 @@ export class BlockBackend {
    * used-buffer bit is already set in InterruptStatus; the caller raises the line).
    */
   processQueue(queue: SplitQueue, memory: GuestMemory): boolean {
+    // A driver that did not accept FLUSH cannot ask for durability, so every write is written through
+    // (fdatasync before completion), as QEMU does and as the spec expects of a device without a
+    // writeback cache the driver controls.
+    const writeThrough = !queue.state.negotiated(VIRTIO_BLK_F_FLUSH);
     for (let chain = queue.pop(); chain !== null; chain = queue.pop()) {
-      queue.pushUsed(chain, this.serve(chain, memory));
+      queue.pushUsed(chain, this.serve(chain, memory, writeThrough));
     }
     return queue.signalIfNeeded();
   }
 
   /** Runs one request; returns the bytes written into its device-writable buffers. */
-  private serve(chain: Chain, memory: GuestMemory): number {
+  private serve(chain: Chain, memory: GuestMemory, writeThrough: boolean): number {
     const fail = (status: number): number => {
       if (status !== VIRTIO_BLK_S_OK) this.count(BLK_BAD_REQUESTS);
       const last = chain.writable[chain.writable.length - 1];
@@ -356,7 +360,9 @@ export class BlockBackend {
         const len = totalLength(readData);
         if (this.readOnly || writeData.length > 0 || !this.inRange(sector, len))
           return finish(VIRTIO_BLK_S_IOERR, 0);
-        const ok = this.transfer(memory, readData, Number(sector) * VIRTIO_BLK_SECTOR_SIZE, "write");
+        const ok =
+          this.transfer(memory, readData, Number(sector) * VIRTIO_BLK_SECTOR_SIZE, "write") &&
+          (!writeThrough || libcFile.fdatasync(this.fd) === 0);
         if (ok) {
           this.count(BLK_WRITE_OPS);
           this.count(BLK_WRITE_BYTES, len);

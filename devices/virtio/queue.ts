@@ -115,8 +115,17 @@ export class SplitQueue {
     return new Uint16Array(b.buffer, b.byteOffset, 1);
   }
 
-  private ringViews(): RingViews {
+  /**
+   * Views over the rings as the queue is set up now, or null when it is not set up. The driver may reset
+   * the device from a vCPU at any moment ([reset-races-device]): the shared words can read as zero (or
+   * half-written) under the back-end, so the size is checked here and every caller re-checks the reset
+   * epoch after building its views; a ring address that moved out of RAM in between throws
+   * GuestMemoryError, which the device worker takes as "this queue stopped".
+   */
+  private ringViews(): RingViews | null {
     const config = this.state.queueConfig(this.index);
+    if (config.size === 0 || (config.size & (config.size - 1)) !== 0 || config.size > VIRTQ_MAX_SIZE)
+      return null;
     const key = `${this.state.resetEpoch}:${config.size}:${config.desc}:${config.avail}:${config.used}`;
     if (this.views?.key === key) return this.views;
     const { size, avail, used } = config;
@@ -140,6 +149,7 @@ export class SplitQueue {
     if (!this.ready) return null;
     const epoch = this.state.resetEpoch;
     const v = this.ringViews();
+    if (v === null || this.state.resetEpoch !== epoch) return null;
     const { size } = v.config;
     const eventIdx = this.state.negotiated(VIRTIO_RING_F_EVENT_IDX);
     const nextAvail = this.state.queueLoad(this.index, Q_NEXT_AVAIL);
@@ -229,6 +239,7 @@ export class SplitQueue {
   pushUsed(chain: Chain, len: number): boolean {
     if (this.state.resetEpoch !== chain.epoch || !this.state.queueReady(this.index)) return false;
     const v = this.ringViews();
+    if (v === null || this.state.resetEpoch !== chain.epoch) return false;
     const nextUsed = this.state.queueLoad(this.index, Q_NEXT_USED);
     const elem = v.config.used + VRING_USED_RING + USED_ELEM_SIZE * (nextUsed % v.config.size);
     const e = this.memory.slice(elem, USED_ELEM_SIZE);
@@ -253,6 +264,7 @@ export class SplitQueue {
     }
     if (!this.state.queueReady(this.index)) return false;
     const v = this.ringViews();
+    if (v === null) return false;
     const now = this.state.queueLoad(this.index, Q_NEXT_USED);
     const before = this.state.queueLoad(this.index, Q_SIGNALLED_USED);
     if (now === before) return false;

@@ -28,7 +28,7 @@ import { SplitQueue } from "../../devices/virtio/queue.ts";
 import { RNG_BYTES, RngBackend } from "../../devices/virtio/rng.ts";
 import type { RngDeviceInit } from "../../devices/virtio/rng-device.ts";
 import { libc } from "../../ffi/libc.ts";
-import { GuestMemory } from "../memory/guest-memory.ts";
+import { GuestMemory, GuestMemoryError } from "../memory/guest-memory.ts";
 import { EventFd } from "../sys/eventfd.ts";
 
 /** What serves one kind's queues; true when the driver wants an interrupt. */
@@ -105,11 +105,22 @@ serveDeviceWorker((raw) => {
   const counters = new BigInt64Array(init.counters);
   const backend = kindBackend(init, counters);
   const irq = EventFd.from(init.irqFd);
+  /** Queues found stopped under us by a racing reset (counted as bad requests). */
+  let queueStops = 0;
   return {
     queueFds: init.queueFds,
     process(queue) {
-      const wantsInterrupt = backend.processQueue(queues[queue]!, memory);
-      backend.publishCounters();
+      let wantsInterrupt = false;
+      try {
+        wantsInterrupt = backend.processQueue(queues[queue]!, memory);
+      } catch (e) {
+        // A driver that resets the device or moves its rings while we serve them ([reset-races-device])
+        // can leave a ring address outside RAM under us: that queue has stopped, the device goes on.
+        if (!(e instanceof GuestMemoryError)) throw e;
+        queueStops++;
+      }
+      backend.publishCounters(); // the back-end's own counts, absolute; the stops are added on top
+      if (queueStops > 0) Atomics.add(counters, VIRTIO_COUNTER_BAD_REQUESTS, BigInt(queueStops));
       if (wantsInterrupt) {
         irq.write();
         Atomics.add(counters, VIRTIO_COUNTER_INTERRUPTS, 1n);

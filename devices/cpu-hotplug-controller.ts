@@ -19,6 +19,8 @@
  * another ([no-vcpu-waits-vcpu]). Checked by model/pause.pml and test/devices/cpu-hotplug-controller.test.ts.
  */
 import type { AccessSize, BusDevice } from "./bus.ts";
+import type { CpuHotplugSpec } from "./cpu-hotplug.ts";
+import type { Buses, DeviceContext } from "./device-type.ts";
 
 /** Bytes of MMIO the controller decodes. */
 export const CPU_HOTPLUG_SIZE = 12;
@@ -190,4 +192,9 @@ export class CpuHotplugController implements BusDevice {
       if (this.target.tryKill(cpu, seen) !== "changed") return;
     }
   }
+}
+
+/** Every vCPU worker: the controller's registers on the MMIO bus; an eject goes through `ctx.eject`. */
+export function attachCpuHotplug(spec: CpuHotplugSpec, ctx: DeviceContext, buses: Buses): void {
+  buses.mmio.insert(spec.base, CPU_HOTPLUG_SIZE, new CpuHotplugController(spec.state, ctx.eject), spec.name);
 }

@@ -43,11 +43,11 @@ import { registerFields } from "../src/arch/x86_64/acpi/register-fields.ts";
 import { memory32Fixed, resourceTemplate } from "../src/arch/x86_64/acpi/resource-template.ts";
 import { CPU_HOTPLUG_BASE } from "../src/arch/x86_64/layout.ts";
 import {
+  attachCpuHotplug,
   CPU_HOTPLUG_CSEL_OFFSET,
   CPU_HOTPLUG_FIELDS,
   CPU_HOTPLUG_SIZE,
   CPU_HOTPLUG_STATUS_OFFSET,
-  CpuHotplugController,
   createCpuHotplugState,
 } from "./cpu-hotplug-controller.ts";
 import { restoreBuffers, saveBuffers } from "./device-state.ts";
@@ -212,13 +212,7 @@ export const cpuHotplugType = defineDeviceType<CpuHotplugSpec>({
     base: resources.fixedMmio(CPU_HOTPLUG_DEVICE_NAME, CPU_HOTPLUG_BASE, CPU_HOTPLUG_SIZE).base,
     state: createCpuHotplugState(env.maxVcpus),
   }),
-  attach: (spec, ctx, buses) =>
-    buses.mmio.insert(
-      spec.base,
-      CPU_HOTPLUG_SIZE,
-      new CpuHotplugController(spec.state, ctx.eject),
-      spec.name,
-    ),
+  attach: attachCpuHotplug,
   aml: (spec, env) => ({ systemBus: cpuHotplugAml(spec.base, env.maxVcpus) }),
   save: (spec) => saveBuffers(CPU_HOTPLUG_STATE_VERSION, [spec.state]),
   restore: (spec, state) => restoreBuffers(spec.name, CPU_HOTPLUG_STATE_VERSION, state, [spec.state]),

@@ -11,7 +11,7 @@
 import { I8042_COMMAND_PORT, I8042_DATA_PORT } from "../src/arch/x86_64/layout.ts";
 import type { AccessSize, BusDevice } from "./bus.ts";
 import { restoreBuffers, saveBuffers } from "./device-state.ts";
-import { type DeviceSpecBase, defineDeviceType } from "./device-type.ts";
+import { type Buses, type DeviceContext, type DeviceSpecBase, defineDeviceType } from "./device-type.ts";
 import type { VmRequestSink } from "./vm-request.ts";
 
 export const I8042_DATA = 0;
@@ -104,6 +104,13 @@ export interface I8042Spec extends DeviceSpecBase {
   readonly state: SharedArrayBuffer;
 }
 
+/** Every vCPU worker: the data and command ports on the PIO bus. */
+export function attachI8042(spec: I8042Spec, ctx: DeviceContext, buses: Buses): void {
+  const dev = new I8042(spec.state, ctx.request);
+  buses.pio.insert(I8042_DATA_PORT, 1, dev, spec.name, I8042_DATA);
+  buses.pio.insert(I8042_COMMAND_PORT, 1, dev, spec.name, I8042_COMMAND);
+}
+
 /** Layout of saved state: the I8042_STATE_WORDS words. */
 const I8042_STATE_VERSION = 1;
 const I8042_NAME = "i8042";
@@ -116,11 +123,7 @@ export const i8042Type = defineDeviceType<I8042Spec>({
     resources.fixedPio(I8042_NAME, I8042_COMMAND_PORT, 1);
     return { kind: "i8042", name: I8042_NAME, state: createI8042State() };
   },
-  attach: (spec, ctx, buses) => {
-    const dev = new I8042(spec.state, ctx.request);
-    buses.pio.insert(I8042_DATA_PORT, 1, dev, spec.name, I8042_DATA);
-    buses.pio.insert(I8042_COMMAND_PORT, 1, dev, spec.name, I8042_COMMAND);
-  },
+  attach: attachI8042,
   save: (spec) => saveBuffers(I8042_STATE_VERSION, [spec.state]),
   restore: (spec, state) => restoreBuffers(spec.name, I8042_STATE_VERSION, state, [spec.state]),
 });

@@ -10,16 +10,19 @@
  * find each spec's kind in DEVICE_KINDS, which needs no config.
  *
  * To add a device: write its type in a file (or folder) under devices/ and add one line here (to
- * PLATFORM_DEVICES, or to machineDevices and DEVICE_KINDS for a configured one).
+ * PLATFORM_DEVICES, or to machineDevices and DEVICE_KINDS for a configured one), and its front-end's
+ * line to devices/frontends.ts.
  *
- * Threads: `createDevices` and `dsdtContent` on the VMM thread; `attachDevices` in every vCPU worker.
+ * Threads: `createDevices` and `dsdtContent` on the VMM thread. vCPU workers do not load this module
+ * (it imports every type, with its AML and back-end): they attach through devices/frontends.ts, whose
+ * table holds the same `attach` functions; `attachDevices` is for tests with their own registry.
  */
 import type { Aml } from "../src/arch/x86_64/acpi/aml.ts";
 import type { DsdtContent } from "../src/arch/x86_64/acpi/dsdt.ts";
 import { COM1_GSI, COM1_PORT } from "../src/arch/x86_64/layout.ts";
 import type { VmConfig } from "../src/config/schema.ts";
-import { acpiGedType } from "./acpi-ged.ts";
-import { acpiPowerType } from "./acpi-power.ts";
+import { acpiGedType } from "./acpi-ged-type.ts";
+import { acpiPowerType } from "./acpi-power-type.ts";
 import { Bus } from "./bus.ts";
 import { cpuHotplugType } from "./cpu-hotplug.ts";
 import type {
@@ -34,7 +37,7 @@ import type {
 import { COM1_NAME } from "./dsdt-paths.ts";
 import { i8042Type } from "./i8042.ts";
 import type { ResourceAllocator } from "./resource-allocator.ts";
-import { serial8250Type } from "./serial-8250.ts";
+import { serial8250Type } from "./serial-8250-type.ts";
 import { type VirtioBlkSpec, virtioBlkKind, virtioBlkType } from "./virtio/blk-device.ts";
 import { type VirtioConsoleSpec, virtioConsoleKind, virtioConsoleType } from "./virtio/console-device.ts";
 import { type VirtioNetSpec, virtioNetKind, virtioNetType } from "./virtio/net-device.ts";

@@ -9,13 +9,13 @@
  * all workers see one UART. Writers: whichever vCPU the guest uses (guest drivers lock the port
  * themselves); the IRQ level word is swapped with Atomics.exchange so only the vCPU that changes the
  * level issues KVM_IRQ_LINE. Nothing here waits.
+ *
+ * This module is the front-end only, what every vCPU worker loads; the device type (resources, DSDT
+ * entry, save/restore) is serial-8250-type.ts.
  */
-import { type Aml, device, eisaId, name } from "../src/arch/x86_64/acpi/aml.ts";
-import { interrupt, io, resourceTemplate } from "../src/arch/x86_64/acpi/resource-template.ts";
 import type { AccessSize, BusDevice } from "./bus.ts";
 import { ByteQueue } from "./byte-queue.ts";
-import { restoreBuffers, saveBuffers } from "./device-state.ts";
-import { type DeviceSpecBase, defineDeviceType } from "./device-type.ts";
+import type { Buses, DeviceContext, DeviceSpecBase } from "./device-type.ts";
 import type { IrqLine } from "./irq-line.ts";
 
 // Register offsets from the base port (DLAB = LCR bit 7 switches 0/1 to the divisor latch).
@@ -245,61 +245,9 @@ export interface Serial8250Spec extends DeviceSpecBase {
   readonly rx: SharedArrayBuffer;
 }
 
-/** Layout of saved state: the register words, then the receive queue with its unread input. */
-const SERIAL_8250_STATE_VERSION = 1;
-/** 16550A-compatible UART. */
-const UART_HID = "PNP0501";
-/** The port range is fixed, so byte alignment. */
-const UART_PORT_ALIGNMENT = 1;
-
-/** The DSDT device `aml_name` (found by its _HID, not by probing): the ports and the ISA interrupt (edge, active high). */
-export function serial8250Aml(amlName: string, port: number, gsi: number): Aml {
-  return device(amlName, [
-    name("_HID", eisaId(UART_HID)),
-    name("_UID", 0),
-    name(
-      "_CRS",
-      resourceTemplate([
-        io(port, port, UART_PORT_ALIGNMENT, SERIAL_8250_SIZE),
-        interrupt(
-          { usage: "ResourceConsumer", trigger: "Edge", polarity: "ActiveHigh", sharing: "Exclusive" },
-          [gsi],
-        ),
-      ]),
-    ),
-  ]);
-}
-
-/** A 16550A at fixed `port` and `gsi`, wired to the console queues; `name` is also its DSDT name. */
-export function serial8250Type(name: string, port: number, gsi: number) {
-  return defineDeviceType<Serial8250Spec>({
-    kind: "serial-8250",
-    create: (resources, env) => {
-      resources.fixedPio(name, port, SERIAL_8250_SIZE);
-      resources.fixedGsi(name, gsi);
-      return {
-        kind: "serial-8250",
-        name,
-        port,
-        gsi,
-        state: createSerial8250State(),
-        tx: env.serial.tx.buffer,
-        rx: env.serial.rx.buffer,
-      };
-    },
-    attach: (spec, ctx, buses) => {
-      const tx = new ByteQueue(spec.tx);
-      const dev = new Serial8250(
-        spec.state,
-        ctx.irqLine(spec.gsi),
-        (b) => tx.push(b),
-        new ByteQueue(spec.rx),
-      );
-      buses.pio.insert(spec.port, SERIAL_8250_SIZE, dev, spec.name);
-    },
-    aml: (spec) => ({ systemBus: [serial8250Aml(spec.name, spec.port, spec.gsi)] }),
-    save: (spec) => saveBuffers(SERIAL_8250_STATE_VERSION, [spec.state, spec.rx]),
-    restore: (spec, state) =>
-      restoreBuffers(spec.name, SERIAL_8250_STATE_VERSION, state, [spec.state, spec.rx]),
-  });
+/** Every vCPU worker: the UART's registers on the PIO bus, over the spec's words and console queues. */
+export function attachSerial8250(spec: Serial8250Spec, ctx: DeviceContext, buses: Buses): void {
+  const tx = new ByteQueue(spec.tx);
+  const dev = new Serial8250(spec.state, ctx.irqLine(spec.gsi), (b) => tx.push(b), new ByteQueue(spec.rx));
+  buses.pio.insert(spec.port, SERIAL_8250_SIZE, dev, spec.name);
 }

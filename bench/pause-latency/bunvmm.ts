@@ -51,9 +51,31 @@ export async function librarySession(image: string, vcpus: number): Promise<Sess
 }
 
 /**
- * Reads a child's guest RAM through /proc/PID/mem (root): the private anonymous mapping, at least the
- * RAM's size, whose bytes at the raw load address are the guest image. The kernel may have merged the
- * RAM with a neighbouring anonymous mapping, so both ends of each candidate are tried.
+ * Where guest RAM may start in `pid`: its private anonymous mappings, adjacent ones joined into spans
+ * (guest RAM shows as two or more mappings, its low part advised off huge pages in
+ * src/memory/guest-memory.ts, and the kernel may merge a part with a neighbouring anonymous mapping).
+ * RAM starts at a mapping's start or ends at a mapping's end; every such base whose RAM-sized range
+ * lies inside one span is a candidate.
+ */
+function ramCandidates(pid: number): number[] {
+  const maps: Array<[number, number]> = [];
+  for (const line of readFileSync(`/proc/${pid}/maps`, "utf8").split("\n")) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) rw-p 00000000 00:00 0\s*$/.exec(line);
+    if (m) maps.push([parseInt(m[1]!, 16), parseInt(m[2]!, 16)]);
+  }
+  const spans: Array<[number, number]> = [];
+  for (const [start, end] of maps) {
+    const last = spans.at(-1);
+    if (last && last[1] === start) last[1] = end;
+    else spans.push([start, end]);
+  }
+  const inSpan = (base: number) => spans.some(([s, e]) => base >= s && base + RAM_BYTES <= e);
+  return [...new Set(maps.flatMap(([start, end]) => [start, end - RAM_BYTES]))].filter(inSpan);
+}
+
+/**
+ * Reads a child's guest RAM through /proc/PID/mem (root): the candidate base (ramCandidates) whose
+ * bytes at the raw load address are the guest image.
  */
 function childRam(
   pid: number,
@@ -62,29 +84,22 @@ function childRam(
   const probe = image.subarray(0, 64);
   const buf = new Uint8Array(probe.length);
   const fd = openSync(`/proc/${pid}/mem`, "r");
-  for (const line of readFileSync(`/proc/${pid}/maps`, "utf8").split("\n")) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) rw-p 00000000 00:00 0\s*$/.exec(line);
-    if (!m) continue;
-    const start = parseInt(m[1]!, 16);
-    const end = parseInt(m[2]!, 16);
-    if (end - start < RAM_BYTES) continue;
-    for (const base of new Set([start, end - RAM_BYTES])) {
-      try {
-        readSync(fd, buf, 0, buf.length, base + RAW_LOAD_ADDRESS);
-      } catch {
-        continue; // a page that cannot be read
-      }
-      if (!buf.every((b, i) => b === probe[i])) continue;
-      const word = new Uint8Array(4);
-      const view = new DataView(word.buffer);
-      return {
-        read: (gpa) => {
-          readSync(fd, word, 0, 4, base + gpa);
-          return view.getUint32(0, true);
-        },
-        close: () => closeSync(fd),
-      };
+  for (const base of ramCandidates(pid)) {
+    try {
+      readSync(fd, buf, 0, buf.length, base + RAW_LOAD_ADDRESS);
+    } catch {
+      continue; // a page that cannot be read
     }
+    if (!buf.every((b, i) => b === probe[i])) continue;
+    const word = new Uint8Array(4);
+    const view = new DataView(word.buffer);
+    return {
+      read: (gpa) => {
+        readSync(fd, word, 0, 4, base + gpa);
+        return view.getUint32(0, true);
+      },
+      close: () => closeSync(fd),
+    };
   }
   closeSync(fd);
   return null;

@@ -11,7 +11,10 @@ import { closeSync, openSync } from "node:fs";
 import type { VmConfig } from "../../src/config/schema.ts";
 import { BunvmmError } from "../../src/errors.ts";
 import type { DeviceKind, DeviceType } from "../device-type.ts";
-import { consoleInfo } from "./console.ts";
+import { CONSOLE_BYTES_DROPPED, CONSOLE_BYTES_OUT, consoleInfo } from "./console.ts";
+
+export { CONSOLE_BYTES_DROPPED, CONSOLE_BYTES_OUT };
+
 import {
   commonVirtioCounters,
   connectVirtioEventFds,
@@ -24,9 +27,6 @@ import {
 
 /** The console device's name in counters and messages. */
 export const CONSOLE_DEVICE_NAME = "console0";
-/** Counter words: guest bytes written out, guest bytes lost (the output failed). */
-export const CONSOLE_BYTES_OUT = 0;
-export const CONSOLE_BYTES_DROPPED = 1;
 /** stdout's descriptor: the tty mode's output. */
 const STDOUT_FD = 1;
 

@@ -24,6 +24,10 @@ import type { GuestMemory } from "../../src/memory/guest-memory.ts";
 import type { VirtioDeviceInfo } from "./mmio-transport.ts";
 import { gather, type SplitQueue, scatter } from "./queue.ts";
 
+/** Counter words (the device worker writes them, console-device.ts reports them): guest bytes written out, guest bytes lost (the output failed). */
+export const CONSOLE_BYTES_OUT = 0;
+export const CONSOLE_BYTES_DROPPED = 1;
+
 export const CONSOLE_RECEIVEQ = 0;
 export const CONSOLE_TRANSMITQ = 1;
 export const CONSOLE_QUEUE_SIZE = 64;

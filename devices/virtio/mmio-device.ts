@@ -26,16 +26,16 @@ import { VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE } from "../../src/arch/x86_64/layout
 import type { RegionDescriptor } from "../../src/memory/guest-memory.ts";
 import { EventFd } from "../../src/sys/eventfd.ts";
 import { restoreBuffers, saveBuffers } from "../device-state.ts";
-import type {
-  AmlContribution,
-  Buses,
-  DeviceContext,
-  DeviceKind,
-  DeviceSpecBase,
-  HostEnv,
-} from "../device-type.ts";
+import type { AmlContribution, DeviceKind, DeviceSpecBase, HostEnv } from "../device-type.ts";
 import type { ResourceAllocator } from "../resource-allocator.ts";
-import { type VirtioDeviceInfo, VirtioMmioState, VirtioMmioTransport } from "./mmio-transport.ts";
+import {
+  attachVirtioMmio,
+  VIRTIO_COUNTER_BAD_REQUESTS,
+  VIRTIO_COUNTER_INTERRUPTS,
+  VIRTIO_COUNTER_WORDS,
+  type VirtioDeviceInfo,
+  VirtioMmioState,
+} from "./mmio-transport.ts";
 
 /** The ACPI hardware ID of a virtio-mmio transport (Linux's virtio_mmio driver matches it). */
 export const VIRTIO_MMIO_HID = "LNRO0005";
@@ -44,17 +44,9 @@ export const VIRTIO_WORKER_ENTRY = "virtio";
 /** Bump when the saved bytes' layout changes (the transport's words, config, counters). */
 export const VIRTIO_STATE_VERSION = 1;
 
-/**
- * Counter words (BigInt64) of every virtio device: the kind's own from word 0 (BLK_*, RNG_BYTES,
- * CONSOLE_*), the common ones at the end.
- */
-export const VIRTIO_COUNTER_WORDS = 16;
-/** Chains the back-end refused or failed. */
-export const VIRTIO_COUNTER_BAD_REQUESTS = 14;
-/** Interrupts the back-end raised (writes to its irqfd). */
-export const VIRTIO_COUNTER_INTERRUPTS = 15;
-
 export type VirtioKind = "virtio-blk" | "virtio-rng" | "virtio-console" | "virtio-net" | "virtio-vsock";
+
+export { attachVirtioMmio, VIRTIO_COUNTER_BAD_REQUESTS, VIRTIO_COUNTER_INTERRUPTS, VIRTIO_COUNTER_WORDS };
 
 export interface VirtioMmioSpec extends DeviceSpecBase {
   readonly kind: VirtioKind;
@@ -109,21 +101,6 @@ export function createVirtioMmio(
     counters: new SharedArrayBuffer(VIRTIO_COUNTER_WORDS * BigInt64Array.BYTES_PER_ELEMENT),
     fds,
   };
-}
-
-/** Every vCPU worker: the register block, whose notify fallback writes the queue's eventfd. */
-export function attachVirtioMmio(spec: VirtioMmioSpec, ctx: DeviceContext, buses: Buses): void {
-  const fds = new Int32Array(spec.fds);
-  const notify = (queue: number) => {
-    const fd = Atomics.load(fds, queue);
-    if (fd >= 0) EventFd.from(fd).write();
-  };
-  buses.mmio.insert(
-    spec.base,
-    VIRTIO_MMIO_SIZE,
-    new VirtioMmioTransport(spec.state, ctx.memory, notify),
-    spec.name,
-  );
 }
 
 /** The `LNRO0005` device: `_HID`, `_UID`, `_CCA` (coherent DMA), `_CRS` = the window and an edge GSI. */

@@ -91,7 +91,20 @@ import {
   vringUsedBytes,
 } from "../../ffi/virtio-layouts.ts";
 import type { Field } from "../../src/arch/x86_64/struct-layout.ts";
+import { EventFd } from "../../src/sys/eventfd.ts";
 import type { AccessSize, BusDevice } from "../bus.ts";
+import type { Buses, DeviceContext } from "../device-type.ts";
+import type { VirtioMmioSpec } from "./mmio-device.ts";
+
+/**
+ * Counter words (BigInt64) of every virtio device: the kind's own from word 0 (BLK_*, RNG_BYTES,
+ * CONSOLE_*), the common ones at the end.
+ */
+export const VIRTIO_COUNTER_WORDS = 16;
+/** Chains the back-end refused or failed. */
+export const VIRTIO_COUNTER_BAD_REQUESTS = 14;
+/** Interrupts the back-end raised (writes to its irqfd). */
+export const VIRTIO_COUNTER_INTERRUPTS = 15;
 
 /** What a device offers, fixed when it is created. */
 export interface VirtioDeviceInfo {
@@ -614,4 +627,19 @@ export class VirtioMmioTransport implements BusDevice {
     if (added & VIRTIO_CONFIG_S_DRIVER_OK && !(v & VIRTIO_CONFIG_S_FEATURES_OK)) return false;
     return true;
   }
+}
+
+/** Every vCPU worker: the register block, whose notify fallback writes the queue's eventfd. */
+export function attachVirtioMmio(spec: VirtioMmioSpec, ctx: DeviceContext, buses: Buses): void {
+  const fds = new Int32Array(spec.fds);
+  const notify = (queue: number) => {
+    const fd = Atomics.load(fds, queue);
+    if (fd >= 0) EventFd.from(fd).write();
+  };
+  buses.mmio.insert(
+    spec.base,
+    VIRTIO_MMIO_SIZE,
+    new VirtioMmioTransport(spec.state, ctx.memory, notify),
+    spec.name,
+  );
 }

@@ -34,6 +34,7 @@ import {
   NET_RX_BYTES,
   NET_RX_DROPPED,
   NET_RX_FRAMES,
+  NET_TAP_FAILED,
   NET_TX_BYTES,
   NET_TX_ERRORS,
   NET_TX_FRAMES,
@@ -44,11 +45,7 @@ import {
 } from "./net.ts";
 import { TAP_PREFIX, Tap } from "./tap.ts";
 
-/**
- * Counter words of a net device's spec: NetBackend's own words (NET_*) at the same positions, then
- * NET_TAP_FAILED (1 once the TAP stopped working: deleted while in use), below the common words.
- */
-export const NET_TAP_FAILED = 13;
+export { NET_TAP_FAILED };
 
 /** The kernel's name template for a TAP bunvmm creates: the first free `vmtapN`. */
 export const CREATED_TAP_TEMPLATE = `${TAP_PREFIX}%d`;

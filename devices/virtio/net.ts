@@ -470,3 +470,9 @@ export class NetBackend {
     this.tap.close();
   }
 }
+
+/**
+ * Counter words of a net device's spec: NetBackend's own words (NET_*) at the same positions, then
+ * NET_TAP_FAILED (1 once the TAP stopped working: deleted while in use), below the common words.
+ */
+export const NET_TAP_FAILED = 13;

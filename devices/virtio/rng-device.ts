@@ -19,12 +19,12 @@ import {
   type VirtioMmioSpec,
   virtioMmioKind,
 } from "./mmio-device.ts";
-import { rngDeviceInfo } from "./rng.ts";
+import { RNG_BYTES, rngDeviceInfo } from "./rng.ts";
+
+export { RNG_BYTES };
 
 /** The rng device's name in counters and messages. */
 export const RNG_DEVICE_NAME = "rng0";
-/** Counter word: bytes handed to the guest. */
-export const RNG_BYTES = 0;
 
 export interface VirtioRngSpec extends VirtioMmioSpec {
   readonly kind: "virtio-rng";

@@ -21,6 +21,9 @@ import { LibcError } from "../../src/sys/libc-error.ts";
 import type { VirtioDeviceInfo } from "./mmio-transport.ts";
 import type { Chain, SplitQueue } from "./queue.ts";
 
+/** Counter word: bytes handed to the guest. */
+export const RNG_BYTES = 0;
+
 export const RNG_DEFAULT_SOURCE = "/dev/urandom";
 export const RNG_QUEUE_SIZE = 64;
 /** Upper bound of the bytes one chain receives. */

@@ -39,20 +39,16 @@ import {
   VSOCK_BYTES_TO_HOST,
   VSOCK_CONNECTIONS,
   VSOCK_CREDIT_VIOLATIONS,
+  VSOCK_OPEN_CONNECTIONS,
   VSOCK_QUEUE_SIZE,
   VSOCK_REFUSED_CLIENTS,
+  VSOCK_RESET_OWED,
   VSOCK_RST_DROPPED,
   VSOCK_RST_SENT,
   VsockBackend,
 } from "./vsock.ts";
 
-/**
- * Counter words of a vsock device's spec: VsockBackend's own (VSOCK_*) at the same positions, then
- * VSOCK_OPEN_CONNECTIONS (connections open now) and VSOCK_RESET_OWED (1: restored, the guest is owed
- * TRANSPORT_RESET), below the common words.
- */
-export const VSOCK_OPEN_CONNECTIONS = 12;
-export const VSOCK_RESET_OWED = 13;
+export { VSOCK_OPEN_CONNECTIONS, VSOCK_RESET_OWED };
 
 /** Socket files this process bound and has not removed yet; unlinked at exit. */
 const boundSockets = new Set<string>();

@@ -913,3 +913,11 @@ export class VsockBackend {
     }
   }
 }
+
+/**
+ * Counter words of a vsock device's spec: VsockBackend's own (VSOCK_*) at the same positions, then
+ * VSOCK_OPEN_CONNECTIONS (connections open now) and VSOCK_RESET_OWED (1: restored, the guest is owed
+ * TRANSPORT_RESET), below the common words.
+ */
+export const VSOCK_OPEN_CONNECTIONS = 12;
+export const VSOCK_RESET_OWED = 13;

@@ -158,5 +158,6 @@ export function resolveFiles(config: VmConfig, baseDir: string, source?: string)
     console: { ...config.console, ...(consoleFile === undefined ? {} : { file: consoleFile }) },
     net: config.net.map((n) => ({ ...n })),
     ...(config.vsock === undefined ? {} : { vsock: { ...config.vsock, socket: vsockSocket! } }),
+    vmm: { ...config.vmm },
   };
 }

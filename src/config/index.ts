@@ -5,8 +5,11 @@
 export { ConfigError, type ConfigIssue } from "./config-error.ts";
 export {
   CMDLINE_MAX,
+  DEFAULT_LIFECYCLE_TIMEOUT_MS,
   DEFAULT_MEMORY_SIZE,
   DEFAULT_VCPUS,
+  LIFECYCLE_TIMEOUT_MAX_MS,
+  LIFECYCLE_TIMEOUT_MIN_MS,
   MAX_VCPUS,
   MEMORY_SIZE_ALIGN,
   MEMORY_SIZE_MAX,
@@ -15,4 +18,12 @@ export {
   SOCKET_PATH_MAX,
 } from "./limits.ts";
 export { loadConfigFile, type ParseConfigOptions, parseConfig, parseMemorySize } from "./load.ts";
-export { PAYLOAD_FORMATS, SERIAL_MODES, type VmConfig, VmConfigSchema } from "./schema.ts";
+export {
+  checkLifecycleTimeout,
+  LIFECYCLE_TIMEOUT,
+  LifecycleTimeoutSchema,
+  PAYLOAD_FORMATS,
+  SERIAL_MODES,
+  type VmConfig,
+  VmConfigSchema,
+} from "./schema.ts";

@@ -28,3 +28,13 @@ export const CMDLINE_MAX = 2047;
 
 /** A Unix socket path must fit `sun_path` (108 bytes) with its terminating NUL. */
 export const SOCKET_PATH_MAX = 107;
+
+/**
+ * `[vmm] lifecycle_timeout_ms`: how long pause, resume and shutdown wait for every worker to acknowledge.
+ * The default, 1 s, is far past a pause's usual 0.05-30 ms. Below 10 ms ordinary scheduling delays (a
+ * 4 ms tick at HZ=250, 10 ms at HZ=100) would fail operations; above a minute a wedged VM would hold its
+ * caller (and the CLI's stop) for longer than anyone waits.
+ */
+export const DEFAULT_LIFECYCLE_TIMEOUT_MS = 1000;
+export const LIFECYCLE_TIMEOUT_MIN_MS = 10;
+export const LIFECYCLE_TIMEOUT_MAX_MS = 60_000;

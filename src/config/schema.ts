@@ -5,7 +5,17 @@
  */
 import * as v from "valibot";
 import { CPU_FEATURES } from "../arch/x86_64/cpuid.ts";
-import { CMDLINE_MAX, DEFAULT_MEMORY_SIZE, DEFAULT_VCPUS, MAX_VCPUS, MIN_VCPUS } from "./limits.ts";
+import { ConfigError, issueAt } from "./config-error.ts";
+import {
+  CMDLINE_MAX,
+  DEFAULT_LIFECYCLE_TIMEOUT_MS,
+  DEFAULT_MEMORY_SIZE,
+  DEFAULT_VCPUS,
+  LIFECYCLE_TIMEOUT_MAX_MS,
+  LIFECYCLE_TIMEOUT_MIN_MS,
+  MAX_VCPUS,
+  MIN_VCPUS,
+} from "./limits.ts";
 import { checkMemorySize } from "./memory-size.ts";
 
 /** Payload formats: a bzImage, a vmlinux ELF booted through PVH, or bunvmm's flat binary (docs/raw-payload.md). */
@@ -78,12 +88,19 @@ export interface VmConfig {
   net: NetConfig[];
   /** A virtio-vsock device when present. */
   vsock?: VsockConfig;
+  /**
+   * bunvmm itself rather than the guest's hardware (as the REST API splits vm.* from vmm.*).
+   * `lifecycle_timeout_ms` bounds each wait of pause, resume and shutdown for the workers' acknowledgements.
+   */
+  vmm: { lifecycle_timeout_ms: number };
 }
 
 const TABLE = "a table";
 const PATH = "a path";
 const VCPUS = `an integer from ${MIN_VCPUS} to ${MAX_VCPUS}`;
 const CMDLINE = `a string of at most ${CMDLINE_MAX} bytes`;
+/** What `[vmm] lifecycle_timeout_ms` (and the CLI's `--lifecycle-timeout-ms`) accepts. */
+export const LIFECYCLE_TIMEOUT = `an integer number of milliseconds from ${LIFECYCLE_TIMEOUT_MIN_MS} to ${LIFECYCLE_TIMEOUT_MAX_MS}`;
 const oneOf = (options: readonly string[]) => `one of ${options.map((o) => JSON.stringify(o)).join(", ")}`;
 
 /** Only plain objects are tables: valibot's object schemas would also take arrays, dates and class instances. */
@@ -274,6 +291,24 @@ const consoleTable = v.pipe(
     ["file"],
   ),
 );
+/** The lifecycle deadline, also checked alone for the CLI's flag. */
+export const LifecycleTimeoutSchema = v.pipe(
+  v.number(LIFECYCLE_TIMEOUT),
+  v.integer(LIFECYCLE_TIMEOUT),
+  v.minValue(LIFECYCLE_TIMEOUT_MIN_MS, LIFECYCLE_TIMEOUT),
+  v.maxValue(LIFECYCLE_TIMEOUT_MAX_MS, LIFECYCLE_TIMEOUT),
+);
+/**
+ * A lifecycle deadline given outside the config file (the CLI's flag, the library's `timeoutMs`), checked
+ * like the key. @throws {ConfigError} naming `key`, the value and what is expected.
+ */
+export function checkLifecycleTimeout(value: unknown, key: string): number {
+  const result = v.safeParse(LifecycleTimeoutSchema, value, { abortPipeEarly: true });
+  if (result.success) return result.output;
+  throw new ConfigError([issueAt(key, value, LIFECYCLE_TIMEOUT)]);
+}
+
+const vmmEntries = { lifecycle_timeout_ms: v.optional(LifecycleTimeoutSchema, DEFAULT_LIFECYCLE_TIMEOUT_MS) };
 
 /** A unicast MAC written as six hex bytes (stored lower case), for `mac` and `host_mac`. */
 const MAC_TEXT =
@@ -391,6 +426,7 @@ const vmEntries = {
   console: v.optional(consoleTable, {}),
   net: v.optional(net, []),
   vsock: v.optional(table(vsockEntries)),
+  vmm: v.optional(table(vmmEntries), {}),
 };
 
 /** Every configured device's id: they name the devices in counters, so they must differ. */
@@ -420,4 +456,5 @@ export const TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
   console: Object.keys(consoleEntries),
   net: Object.keys(netEntries),
   vsock: Object.keys(vsockEntries),
+  vmm: Object.keys(vmmEntries),
 };

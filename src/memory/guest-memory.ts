@@ -25,9 +25,17 @@ import {
   PROT_WRITE,
 } from "../../ffi/libc.ts";
 import { BunvmmError } from "../errors.ts";
+import { MIB } from "../numbers.ts";
 import { LibcError } from "../sys/libc-error.ts";
 
 export const PAGE_SIZE = 4096;
+/**
+ * Guest RAM below this stays on 4 KiB pages even with THP: the VMM itself writes there (boot
+ * structures, ACPI tables at 0xe0000, a raw image at 0x10000), and one huge page would put 2 MiB in
+ * the VMM's RSS for a few KiB written (a raw guest that only halts, docs/performance.md).
+ */
+export const SMALL_PAGES_BELOW = 2 * MIB;
+
 /** Bytes each standing view covers (the last window of a region may be shorter). A power of two. */
 export const WINDOW_BYTES = 2 ** 30;
 /** Longest view Bun makes over foreign memory: toArrayBuffer refuses anything longer. */
@@ -84,7 +92,7 @@ export class GuestMemory {
   /**
    * Maps each range as private anonymous memory with MAP_NORESERVE, so untouched guest RAM costs
    * nothing on the host; with `thp`, asks for transparent huge pages (a Linux guest booted 3x faster
-   * on our nested machines: fewer EPT faults). @throws {GuestMemoryError} for an unaligned size,
+   * on our nested machines: fewer EPT faults) above SMALL_PAGES_BELOW. @throws {GuestMemoryError} for an unaligned size,
    * {LibcError} when mmap fails.
    */
   static allocate(
@@ -107,8 +115,10 @@ export class GuestMemory {
         );
         if (BigInt(addr) === MAP_FAILED) throw new LibcError(`mmap of ${size} bytes of guest RAM`, errno());
         regions.push(GuestMemory.region({ gpa, size, hostAddr: Number(addr) }));
-        // Advice only: where THP is off it fails and RAM simply stays on 4 KiB pages.
-        if (options.thp) libc.madvise(addr, size, MADV_HUGEPAGE);
+        // Advice only: where THP is off it fails and RAM simply stays on 4 KiB pages. Not below
+        // SMALL_PAGES_BELOW: what the VMM writes there would pull in whole huge pages.
+        const skip = Math.min(size, Math.max(0, SMALL_PAGES_BELOW - gpa));
+        if (options.thp && skip < size) libc.madvise(Number(addr) + skip, size - skip, MADV_HUGEPAGE);
       }
     } catch (e) {
       for (const r of regions) libc.munmap(r.hostAddr, r.size);

@@ -47,6 +47,7 @@ export function machineRestore(image: SnapshotImage, log: ConsolaInstance): Mach
   return {
     source: `snapshot ${dir}`,
     created: state.created_vcpus,
+    vcpus: image.vcpus.size,
     memory(ranges) {
       const total = ranges.reduce((n, r) => n + r.size, 0);
       if (total !== memoryEntry.bytes) {

@@ -4,7 +4,7 @@
  */
 
 import { KVM_INTERNAL_ERROR_EMULATION, KVM_REGS_NAMES } from "../../ffi/kvm-structs.ts";
-import { CR0_PG } from "../arch/x86_64/long-mode.ts";
+import { CR0_PG } from "../arch/x86_64/cpu-state.ts";
 import type { VcpuExit } from "../kvm/kvm-run.ts";
 import type { VcpuFd } from "../kvm/vcpu-fd.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";

@@ -37,7 +37,7 @@ import { KvmError } from "../kvm/kvm-error.ts";
 import type { Regs, Sregs, VcpuFd } from "../kvm/vcpu-fd.ts";
 import { VmFd } from "../kvm/vm-fd.ts";
 import { GuestMemory } from "../memory/guest-memory.ts";
-import { CpuManager, type CpuManagerEnv } from "./cpu-manager.ts";
+import { CpuManager, type CpuManagerEnv, startVcpuSpares } from "./cpu-manager.ts";
 import { DeviceManager } from "./device-manager.ts";
 import { resolvePayload } from "./payload.ts";
 import { acpiTablesFor } from "./platform.ts";
@@ -72,6 +72,8 @@ export interface MachineRestore {
   memory(ranges: ReadonlyArray<{ gpa: number; size: number }>): GuestMemory;
   /** vCPU slots to create, 0 .. created-1 (as the snapshotted VM had, ejected ones included). */
   readonly created: number;
+  /** How many vCPUs have saved state (the workers to start). */
+  readonly vcpus: number;
   /** The CPUID saved for vCPU `index`, if it was saved. */
   cpuid(index: number): CpuidTable | undefined;
   /** Loads vCPU `index`'s saved state; false when it has none (an ejected slot: set up as a fresh AP). */
@@ -124,9 +126,13 @@ export function buildMachine(
   const payload = restore
     ? undefined
     : resolvePayload(config.payload.kernel, config.payload.format, config.payload.initramfs);
-  const kvm = Kvm.open();
-  const cleanup: Array<() => void> = [() => kvm.close()];
+  // vCPU workers load their modules while this thread builds the VM; the CpuManager owns them after:
+  // vCPU 0's on a boot, every saved vCPU's on a restore (all of them run at once).
+  const spares = startVcpuSpares(restore ? restore.vcpus : 1);
+  const cleanup: Array<() => void> = [() => spares.close()];
   try {
+    const kvm = Kvm.open();
+    cleanup.push(() => kvm.close());
     const api = kvm.getApiVersion();
     if (api !== KVM_API_VERSION)
       throw new HostError(`KVM API version ${api}; bunvmm needs ${KVM_API_VERSION}`);
@@ -204,7 +210,7 @@ export function buildMachine(
     const state = { msrIndices: kvm.getMsrIndexList(), xsave2Size: vm.xsave2Size() };
     capabilities.KVM_CAP_XSAVE2 = state.xsave2Size;
     const cpus = new CpuManager(
-      { vm, runSize, memory, devices: devices.specs, state, ...events },
+      { vm, runSize, memory, devices: devices.specs, state, spares, ...events },
       config.cpus.max_vcpus,
     );
     const cpuidOptions = { maxVcpus: config.cpus.max_vcpus, hide: config.cpus.hide_features };

@@ -23,15 +23,10 @@ import { workerEntryUrl } from "./worker-entries.ts";
 import {
   type PoolMember,
   type StuckWorker,
-  startWorker,
   WorkerPool,
+  WorkerSpares,
   WorkerTimeoutError,
 } from "./worker-pool.ts";
-
-/** vCPU workers started ahead of their vCPUs (`CpuManager.adoptWarmWorkers`): their modules load meanwhile. */
-export function warmVcpuWorkers(n: number): Worker[] {
-  return Array.from({ length: n }, () => startWorker(workerEntryUrl("vcpu")));
-}
 
 const VCPU_LABEL = "vCPU ";
 
@@ -79,6 +74,19 @@ export interface CpuManagerEnv {
   onOutcome(vcpu: number, outcome: VcpuOutcome): void;
   /** An ejected vCPU's worker is gone; the hotplug bookkeeping may be cleared (PENDING last). */
   onReaped(vcpu: number): void;
+  /** vCPU workers started while the VM was being built (startVcpuSpares); closed with the manager. */
+  spares?: WorkerSpares;
+}
+
+/**
+ * Starts `count` vCPU workers before the VM exists, so that their modules load while the VMM thread
+ * builds the VM: the guest's first instruction comes sooner. A boot starts only vCPU 0's: the others wait
+ * for INIT/SIPI anyway, and more threads loading at once would slow the VMM thread on a small host.
+ */
+export function startVcpuSpares(count: number): WorkerSpares {
+  const spares = new WorkerSpares();
+  spares.start(workerEntryUrl("vcpu"), count);
+  return spares;
 }
 
 const vcpuOf = (s: StuckWorker): number => Number(s.label.slice(VCPU_LABEL.length));
@@ -89,8 +97,6 @@ export class CpuManager {
   private readonly slots: VcpuSlot[];
   private readonly pool: WorkerPool<VcpuSlot>;
   private closed = false;
-  /** Workers started ahead (warmVcpuWorkers), given to the next `start`s in order. */
-  private warm: Worker[] = [];
 
   constructor(
     private readonly env: CpuManagerEnv,
@@ -104,6 +110,7 @@ export class CpuManager {
     }));
     this.pool = new WorkerPool(this.slots, {
       noun: "vCPU",
+      spares: env.spares,
       // A parked vCPU sleeps on CMD, which every change notifies: only pause and kill need a kick out of KVM_RUN.
       wake: (s, change) => {
         if ((change === "pause" || change === "kill") && s.kvm) kick(s.kvm.runPage, s.control.threadId);
@@ -121,14 +128,9 @@ export class CpuManager {
     });
   }
 
-  /** The next `start`s use these workers instead of starting new ones; `close` ends any left over. */
-  adoptWarmWorkers(workers: Worker[]): void {
-    this.warm.push(...workers);
-  }
-
-  /** Ends warm workers no `start` took. */
-  dropWarmWorkers(): void {
-    for (const w of this.warm.splice(0)) w.terminate();
+  /** Ends the spare workers no `start` took (a restore started one per saved vCPU). */
+  dropSpares(): void {
+    this.env.spares?.close();
   }
 
   private slot(index: number): VcpuSlot {
@@ -168,30 +170,24 @@ export class CpuManager {
       devices: this.env.devices,
       state: this.env.state,
     };
-    this.pool.spawn(
-      s,
-      workerEntryUrl("vcpu"),
-      init,
-      {
-        onMessage: (data) => {
-          const m = data as VcpuWorkerMessage;
-          if (m.type === "request") this.env.onRequest(m);
-          else if (m.type === "eject") void this.reap(m.vcpu);
-          else if (m.type === "state") s.saved?.resolve(m);
-          else {
-            this.env.onOutcome(m.vcpu, m.outcome);
-            return true;
-          }
-          return false;
-        },
-        onError: (message) =>
-          this.env.onOutcome(index, {
-            kind: "crashed",
-            report: { vcpu: index, summary: `vCPU ${index} worker error: ${message}`, registers: [] },
-          }),
+    this.pool.spawn(s, workerEntryUrl("vcpu"), init, {
+      onMessage: (data) => {
+        const m = data as VcpuWorkerMessage;
+        if (m.type === "request") this.env.onRequest(m);
+        else if (m.type === "eject") void this.reap(m.vcpu);
+        else if (m.type === "state") s.saved?.resolve(m);
+        else {
+          this.env.onOutcome(m.vcpu, m.outcome);
+          return true;
+        }
+        return false;
       },
-      this.warm.shift(),
-    );
+      onError: (message) =>
+        this.env.onOutcome(index, {
+          kind: "crashed",
+          report: { vcpu: index, summary: `vCPU ${index} worker error: ${message}`, registers: [] },
+        }),
+    });
   }
 
   /**
@@ -282,7 +278,7 @@ export class CpuManager {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.dropWarmWorkers();
+    this.dropSpares();
     for (const s of this.slots) {
       if (!s.kvm) continue;
       libc.munmap(s.kvm.runAddr, this.env.runSize);

@@ -22,36 +22,32 @@
 
 import { serveDeviceWorker } from "../../devices/device-worker-loop.ts";
 import { BLK_BAD_REQUESTS, BlockBackend, type OpenedImage } from "../../devices/virtio/block.ts";
-import { ConsoleBackend } from "../../devices/virtio/console.ts";
-import {
-  CONSOLE_BYTES_DROPPED,
-  CONSOLE_BYTES_OUT,
-  type ConsoleDeviceInit,
-} from "../../devices/virtio/console-device.ts";
+// Back-end modules only: the device types (*-device.ts, with their AML) are the VMM thread's, and
+// their types below are erased (devices/frontends.ts says why a worker loads only what it runs).
+import { CONSOLE_BYTES_DROPPED, CONSOLE_BYTES_OUT, ConsoleBackend } from "../../devices/virtio/console.ts";
+import type { ConsoleDeviceInit } from "../../devices/virtio/console-device.ts";
+import type { VirtioBackendInit } from "../../devices/virtio/mmio-device.ts";
 import {
   VIRTIO_COUNTER_BAD_REQUESTS,
   VIRTIO_COUNTER_INTERRUPTS,
-  type VirtioBackendInit,
-} from "../../devices/virtio/mmio-device.ts";
-import { VirtioMmioState } from "../../devices/virtio/mmio-transport.ts";
-import { NET_BAD_CHAINS, NET_COUNTERS, NetBackend } from "../../devices/virtio/net.ts";
-import { NET_TAP_FAILED, type NetDeviceInit } from "../../devices/virtio/net-device.ts";
+  VirtioMmioState,
+} from "../../devices/virtio/mmio-transport.ts";
+import { NET_BAD_CHAINS, NET_COUNTERS, NET_TAP_FAILED, NetBackend } from "../../devices/virtio/net.ts";
+import type { NetDeviceInit } from "../../devices/virtio/net-device.ts";
 import { SplitQueue } from "../../devices/virtio/queue.ts";
-import { RngBackend } from "../../devices/virtio/rng.ts";
-import { RNG_BYTES, type RngDeviceInit } from "../../devices/virtio/rng-device.ts";
+import { RNG_BYTES, RngBackend } from "../../devices/virtio/rng.ts";
+import type { RngDeviceInit } from "../../devices/virtio/rng-device.ts";
 import { Tap } from "../../devices/virtio/tap.ts";
 import {
   VSOCK_BAD_CHAINS,
   VSOCK_BAD_PACKETS,
   VSOCK_COUNTERS,
   VSOCK_EVENT_QUEUE,
-  VsockBackend,
-} from "../../devices/virtio/vsock.ts";
-import {
   VSOCK_OPEN_CONNECTIONS,
   VSOCK_RESET_OWED,
-  type VsockDeviceInit,
-} from "../../devices/virtio/vsock-device.ts";
+  VsockBackend,
+} from "../../devices/virtio/vsock.ts";
+import type { VsockDeviceInit } from "../../devices/virtio/vsock-device.ts";
 import { libc } from "../../ffi/libc.ts";
 import { GuestMemory, GuestMemoryError } from "../memory/guest-memory.ts";
 import { EventFd } from "../sys/eventfd.ts";

@@ -4,7 +4,7 @@
  * from the library API, the CLI, the REST API or the guest (power off, reset, a crashed vCPU).
  *
  * Threads: VMM thread only; nothing here blocks ([vmm-never-blocks]). Waits on workers are the worker
- * pools', bounded by `timeoutMs` ([bounded-waits]). The API state always matches the workers: a pause
+ * pools', bounded by `[vmm] lifecycle_timeout_ms` ([bounded-waits]). The API state always matches the workers: a pause
  * that times out is rolled back and the state stays Running ([all-or-nothing]). Pause parks the vCPUs
  * first, so no new notification reaches a device, then the device workers; resume wakes them in the
  * reverse order ([vcpus-before-devices]). Reaping an ejected vCPU runs beside the queue, not in it, and
@@ -19,7 +19,7 @@ import { GedEvent } from "../../devices/acpi-ged.ts";
 import { ByteQueue, createByteQueueBuffer } from "../../devices/byte-queue.ts";
 import { CPU_ENABLED, CPU_INSERTING, CPU_REMOVING } from "../../devices/cpu-hotplug-controller.ts";
 import type { VmRequest } from "../../devices/vm-request.ts";
-import { loadConfigFile, parseConfig, type VmConfig } from "../config/index.ts";
+import { checkLifecycleTimeout, loadConfigFile, parseConfig, type VmConfig } from "../config/index.ts";
 import { BunvmmError } from "../errors.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
 import { readSnapshot, type SnapshotImage, snapshotPath } from "../snapshot/reader.ts";
@@ -28,7 +28,6 @@ import { type SnapshotStats, writeSnapshot } from "../snapshot/writer.ts";
 import type { VcpuCounters } from "../vcpu/control-block.ts";
 import type { CrashReport } from "../vcpu/crash-report.ts";
 import { buildMachine, closeMachine, type Machine, type MachineRestore } from "./builder.ts";
-import { warmVcpuWorkers } from "./cpu-manager.ts";
 import type { DeviceCounters } from "./device-manager.ts";
 import { createLogger, type LogLevelName } from "./logger.ts";
 import { SerialConsole, type SerialSink } from "./serial-console.ts";
@@ -109,7 +108,10 @@ export interface VmOptions {
   serial?: SerialOption;
   /** Forward this process's stdin to the guest's serial port (the CLI has its own console, src/cli/console.ts). */
   stdin?: boolean;
-  /** Bound on each wait for the vCPUs (pause, resume, shutdown); default 1000 ms. */
+  /**
+   * Bound on each wait for the workers (pause, resume, shutdown), in ms; overrides the config's `[vmm]
+   * lifecycle_timeout_ms` (default 1000, 10 to 60000), and `vm.config` reports it.
+   */
   timeoutMs?: number;
   /** How much bunvmm logs on stderr (the CLI's --log-level); default "info". Ignored with `logger`. */
   logLevel?: LogLevelName;
@@ -150,9 +152,13 @@ export class ResizeError extends BunvmmError {
   }
 }
 
-const DEFAULT_TIMEOUT_MS = 1000;
 /** Serial input the guest has not read yet; small like a terminal's line buffer. */
 const SERIAL_RX_CAPACITY = 1 << 12;
+
+/** For debug logs: when a start-up stage was reached, in ms since the process started. */
+export function sinceStart(): string {
+  return `at ${performance.now().toFixed(1)} ms`;
+}
 
 /** The built-in demo: four vCPUs greet and the VM powers off. */
 export const DEMO_CONFIG = { cpus: { boot_vcpus: 4, max_vcpus: 4 }, memory: { size: "32M" } } as const;
@@ -183,7 +189,7 @@ export class Vm implements AsyncDisposable {
     snapshot?: SnapshotImage,
   ) {
     this.log = options.logger ?? createLogger(options.logLevel);
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.timeoutMs = config.vmm.lifecycle_timeout_ms;
     this.presentVcpus = snapshot?.state.present_vcpus ?? config.cpus.boot_vcpus;
     if (snapshot) this._state = "Restoring";
     this.exited = new Promise((resolve) => {
@@ -214,9 +220,12 @@ export class Vm implements AsyncDisposable {
    * (the built-in demo). @throws {ConfigError} {PayloadError} {KvmError} {HostError} with one-line messages.
    */
   static async create(config?: string | object, options: VmOptions = {}): Promise<Vm> {
-    const resolved =
-      typeof config === "string" ? await loadConfigFile(config) : parseConfig(config ?? DEMO_CONFIG);
-    return new Vm(structuredClone(resolved), options);
+    const resolved = structuredClone(
+      typeof config === "string" ? await loadConfigFile(config) : parseConfig(config ?? DEMO_CONFIG),
+    );
+    if (options.timeoutMs !== undefined)
+      resolved.vmm.lifecycle_timeout_ms = checkLifecycleTimeout(options.timeoutMs, "timeoutMs");
+    return new Vm(resolved, options);
   }
 
   /**
@@ -230,16 +239,11 @@ export class Vm implements AsyncDisposable {
     const begun = performance.now();
     const image = readSnapshot(source);
     const checked = performance.now();
-    // The vCPU workers' modules load on their own threads while this one builds the machine.
-    const warm = warmVcpuWorkers(image.vcpus.size);
-    let vm: Vm;
-    try {
-      vm = new Vm(image.config, options, image);
-    } catch (e) {
-      for (const w of warm) w.terminate();
-      throw e;
-    }
-    vm.machine.cpus.adoptWarmWorkers(warm);
+    // The vCPU workers' modules load on their own threads while this one builds the machine (the
+    // builder starts one spare per saved vCPU).
+    if (options.timeoutMs !== undefined)
+      image.config.vmm.lifecycle_timeout_ms = checkLifecycleTimeout(options.timeoutMs, "timeoutMs");
+    const vm = new Vm(image.config, options, image);
     const built = performance.now();
     const operation = options.resume ? "restore and resume" : "restore";
     await vm
@@ -253,7 +257,7 @@ export class Vm implements AsyncDisposable {
         }
         devices.workers.start();
         for (const index of image.vcpus.keys()) cpus.start(index);
-        cpus.dropWarmWorkers();
+        cpus.dropSpares();
         // A vCPU the guest had ejected but the VMM had not reaped yet was not saved: finish its removal.
         for (let cpu = 0; cpu < image.state.created_vcpus; cpu++) {
           if (!image.vcpus.has(cpu) && devices.hotplug.pendingRemoval(cpu)) vm.reaped(cpu);
@@ -322,7 +326,7 @@ export class Vm implements AsyncDisposable {
         },
       },
       this.serialQueues,
-      (stage) => this.log.debug(stage),
+      (stage) => this.log.debug(`${stage} (${sinceStart()})`),
       restore,
     );
     return built;

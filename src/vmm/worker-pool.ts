@@ -64,12 +64,36 @@ export class WorkerTimeoutError extends BunvmmError {
 }
 
 /**
- * Starts a Worker from `entryUrl`. Its module graph loads on its own thread while the caller goes on;
- * it waits for its init message. Starting workers early, before the machine they will run is built,
- * overlaps that load with the build (a restore does).
+ * Workers started ahead of need, before the pool knows what they will run: a worker's first cost is
+ * loading its modules, and that can overlap the VMM thread's own work (building the VM). A spare sits
+ * idle (it only set its message handler) and does not keep the process alive until a spawn takes it.
+ * Whoever starts spares closes them: one never taken is terminated.
  */
-export function startWorker(entryUrl: string): Worker {
-  return new Worker(entryUrl, { smol: true } as WorkerOptions);
+export class WorkerSpares {
+  private readonly idle = new Map<string, Worker[]>();
+
+  /** Starts `count` workers on `entryUrl`. */
+  start(entryUrl: string, count: number): void {
+    const list = this.idle.get(entryUrl) ?? [];
+    for (let i = 0; i < count; i++) {
+      const worker = new Worker(entryUrl, { smol: true } as WorkerOptions);
+      worker.unref();
+      list.push(worker);
+    }
+    this.idle.set(entryUrl, list);
+  }
+
+  /** A started worker on `entryUrl`, now keeping the process alive; undefined when there is none. */
+  take(entryUrl: string): Worker | undefined {
+    const worker = this.idle.get(entryUrl)?.shift();
+    worker?.ref();
+    return worker;
+  }
+
+  /** Terminates every spare not taken. */
+  close(): void {
+    for (const list of this.idle.values()) for (const worker of list.splice(0)) worker.terminate();
+  }
 }
 
 /** One worker slot. The pool owns `worker` and `finished`; the kind-specific manager owns the rest. */
@@ -100,6 +124,8 @@ export interface WorkerPoolOptions<M extends PoolMember> {
   onEnded?(member: M): void;
   /** The error a timed-out operation throws (the vCPU pool keeps its own class for the API). */
   timeoutError?(operation: string, timeoutMs: number, stuck: StuckWorker[], outcome: string): Error;
+  /** Workers started early; `spawn` takes one of these before it starts a new one. */
+  readonly spares?: WorkerSpares;
 }
 
 /** A set of parkable workers and the pause protocol's VMM side over them. */
@@ -108,6 +134,14 @@ export class WorkerPool<M extends PoolMember> {
   private epoch = 0;
   /** Whether the last completed request parked the workers: a worker spawned now parks at once. */
   private paused = false;
+  /**
+   * [fair-resume]: where the next resume starts waking members. With more busy workers than cores,
+   * the member woken first takes a core and keeps it for the whole run window, so a fixed order would
+   * always favour member 0; each resume starts one member further on.
+   */
+  private resumeStart = 0;
+  /** Member indexes in the order the last resume woke them (observable for tests and traces). */
+  private _lastResumeOrder: readonly number[] = [];
 
   constructor(
     readonly members: readonly M[],
@@ -117,14 +151,15 @@ export class WorkerPool<M extends PoolMember> {
   /**
    * Starts `m`'s worker from `entryUrl` and posts it `init`. Its control block starts fresh under a new
    * epoch ([epoch-acks]: a reused slot carries no stale acknowledgement, and a CMD read in a previous life
-   * can no longer match), with PAUSE set when the pool is paused, so the worker parks at once. `warm`:
-   * a Worker already started from `entryUrl` (`startWorker`) that has not been sent anything yet.
+   * can no longer match), with PAUSE set when the pool is paused, so the worker parks at once. A spare
+   * started from `entryUrl` (options.spares) is taken before a new Worker is started.
    */
-  spawn(m: M, entryUrl: string, init: unknown, handlers: WorkerHandlers, warm?: Worker): void {
+  spawn(m: M, entryUrl: string, init: unknown, handlers: WorkerHandlers): void {
     if (m.worker) return;
     this.epoch = nextEpoch(this.epoch);
     m.control.reset(packCmd(this.epoch, this.paused ? PAUSE : 0));
-    const worker = warm ?? startWorker(entryUrl);
+    const worker =
+      this.options.spares?.take(entryUrl) ?? new Worker(entryUrl, { smol: true } as WorkerOptions);
     m.worker = worker;
     m.finished = new Promise<void>((resolve) => {
       worker.onmessage = (event: MessageEvent) => {
@@ -139,16 +174,37 @@ export class WorkerPool<M extends PoolMember> {
     worker.postMessage(init);
   }
 
+  /** Member indexes in the order the last resume (or pause rollback) woke them. */
+  get lastResumeOrder(): readonly number[] {
+    return this._lastResumeOrder;
+  }
+
   /** Members whose worker runs and has not exited: the ones a request must be acknowledged by. */
   active(): M[] {
     return this.members.filter((m) => m.worker && m.control.runState !== EXITED);
   }
 
-  /** Sets `set` and clears `clear` in CMD under a new epoch on each member, then wakes it ([drain-then-read] is the worker's half). */
+  /**
+   * `members` rotated to start at the next resume's starting point ([fair-resume]), which then moves
+   * on by one. The rotation is over positions in `members`, so exited members do not stall it.
+   */
+  private resumeOrder(members: readonly M[]): M[] {
+    if (members.length === 0) return [];
+    const start = this.resumeStart % members.length;
+    this.resumeStart = (start + 1) % members.length;
+    const order = [...members.slice(start), ...members.slice(0, start)];
+    this._lastResumeOrder = order.map((m) => m.index);
+    return order;
+  }
+
+  /**
+   * Sets `set` and clears `clear` in CMD under a new epoch on each member, then wakes it ([drain-then-read]
+   * is the worker's half). A resume goes round in a rotating order ([fair-resume]).
+   */
   private request(set: number, clear: number, members: readonly M[], change: CmdChange): number {
     this.epoch = nextEpoch(this.epoch);
     const e = this.epoch;
-    for (const m of members) {
+    for (const m of change === "resume" ? this.resumeOrder(members) : members) {
       m.control.updateCmd((old) => packCmd(e, ((old & FLAG_MASK) | set) & ~clear));
       this.options.wake(m, change);
     }

@@ -76,6 +76,7 @@ describe("specProblems()", () => {
       disks: [{ path: "/vm/disk.img", readonly: false, direct: false, id: "disk0" }],
       rng: { src: "/dev/urandom" },
       console: { mode: "File", file: "/vm/hvc0.log" },
+      vmm: { lifecycle_timeout_ms: 1000 },
     },
     state: "Running",
     memory_actual_size: 1 << 24,

@@ -23,7 +23,7 @@ describe("bad command lines are one-line errors", () => {
     [["run", "--api-sock=/tmp/x.sock"], "bunvmm run: unknown option --api-sock (did you mean --api-socket?)"],
     [
       ["run", "--frobnicate"],
-      "bunvmm run: unknown option --frobnicate; it takes --api-socket, --log-level, --help",
+      "bunvmm run: unknown option --frobnicate; it takes --api-socket, --lifecycle-timeout-ms, --log-level, --help",
     ],
     [
       ["run", "a.toml", "b.toml"],

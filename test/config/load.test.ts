@@ -256,6 +256,7 @@ describe("loadConfigFile", () => {
       disks: [],
       console: { mode: "off" },
       net: [],
+      vmm: { lifecycle_timeout_ms: 1000 },
     });
   });
 

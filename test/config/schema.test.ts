@@ -16,6 +16,7 @@ const DEFAULTS: VmConfig = {
   disks: [],
   console: { mode: "off" },
   net: [],
+  vmm: { lifecycle_timeout_ms: 1000 },
 };
 
 const VCPUS = "expected an integer from 1 to 255";
@@ -25,8 +26,9 @@ const SIZE_FORMAT = 'expected a size like "512M", "1G" or a number of bytes';
 const CMDLINE = `expected a string of at most ${CMDLINE_MAX} bytes`;
 const MODES = 'expected one of "tty", "file", "off"';
 const FORMATS = 'expected one of "auto", "bzimage", "elf", "raw"';
+const TIMEOUT = "expected an integer number of milliseconds from 10 to 60000";
 const TOP_KEYS =
-  'one of "cpus", "memory", "payload", "serial", "api", "disks", "rng", "console", "net", "vsock"';
+  'one of "cpus", "memory", "payload", "serial", "api", "disks", "rng", "console", "net", "vsock", "vmm"';
 /** The key a message is about: what stands before ` = value` or `:` (`config` is the top level, key ""). */
 const keyNamedIn = (message: string) => {
   const subject = /^(.*?)(?: = |: )/.exec(message)?.[1] ?? message;
@@ -43,7 +45,17 @@ describe("parseConfig() defaults", () => {
     cpus: { boot_vcpus, max_vcpus, hide_features: [] },
   });
   test.each<[string, unknown, VmConfig]>([
-    ["empty tables", { cpus: {}, memory: {}, payload: {}, serial: {}, api: {} }, DEFAULTS],
+    ["empty tables", { cpus: {}, memory: {}, payload: {}, serial: {}, api: {}, vmm: {} }, DEFAULTS],
+    [
+      "the shortest lifecycle timeout",
+      { vmm: { lifecycle_timeout_ms: 10 } },
+      { ...DEFAULTS, vmm: { lifecycle_timeout_ms: 10 } },
+    ],
+    [
+      "the longest lifecycle timeout",
+      { vmm: { lifecycle_timeout_ms: 60_000 } },
+      { ...DEFAULTS, vmm: { lifecycle_timeout_ms: 60_000 } },
+    ],
     ["boot_vcpus alone, which sets max_vcpus", { cpus: { boot_vcpus: 4 } }, withCpus(4, 4)],
     ["max_vcpus alone, with one boot vCPU", { cpus: { max_vcpus: 8 } }, withCpus(1, 8)],
     ["both vCPU counts", { cpus: { boot_vcpus: 2, max_vcpus: 8 } }, withCpus(2, 8)],
@@ -100,7 +112,8 @@ describe("parseConfig() errors", () => {
     // Unknown keys, with and without a suggestion
     ["a misspelt table", { cpu: {} }, 'cpu: unknown key (did you mean "cpus"?)'],
     ["a swapped-letter table", { memroy: {} }, 'memroy: unknown key (did you mean "memory"?)'],
-    ["an unknown table", { vm: {} }, `vm: unknown key (expected ${TOP_KEYS})`],
+    ["an unknown table", { machine: {} }, `machine: unknown key (expected ${TOP_KEYS})`],
+    ["a table one letter off", { vm: {} }, 'vm: unknown key (did you mean "vmm"?)'],
     [
       "a misspelt key",
       { cpus: { boot_vcpu: 2 } },
@@ -242,6 +255,37 @@ describe("parseConfig() errors", () => {
     // api
     ["a socket as a number", { api: { socket: 3 } }, `api.socket = 3: ${PATH}`],
     ["an empty socket path", { api: { socket: "" } }, `api.socket = "": ${PATH}`],
+    // vmm
+    [
+      "a lifecycle timeout too short",
+      { vmm: { lifecycle_timeout_ms: 9 } },
+      `vmm.lifecycle_timeout_ms = 9: ${TIMEOUT}`,
+    ],
+    [
+      "a lifecycle timeout too long",
+      { vmm: { lifecycle_timeout_ms: 60_001 } },
+      `vmm.lifecycle_timeout_ms = 60001: ${TIMEOUT}`,
+    ],
+    [
+      "a fractional lifecycle timeout",
+      { vmm: { lifecycle_timeout_ms: 2.5 } },
+      `vmm.lifecycle_timeout_ms = 2.5: ${TIMEOUT}`,
+    ],
+    [
+      "a lifecycle timeout as a string",
+      { vmm: { lifecycle_timeout_ms: "1s" } },
+      `vmm.lifecycle_timeout_ms = "1s": ${TIMEOUT}`,
+    ],
+    [
+      "a negative lifecycle timeout",
+      { vmm: { lifecycle_timeout_ms: -1 } },
+      `vmm.lifecycle_timeout_ms = -1: ${TIMEOUT}`,
+    ],
+    [
+      "a misspelt vmm key",
+      { vmm: { lifecycle_timeout: 100 } },
+      'vmm.lifecycle_timeout: unknown key (did you mean "lifecycle_timeout_ms"?)',
+    ],
   ])("parseConfig() rejects %s", (_name, input, message) => {
     const error = catchConfigError(() => parseConfig(input));
     expect(error.message).toBe(message);

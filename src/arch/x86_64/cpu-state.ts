@@ -13,6 +13,8 @@ const SEG_TYPE_DATA_RW_ACCESSED = 0x3;
 const FLAT_LIMIT = 0xffff_ffff;
 export const CR0_PE = 1n;
 export const CR0_ET = 1n << 4n;
+/** CR0.PG: paging. Here, not in long-mode.ts, so a vCPU worker's crash report needs no boot code. */
+export const CR0_PG = 1n << 31n;
 /** RFLAGS bit 1 is reserved and always set. */
 export const RFLAGS_RESERVED = 0x2n;
 /** FPU control word and MXCSR after FNINIT / reset (Intel SDM Vol. 1 §8.1.5, §10.2.3.1). */

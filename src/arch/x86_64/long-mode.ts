@@ -6,12 +6,13 @@
  */
 import type { Regs, Sregs } from "../../kvm/vcpu-fd.ts";
 import { STARTUP_64_OFFSET } from "./bzimage.ts";
-import { BOOT_CS_SELECTOR, BOOT_DS_SELECTOR, CR0_ET, CR0_PE, initialRegs } from "./cpu-state.ts";
+import { BOOT_CS_SELECTOR, BOOT_DS_SELECTOR, CR0_ET, CR0_PE, CR0_PG, initialRegs } from "./cpu-state.ts";
+
+export { CR0_PG };
+
 import { BOOT_GDT_LIMIT, bootSegment } from "./gdt.ts";
 import { BOOT_GDT_ADDRESS, BOOT_PML4_ADDRESS, ZERO_PAGE_ADDRESS } from "./layout.ts";
 
-/** CR0.PG: paging. */
-export const CR0_PG = 1n << 31n;
 /** CR4.PAE: physical address extension, required for long mode. */
 export const CR4_PAE = 1n << 5n;
 /** IA32_EFER.LME (long mode enable) and LMA (long mode active; KVM wants it set with LME and PG). */

@@ -4,17 +4,17 @@
  * Every way out ends the VM, removes the API socket and gives the terminal back: the guest powering off
  * or crashing, SIGINT/SIGTERM/SIGHUP, Ctrl-A x on the console, `vmm.shutdown`, and stdout closing under
  * the guest's output (`bunvmm run | head -1`). A stop that hangs anyway is cut off by
- * SHUTDOWN_DEADLINE_MS, so a signal always ends the process.
+ * SHUTDOWN_DEADLINE_MS (longer with a long lifecycle timeout), so a signal always ends the process.
  *
  * Threads: VMM thread (Bun's main thread).
  */
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import type { ConsolaInstance } from "consola/core";
-import { startApiServer } from "../../api/server.ts";
+import { checkLifecycleTimeout } from "../../config/index.ts";
 import { createLogger, type LogLevelName } from "../../vmm/logger.ts";
 import type { SerialSinkError } from "../../vmm/serial-console.ts";
-import { Vm } from "../../vmm/vm.ts";
+import { sinceStart, Vm } from "../../vmm/vm.ts";
 import { StdinConsole } from "../console.ts";
 import { EXIT_ERROR, EXIT_GUEST_CRASH, EXIT_OK, EXIT_STDOUT_CLOSED } from "../errors.ts";
 import { sharedArgs } from "./shared-args.ts";
@@ -24,9 +24,30 @@ const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 /**
  * How long a requested stop may take before the process exits anyway. A stop is a bounded vCPU kill
- * (the Vm's timeout, 1 s) plus the API server's close (2 s); this is far past both.
+ * and a bounded device-worker kill (the lifecycle timeout each, 1 s by default) plus the API server's
+ * close (2 s); this is far past them.
  */
 export const SHUTDOWN_DEADLINE_MS = 10_000;
+
+/** The stop deadline for a lifecycle timeout: SHUTDOWN_DEADLINE_MS, or more when both kills could take longer. */
+export function shutdownDeadlineMs(lifecycleTimeoutMs: number): number {
+  return Math.max(SHUTDOWN_DEADLINE_MS, 2 * lifecycleTimeoutMs + SHUTDOWN_DEADLINE_MS / 2);
+}
+
+/** `--lifecycle-timeout-ms`'s text as the config key's value: digits become a number, anything else stays text. */
+export function lifecycleTimeoutFlag(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  return checkLifecycleTimeout(/^[0-9]+$/.test(text) ? Number(text) : text, "--lifecycle-timeout-ms");
+}
+
+/**
+ * The REST API server, loaded only for a VM that serves it: a VM without a socket never loads the
+ * server and its routes (~0.4 MiB of RSS, docs/performance.md).
+ */
+async function startApi(vm: Vm, socket: string, logger: ConsolaInstance) {
+  const { startApiServer } = await import("../../api/server.ts");
+  return startApiServer(vm, { socket, logger });
+}
 
 /** What a failed write to stdout or stderr costs once the VM's console has let go of it: nothing. */
 const ignoreStreamError = () => undefined;
@@ -43,11 +64,19 @@ export const runCommand = defineCommand({
       valueHint: "PATH",
       description: "Serve the REST API on this Unix socket (overrides [api] socket)",
     },
+    "lifecycle-timeout-ms": {
+      type: "string",
+      valueHint: "MS",
+      description:
+        "How long pause, resume and shutdown wait for the vCPUs, 10 to 60000 (overrides [vmm] lifecycle_timeout_ms; default 1000)",
+    },
     ...sharedArgs,
   },
   async run({ args }) {
     const log = createLogger(args["log-level"] as LogLevelName);
-    const vm = await Vm.create(args.config, { logger: log });
+    log.debug(`run: command line parsed (${sinceStart()})`);
+    const timeoutMs = lifecycleTimeoutFlag(args["lifecycle-timeout-ms"]);
+    const vm = await Vm.create(args.config, { logger: log, timeoutMs });
     await superviseVm(vm, { log, socket: args["api-socket"], start: () => vm.boot() });
   },
 });
@@ -62,24 +91,25 @@ export async function superviseVm(
   options: { log: ConsolaInstance; socket: string | undefined; start: () => Promise<void> },
 ): Promise<void> {
   const { log } = options;
+  const stopDeadlineMs = shutdownDeadlineMs(vm.config.vmm.lifecycle_timeout_ms);
   const socket = options.socket !== undefined ? resolve(options.socket) : vm.config.api.socket;
   if (socket !== undefined) vm.config.api.socket = socket; // vm.info reports the socket in use
   const api =
     socket === undefined
       ? undefined
-      : await startApiServer(vm, { socket, logger: log }).catch(async (e: unknown) => {
+      : await startApi(vm, socket, log).catch(async (e: unknown) => {
           await vm.shutdown();
           throw e;
         });
 
   let deadline: ReturnType<typeof setTimeout> | undefined;
-  /** Shuts the VM down once; the process exits at SHUTDOWN_DEADLINE_MS if that hangs. */
+  /** Shuts the VM down once; the process exits at the stop deadline if that hangs. */
   const stop = (why: string, level: "info" | "error" = "info") => {
     log[level](`${why}: shutting the VM down`);
     deadline ??= setTimeout(() => {
-      log.error(`the VM did not stop within ${SHUTDOWN_DEADLINE_MS} ms (${why}); exiting anyway`);
+      log.error(`the VM did not stop within ${stopDeadlineMs} ms (${why}); exiting anyway`);
       process.exit(EXIT_ERROR); // the console's exit hook gives the terminal back
-    }, SHUTDOWN_DEADLINE_MS);
+    }, stopDeadlineMs);
     deadline.unref();
     void vm.shutdown();
   };
@@ -119,6 +149,7 @@ export async function superviseVm(
   });
   try {
     const exit = await options.start().then(() => {
+      log.debug(`run: vCPU workers started (${sinceStart()})`);
       if (input.interactive) log.info(ESCAPE_NOTE);
       return vm.exited;
     });

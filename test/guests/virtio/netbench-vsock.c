@@ -178,3 +178,9 @@ u32 vsock_send(const u8 *data, u32 n) {
 }
 
 int vsock_connected(void) { return conn.up; }
+
+u32 vsock_unacked(void) { return conn.tx_cnt - conn.peer_fwd_cnt; }
+
+void vsock_request_credit(void) {
+  if (conn.up) send_op(VSOCK_OP_CREDIT_REQUEST, 0, 0);
+}

@@ -54,6 +54,10 @@ int vsock_accept(u32 port);
 u32 vsock_recv(u8 *out, u32 room);
 /* Posts up to VSOCK_TX_CHUNK bytes if the host's credit and the ring allow; the bytes posted (maybe 0). */
 u32 vsock_send(const u8 *data, u32 n);
+/* Bytes sent that the host has not yet written to its socket (its fwd_cnt behind our count). */
+u32 vsock_unacked(void);
+/* Asks the host for its credit (a CREDIT_UPDATE with its fwd_cnt comes back). */
+void vsock_request_credit(void);
 /* 1 while the connection is up (no RST or SHUTDOWN from the host). */
 int vsock_connected(void);
 /* Posts one raw packet: `hdr` (VSOCK_HDR_BYTES) and `n` payload bytes copied; 1 when posted. For the

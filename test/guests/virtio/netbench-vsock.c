@@ -13,6 +13,8 @@ u64 vsock_guest_cid;
 static struct vq rxq, txq, evq;
 static u8 rx_bufs[RX_BUFFERS][VSOCK_HDR_BYTES + VSOCK_RX_PAYLOAD] __attribute__((aligned(16)));
 static u8 ev_bufs[EVENT_BUFFERS][EVENT_BYTES];
+/* The RX buffer handed out by the last vsock_recv, reposted at the next call; RX_BUFFERS: none. */
+static u32 lent = RX_BUFFERS;
 /* A TX packet's header and payload live at its head descriptor's index until the device is done. */
 static u8 tx_hdrs[RING_SIZE][VSOCK_HDR_BYTES];
 static u8 tx_data[RING_SIZE][VSOCK_TX_CHUNK];
@@ -62,6 +64,7 @@ int vsock_init(u32 base) {
   vq_kick(&rxq);
   vq_kick(&evq);
   memset(&conn, 0, sizeof conn);
+  lent = RX_BUFFERS;
   return 1;
 }
 
@@ -101,8 +104,8 @@ static int send_op(u32 op, const u8 *payload, u32 n) {
   return 1;
 }
 
-/* Handles one received packet; returns its RW payload length for the connection (copied to out). */
-static u32 handle(const u8 *p, u32 total, u8 *out) {
+/* Handles one received packet; returns its RW payload length for the connection (0 for anything else). */
+static u32 handle(const u8 *p, u32 total) {
   if (total < VSOCK_HDR_BYTES) return 0;
   u32 op = le16(p + VSOCK_HDR_OP);
   u32 src_port = le32(p + VSOCK_HDR_SRC_PORT);
@@ -123,7 +126,6 @@ static u32 handle(const u8 *p, u32 total, u8 *out) {
   conn.peer_fwd_cnt = le32(p + VSOCK_HDR_FWD_CNT);
   conn.credit_requested = 0;
   if (op == VSOCK_OP_RW) {
-    memcpy(out, p + VSOCK_HDR_BYTES, len);
     conn.fwd_cnt += len;
     if (conn.fwd_cnt - conn.reported_fwd_cnt >= VSOCK_BUF_ALLOC / 2) send_op(VSOCK_OP_CREDIT_UPDATE, 0, 0);
     return len;
@@ -133,17 +135,14 @@ static u32 handle(const u8 *p, u32 total, u8 *out) {
   return 0;
 }
 
-u32 vsock_recv(u8 *out, u32 room) {
+const u8 *vsock_recv(u32 *n) {
+  *n = 0;
+  if (lent < RX_BUFFERS) {
+    post_rx(lent);
+    vq_kick(&rxq);
+    lent = RX_BUFFERS;
+  }
   struct vq_used_elem e;
-  if (room < VSOCK_RX_PAYLOAD || !vq_take(&rxq, &e)) return 0;
-  u32 id = e.id % RING_SIZE;
-  u32 buf = (u32)rxq.desc[id].addr;
-  u32 i = (buf - (u32)rx_bufs[0]) / sizeof rx_bufs[0];
-  if (i >= RX_BUFFERS) i = 0; /* not ours: never happens with an honest device */
-  u32 total = e.len > sizeof rx_bufs[i] ? sizeof rx_bufs[i] : e.len;
-  u32 n = handle(rx_bufs[i], total, out);
-  post_rx(i);
-  vq_kick(&rxq);
   while (vq_take(&evq, &e)) { /* a transport reset: the connection is gone */
     conn.up = 0;
     static const int writable[1] = {1};
@@ -152,13 +151,20 @@ u32 vsock_recv(u8 *out, u32 room) {
     vq_post(&evq, &addr, &len, writable, 1);
     vq_kick(&evq);
   }
-  return n;
+  if (!vq_take(&rxq, &e)) return 0;
+  u32 buf = (u32)rxq.desc[e.id % RING_SIZE].addr;
+  u32 i = (buf - (u32)rx_bufs[0]) / sizeof rx_bufs[0];
+  if (i >= RX_BUFFERS) i = 0; /* not ours: never happens with an honest device */
+  u32 total = e.len > sizeof rx_bufs[i] ? sizeof rx_bufs[i] : e.len;
+  *n = handle(rx_bufs[i], total);
+  lent = i;
+  return rx_bufs[i] + VSOCK_HDR_BYTES;
 }
 
 int vsock_accept(u32 port) {
   conn.local_port = port;
-  static u8 scratch[VSOCK_RX_PAYLOAD];
-  for (u32 turn = 0; turn < ACCEPT_TURNS && !conn.up; turn++) vsock_recv(scratch, sizeof scratch);
+  u32 n;
+  for (u32 turn = 0; turn < ACCEPT_TURNS && !conn.up; turn++) vsock_recv(&n);
   return conn.up;
 }
 

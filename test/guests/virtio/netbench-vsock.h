@@ -37,7 +37,7 @@
 #define VSOCK_TX_QUEUE 1
 #define VSOCK_EVENT_QUEUE 2
 
-/* Payload room of one RX buffer; vsock_recv needs at least this much. */
+/* Payload room of one RX buffer. */
 #define VSOCK_RX_PAYLOAD 4096
 /* Largest payload of one packet vsock_send posts. */
 #define VSOCK_TX_CHUNK 1024
@@ -49,9 +49,10 @@ extern u64 vsock_guest_cid;
 int vsock_init(u32 base);
 /* Waits (bounded) for the host to connect to `port` and answers it; 1 when connected. */
 int vsock_accept(u32 port);
-/* Polls once: the payload of one RW packet of the connection copied to `out` (room >= VSOCK_RX_PAYLOAD),
- * or 0 when none arrived. Other packets are handled on the way. */
-u32 vsock_recv(u8 *out, u32 room);
+/* Polls once: the payload of one RW packet of the connection, in place (no copy: the guest's code runs
+ * emulated, a byte loop over every payload would be the bottleneck), valid until the next call, and its
+ * length in *n; 0 when none arrived (*n is 0). Other packets are handled on the way. */
+const u8 *vsock_recv(u32 *n);
 /* Posts up to VSOCK_TX_CHUNK bytes if the host's credit and the ring allow; the bytes posted (maybe 0). */
 u32 vsock_send(const u8 *data, u32 n);
 /* Bytes sent that the host has not yet written to its socket (its fwd_cnt behind our count). */

@@ -6,7 +6,7 @@
 //
 // Progress and failures go to stderr; stdout gets the table, footnotes and, as its last line, one
 // JSON object with the figures. Needs root (namespaces, TAPs), /dev/kvm, gcc + binutils, python3.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cGuestElf } from "../../test/helpers/c-guest.ts";
@@ -156,7 +156,7 @@ interface Column {
   samples: Partial<Record<Figure, number>>[];
   error?: string;
   /** Per-run checks: what the host saw against what the guest sent, RX offered rates. */
-  notes: string[];
+  checks: RunChecks[];
 }
 
 /** Figures of one run; throws with the reason when the run did not complete every phase. */
@@ -189,22 +189,56 @@ function figuresOf(
   return out;
 }
 
-function checks(c: Contender, r: RunResult): string[] {
-  const notes: string[] = [];
-  for (const p of ["tx64", "tx1514"] as const) {
-    const saw = r.hostSaw[String(FRAME_BYTES[p])] ?? 0;
-    if (saw !== FRAMES) notes.push(`${c.label} ${p}: the host saw ${saw} of ${FRAMES} frames`);
-  }
-  if (r.hostDrops) notes.push(`${c.label}: the host's packet socket dropped ${r.hostDrops} frames`);
+/** What one run showed beyond its figures: the host's view of TX, and how much of the RX offer was taken. */
+interface RunChecks {
+  /** TX frames the host's packet socket did not see (should be 0), and its drops. */
+  txUnseen: number;
+  hostDrops: number;
+  /** Per RX phase: [host's offered frames/s, fraction of them the guest took]. */
+  rx: Partial<Record<NetPhase, [number, number]>>;
+}
+
+function checks(r: RunResult): RunChecks {
+  let txUnseen = 0;
+  for (const p of ["tx64", "tx1514"] as const) txUnseen += FRAMES - (r.hostSaw[String(FRAME_BYTES[p])] ?? 0);
+  const rx: RunChecks["rx"] = {};
   for (const p of ["rx64", "rx1514"] as const) {
     const s = r.hostSent[p];
-    if (s)
+    if (s?.sent) rx[p] = [s.sent / s.seconds, (r.phases[p]?.count ?? 0) / s.sent];
+  }
+  return { txUnseen, hostDrops: r.hostDrops, rx };
+}
+
+/** One line per contender summing up its runs' checks. */
+function checkNotes(c: Contender, runs: RunChecks[]): string[] {
+  if (!runs.length) return [];
+  const range = (xs: number[], f: (x: number) => string) =>
+    `${f(Math.min(...xs))}${Math.min(...xs) === Math.max(...xs) ? "" : `-${f(Math.max(...xs))}`}`;
+  const unseen = runs.reduce((a, r) => a + r.txUnseen, 0);
+  const drops = runs.reduce((a, r) => a + r.hostDrops, 0);
+  const notes = [
+    unseen || drops
+      ? `${c.label} TX: the host's packet socket missed ${unseen} of the guest's frames over ${runs.length} runs (its own drops: ${drops})`
+      : `${c.label} TX: the host's packet socket saw every frame the guest sent, in every run`,
+  ];
+  for (const p of ["rx64", "rx1514"] as const) {
+    const xs = runs.map((r) => r.rx[p]).filter((x): x is [number, number] => x !== undefined);
+    if (xs.length)
       notes.push(
-        `${c.label} ${p}: host offered ${(s.sent / s.seconds).toFixed(0)} frames/s, guest took ${r.phases[p]?.count ?? 0} of ${s.sent}`,
+        `${c.label} ${p}: the host offered ${range(
+          xs.map((x) => x[0]),
+          (x) => x.toFixed(0),
+        )} frames/s; the guest took ${range(
+          xs.map((x) => x[1] * 100),
+          (x) => x.toFixed(0),
+        )} % of them (the rest the TAP dropped: RX ran at the guest's pace)`,
       );
   }
   return notes;
 }
+
+/** The first three fields of /proc/loadavg: other work on this shared machine moves every figure. */
+const loadAverage = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 
 const mbit = (p: Figure, fps: number) => (fps * FRAME_BYTES[p as NetPhase] * 8) / 1e6;
 const round = (x: number | null, d: number) => (x === null ? null : Number(x.toFixed(d)));
@@ -313,9 +347,10 @@ async function main(): Promise<number> {
       VSOCK_BYTES,
     });
     const contenders = [bunvmmContender(dir), qemuContender()];
-    const cols = new Map<Key, Column>(contenders.map((c) => [c.key, { samples: [], notes: [] }]));
+    const cols = new Map<Key, Column>(contenders.map((c) => [c.key, { samples: [], checks: [] }]));
     const failures: string[] = [];
     const started = performance.now();
+    const loadBefore = loadAverage();
     for (let rep = 1; rep <= REPS; rep++) {
       for (const c of contenders) {
         const col = cols.get(c.key)!;
@@ -332,18 +367,20 @@ async function main(): Promise<number> {
             deadlineMs: RUN_DEADLINE_MS,
           });
           col.samples.push(figuresOf(c, r, failures, cmd));
-          col.notes.push(...checks(c, r));
+          col.checks.push(checks(r));
         } catch (e) {
           col.error = e instanceof Error ? e.message : String(e);
         }
       }
     }
-    progress(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const seconds = ((performance.now() - started) / 1000).toFixed(0);
+    progress(`done in ${seconds} s`);
     for (const f of failures) process.stderr.write(`failed: ${f}\n`);
     const left = leftoverNamespaces();
     console.log(table(contenders, cols));
     console.log(FOOTNOTE.trimStart());
-    for (const c of contenders) for (const n of cols.get(c.key)!.notes) console.log(`* ${n}`);
+    for (const c of contenders) for (const n of checkNotes(c, cols.get(c.key)!.checks)) console.log(`* ${n}`);
+    console.log(`* load average: ${loadBefore} before, ${loadAverage()} after; the run took ${seconds} s`);
     if (left.length) console.log(`* namespaces left behind: ${left.join(", ")}`);
     console.log(JSON.stringify(json(cols)));
     return 0;

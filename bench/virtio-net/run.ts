@@ -212,8 +212,10 @@ function checks(r: RunResult): RunChecks {
 /** One line per contender summing up its runs' checks. */
 function checkNotes(c: Contender, runs: RunChecks[]): string[] {
   if (!runs.length) return [];
-  const range = (xs: number[], f: (x: number) => string) =>
-    `${f(Math.min(...xs))}${Math.min(...xs) === Math.max(...xs) ? "" : `-${f(Math.max(...xs))}`}`;
+  const range = (xs: number[], f: (x: number) => string) => {
+    const [lo, hi] = [f(Math.min(...xs)), f(Math.max(...xs))];
+    return lo === hi ? lo : `${lo}-${hi}`;
+  };
   const unseen = runs.reduce((a, r) => a + r.txUnseen, 0);
   const drops = runs.reduce((a, r) => a + r.hostDrops, 0);
   const notes = [

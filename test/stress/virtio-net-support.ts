@@ -164,12 +164,39 @@ export function makeTap(ns: Netns, name: string, address: string): void {
   ns.run(["ip", "link", "set", name, "up"]);
 }
 
-/** The C guest's power-off through QEMU's isa-debug-exit port is unowned under bunvmm: it ends with ACPI S5. */
-export const POWER_OFF_EXIT = 0;
-
 /** The sum of one device's counters whose names match `pattern`. */
 export function sumCounters(c: Record<string, number> | undefined, pattern: RegExp): number {
   return Object.entries(c ?? {})
     .filter(([k, v]) => pattern.test(k) && typeof v === "number")
     .reduce((a, [, v]) => a + v, 0);
+}
+
+/**
+ * Runs one step of a storm (pause, gap, resume) on a guest that powers off right after its report. A
+ * step that fails is forgiven only when that is why: the child then exits and the report line shows up
+ * (both within REQUEST_MS); the storm is over (false). Any other failure is rethrown.
+ */
+export async function stormStep(
+  vm: ChildVm,
+  finished: () => boolean,
+  step: () => Promise<void>,
+): Promise<boolean> {
+  try {
+    await step();
+    return true;
+  } catch (e) {
+    const exited = await Promise.race([
+      vm.exited.then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), REQUEST_MS)), // bounded wait for the exit
+    ]);
+    if (exited) {
+      try {
+        await waitUntil(finished, "the guest's report after its power-off", REQUEST_MS);
+        return false;
+      } catch {
+        // no report: the failure was not the guest finishing
+      }
+    }
+    throw e;
+  }
 }

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { cGuestElf } from "../helpers/c-guest.ts";
 import { waitUntil } from "../helpers/guests.ts";
 import { Rng, randomGap } from "../helpers/rng.ts";
-import { keyUnsupported, startChildVm } from "./virtio-net-support.ts";
+import { keyUnsupported, startChildVm, stormStep } from "./virtio-net-support.ts";
 
 const SEED = Number(process.env.BUNVMM_STRESS_SEED ?? 0x5eed) + 0x7653;
 const GUEST_CID = 3;
@@ -107,10 +107,12 @@ describe("vsock pause storm", () => {
           const deadline = performance.now() + TRANSFER_DEADLINE_MS;
           let pairs = 0;
           const finished = () => vm.lines.some((l) => l.startsWith("vsock sent "));
-          while (!finished() && performance.now() < deadline && (await vm.state()) === "Running") {
+          const step = async () => {
             await vm.pause();
             await randomGap(rng, MAX_GAP_MS);
             await vm.resume();
+          };
+          while (!finished() && performance.now() < deadline && (await stormStep(vm, finished, step))) {
             pairs++;
             await randomGap(rng, MAX_GAP_MS);
           }

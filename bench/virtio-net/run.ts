@@ -324,8 +324,9 @@ TX: the guest posts ${FRAMES} frames as fast as its 256-entry TX ring allows (po
 RX: the host sends frames into the TAP for ${RX_SECONDS} s at up to ${RX_RATE} a second (bursts each
   millisecond; the TAP drops what the VMM does not take), then END frames; the guest counts what
   reaches it from its first data frame to the first END frame.
-vsock: bunvmm only (QEMU 7.2 has vhost-vsock, which needs the host's vhost_vsock module, and no hybrid
-  Unix-socket vsock): the host writes ${VSOCK_MIB} MiB through \`CONNECT ${PORTS.vsock}\` on the Unix socket.
+vsock: bunvmm only. QEMU 7.2's vsock devices are vhost-vsock (the kernel's /dev/vhost-vsock, absent
+  on hosts without the vhost_vsock module) and vhost-user-vsock (an external daemon); it has no hybrid
+  Unix-socket vsock. The host writes ${VSOCK_MIB} MiB through \`CONNECT ${PORTS.vsock}\` on bunvmm's socket.
 The guest's code runs emulated by this machine's nested KVM (~2 M instructions a second): its own
   per-frame work bounds both VMMs alike; the figures compare VMMs, not networks.`;
 

@@ -14,9 +14,10 @@
  *                 fast as it offers them, then END_PORT frames. "BEGIN rx64" at the first data frame,
  *                 "END rx64 <received>" at the first END frame of this phase. Buffers are reposted in
  *                 batches: whenever the used ring is empty.
- *   vsock         with a virtio-vsock device (bunvmm only): netbench-vsock.c accepts the host's
- *                 connection to VSOCK_PORT, "BEGIN vsock" at the first byte, "END vsock <bytes>" once
- *                 VSOCK_BYTES have arrived.
+ *   vsock         with a virtio-vsock device (bunvmm only): "READY vsock" once the driver is up (the
+ *                 harness then connects), netbench-vsock.c accepts the connection to VSOCK_PORT, "BEGIN
+ *                 vsock" at the first payload, "END vsock <bytes>" once VSOCK_BYTES have arrived; the
+ *                 payloads are counted in place.
  *
  * Every wait is bounded (turns of a polling loop without progress); a phase that runs out prints
  * "STALL <phase>". Then "DONE <failures>" and power-off (QEMU: isa-debug-exit; bunvmm: ACPI S5).

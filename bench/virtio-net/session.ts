@@ -156,9 +156,14 @@ async function vsockSend(path: string, port: number, bytes: number): Promise<voi
     sock.once("close", () => reject(new Error(`vsock closed before OK (${got.trim()})`)));
   });
   const chunk = new Uint8Array(64 * 1024).fill(0x5a);
-  for (let sent = 0; sent < bytes; sent += chunk.length) {
+  for (let sent = 0; sent < bytes && !sock.destroyed; sent += chunk.length) {
     const part = chunk.subarray(0, Math.min(chunk.length, bytes - sent));
-    if (!sock.write(part)) await new Promise((r) => sock.once("drain", r));
+    // a VMM that exits closes the socket: stop waiting for room then
+    if (!sock.write(part))
+      await new Promise((r) => {
+        sock.once("drain", r);
+        sock.once("close", r);
+      });
   }
   // the socket stays open: the guest stops reading once it has counted `bytes`; the VMM closes it
 }

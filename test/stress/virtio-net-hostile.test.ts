@@ -146,6 +146,9 @@ describe("hostile virtio-net and vsock guest", () => {
           expect(c.vsock0).toBeDefined();
           expect(netRefused).toBeGreaterThan(0);
           expect(vsockRefused).toBeGreaterThan(0);
+          // the transport's own count of requests it refused, which every virtio device has
+          expect(c.net0!.bad_requests).toBeGreaterThan(0);
+          expect(c.vsock0!.bad_requests).toBeGreaterThan(0);
           expect(vm.stderr()).not.toMatch(/crash|uncaught|panic/i);
         } finally {
           await vm.stop();

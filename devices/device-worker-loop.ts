@@ -38,6 +38,11 @@ export interface DeviceBackendHandler {
    * is finished (or held in the back-end's state) when it returns, so the loop may park right after.
    */
   process(queue: number): void;
+  /**
+   * Called once, the first time the loop runs (never while parked), before it checks the queues: what
+   * the back-end does when its device starts running (after a restore, say: VirtioBackendInit.restored).
+   */
+  firstRun?(): void;
   /** Releases what the back-end holds in this worker (buffers it mapped); called once, after KILL. */
   close?(): void;
 }
@@ -77,8 +82,10 @@ export class DeviceWorkerLoop {
 
   /** Serves until KILL; the last store is EXITED (acknowledgeExit). */
   run(): void {
-    // Check every queue before the first sleep: a notification may predate the worker.
+    // Check every queue before the first sleep: a notification may predate the worker (after a restore,
+    // a request the guest posted before the snapshot that the device had not popped).
     let recheck = true;
+    let started = false;
     for (;;) {
       this.controlFd.read(); // [drain-then-read]: drain first ...
       const cmd = this.control.cmd; // ... then read CMD
@@ -99,6 +106,10 @@ export class DeviceWorkerLoop {
       }
       if (this.control.runState !== RUNNING || this.control.ack !== epoch)
         this.control.acknowledge(RUNNING, epoch);
+      if (!started) {
+        started = true;
+        this.backend.firstRun?.();
+      }
       if (recheck) {
         recheck = false;
         for (let q = 0; q < this.queues.length; q++) this.serve(q);

@@ -83,6 +83,7 @@ export const virtioBlkKind: DeviceKind<VirtioBlkSpec> = {
       regions: host.memory.descriptors,
       queueFds: fds.queueFds,
       irqFd: fds.irqFd,
+      restored: host.restoring,
       device: image.opened,
     };
     const c = new BigInt64Array(spec.counters);

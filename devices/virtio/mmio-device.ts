@@ -79,6 +79,12 @@ export interface VirtioBackendInit<D = unknown> {
   readonly regions: RegionDescriptor[];
   readonly queueFds: number[];
   readonly irqFd: number;
+  /**
+   * The machine was rebuilt from a snapshot (HostEnv.restoring): the worker calls its back-end's
+   * `afterRestore` once, the first time it runs, before it re-checks the queues. The hook for what a
+   * device owes a restored driver (vsock: a TRANSPORT_RESET event); no kind here needs one yet.
+   */
+  readonly restored: boolean;
   readonly device: D;
 }
 

@@ -54,6 +54,7 @@ export const virtioRngKind: DeviceKind<VirtioRngSpec> = {
       regions: host.memory.descriptors,
       queueFds: fds.queueFds,
       irqFd: fds.irqFd,
+      restored: host.restoring,
       device: { source: spec.source },
     };
     const c = new BigInt64Array(spec.counters);

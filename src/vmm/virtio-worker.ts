@@ -40,6 +40,12 @@ interface KindBackend {
   publishCounters(): void;
   /** Releases what the back-end holds in this worker (never the VMM thread's fds). */
   close(): void;
+  /**
+   * Once, the first time the worker runs after a restore (VirtioBackendInit.restored), before the queues
+   * are re-checked; true when the driver wants an interrupt. The hook for vsock's TRANSPORT_RESET event;
+   * blk, rng and console owe a restored driver nothing (their queues' state was restored whole).
+   */
+  afterRestore?(queues: SplitQueue[], memory: GuestMemory): boolean;
 }
 
 /** Writes all of `bytes` to `fd`; false when the output failed (the bytes are dropped). */
@@ -55,6 +61,10 @@ function writeAll(fd: number, bytes: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * The kind's back-end. Counts continue from what the shared words hold when the worker starts: zero on
+ * a boot, the saved counts after a restore (DeviceType.restore wrote them before any worker started).
+ */
 function kindBackend(init: VirtioBackendInit, counters: BigInt64Array): KindBackend {
   switch (init.kind) {
     case "virtio-blk": {
@@ -69,29 +79,32 @@ function kindBackend(init: VirtioBackendInit, counters: BigInt64Array): KindBack
     }
     case "virtio-rng": {
       const rng = new RngBackend((init.device as RngDeviceInit).source);
+      const bytes = Atomics.load(counters, RNG_BYTES);
+      const bad = Atomics.load(counters, VIRTIO_COUNTER_BAD_REQUESTS);
       return {
         processQueue: (q, m) => rng.processQueue(q, m),
         publishCounters: () => {
-          Atomics.store(counters, RNG_BYTES, BigInt(rng.bytesServed));
-          Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, BigInt(rng.badRequests));
+          Atomics.store(counters, RNG_BYTES, bytes + BigInt(rng.bytesServed));
+          Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, bad + BigInt(rng.badRequests));
         },
         close: () => rng.close(),
       };
     }
     case "virtio-console": {
       const { outFd } = init.device as ConsoleDeviceInit;
-      let out = 0;
-      let dropped = 0;
+      let out = Atomics.load(counters, CONSOLE_BYTES_OUT);
+      let dropped = Atomics.load(counters, CONSOLE_BYTES_DROPPED);
+      const bad = Atomics.load(counters, VIRTIO_COUNTER_BAD_REQUESTS);
       const console = new ConsoleBackend((bytes) => {
-        if (writeAll(outFd, bytes)) out += bytes.length;
-        else dropped += bytes.length;
+        if (writeAll(outFd, bytes)) out += BigInt(bytes.length);
+        else dropped += BigInt(bytes.length);
       });
       return {
         processQueue: (q, m) => console.processQueue(q, m),
         publishCounters: () => {
-          Atomics.store(counters, CONSOLE_BYTES_OUT, BigInt(out));
-          Atomics.store(counters, CONSOLE_BYTES_DROPPED, BigInt(dropped));
-          Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, BigInt(console.badRequests));
+          Atomics.store(counters, CONSOLE_BYTES_OUT, out);
+          Atomics.store(counters, CONSOLE_BYTES_DROPPED, dropped);
+          Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, bad + BigInt(console.badRequests));
         },
         close: () => {},
       };
@@ -109,8 +122,19 @@ serveDeviceWorker((raw) => {
   const irq = EventFd.from(init.irqFd);
   /** Queues found stopped under us by a racing reset (counted as bad requests). */
   let queueStops = 0;
+  const interrupt = () => {
+    irq.write();
+    Atomics.add(counters, VIRTIO_COUNTER_INTERRUPTS, 1n);
+  };
+  const { afterRestore } = backend;
   return {
     queueFds: init.queueFds,
+    firstRun:
+      init.restored && afterRestore
+        ? () => {
+            if (afterRestore(queues, memory)) interrupt();
+          }
+        : undefined,
     process(queue) {
       let wantsInterrupt = false;
       try {
@@ -123,10 +147,7 @@ serveDeviceWorker((raw) => {
       }
       backend.publishCounters(); // the back-end's own counts, absolute; the stops are added on top
       if (queueStops > 0) Atomics.add(counters, VIRTIO_COUNTER_BAD_REQUESTS, BigInt(queueStops));
-      if (wantsInterrupt) {
-        irq.write();
-        Atomics.add(counters, VIRTIO_COUNTER_INTERRUPTS, 1n);
-      }
+      if (wantsInterrupt) interrupt();
     },
     close: () => backend.close(),
   };

@@ -8,7 +8,8 @@
  *    device's counters and the guest's counter agree; the image's sectors hold the last writes' numbers),
  *    and no request is lost (the guest would print "timeout" waiting for it);
  *  - one snapshot restored twice: refused with the lock error while the first VM holds its image, then
- *    restored once that VM is gone; refused once a restored VM has written to the image;
+ *    restored once that VM is gone; refused once a restored VM has written to the image, and restored
+ *    again once a copy kept with its mtime (cp -p) is put back;
  *  - built with LOOP_DEVICES it asks the rng for bytes and prints a numbered tick on the console forever:
  *    restored, the rng and console counts continue from the saved ones, and the console file holds
  *    every tick once, in order, the snapshotted VM's then the restored VM's.
@@ -204,7 +205,7 @@ describe("snapshot and restore with virtio devices", () => {
     }
   });
 
-  test("one snapshot restored twice: refused while the first VM holds the image, then restored", async () => {
+  test("one snapshot restored twice: refused while the first VM holds the image, then restored; refused once the image changed, restored with the kept copy", async () => {
     const image = sparseImage();
     const snap = fresh("snap");
     let at: LoopGuest;
@@ -216,6 +217,9 @@ describe("snapshot and restore with virtio devices", () => {
       await vm.pause();
       await vm.snapshot(snap);
     }
+    // The image as the snapshot left it, with its modification time, to put back at the end.
+    const kept = `${image}.kept`;
+    expect(Bun.spawnSync(["cp", "-p", image, kept]).exitCode).toBe(0);
     let saved: number;
     {
       await using first = await Vm.restore(snap, OPTIONS);
@@ -240,6 +244,12 @@ describe("snapshot and restore with virtio devices", () => {
       snap,
       new RegExp(`^snapshot ${snap}: disk image ${image} changed since the snapshot \\(.*\\)`),
     );
+    // The kept copy put back (cp -p keeps its mtime): the snapshot restores again, from its saved count.
+    expect(Bun.spawnSync(["cp", "-p", kept, image]).exitCode).toBe(0);
+    await using third = await Vm.restore(snap, { ...OPTIONS, resume: true });
+    await waitUntil(() => u32(third, at.counterAt) > saved + 1, "the third restore's guest going on");
+    await third.pause();
+    pausedLoopState(third, at);
   });
 
   test("rng and console: their counts survive, console output continues its file", async () => {

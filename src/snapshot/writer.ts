@@ -105,7 +105,7 @@ export async function writeSnapshot(destination: string, src: SnapshotSource): P
   const running = Object.entries(machine.devices.workers.runStates()).filter(([, s]) => s !== "PARKED");
   if (running.length > 0) {
     throw new SnapshotError(
-      `snapshot: ${running.map(([label, s]) => `${label} is ${s}`).join(", ")}; only a VM whose device workers are all parked can be snapshotted`,
+      `snapshot ${dir}: ${running.map(([label, s]) => `${label} is ${s}`).join(", ")}; only a VM whose device workers are all parked can be snapshotted`,
     );
   }
   const vcpus = await machine.cpus.saveStates(src.timeoutMs);

@@ -7,6 +7,7 @@
  *    counter continues from the saved value, every write is done exactly once (the used ring, the
  *    device's counters and the guest's counter agree; the image's sectors hold the last writes' numbers),
  *    and no request is lost (the guest would print "timeout" waiting for it);
+ *  - a snapshot is refused while a device worker runs (only reachable by reaching into the VM);
  *  - one snapshot restored twice: refused with the lock error while the first VM holds its image, then
  *    restored once that VM is gone; refused once a restored VM has written to the image, and restored
  *    again once a copy kept with its mtime (cp -p) is put back;
@@ -15,7 +16,16 @@
  *    every tick once, in order, the snapshotted VM's then the restored VM's.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Vm } from "../../src/index.ts";
@@ -203,6 +213,23 @@ describe("snapshot and restore with virtio devices", () => {
       snap = fresh("snap");
       await vm.snapshot(snap);
     }
+  });
+
+  test("a device worker that is not parked is refused: nothing written, the VM stays paused", async () => {
+    const image = sparseImage();
+    const snap = fresh("snap");
+    await using vm = await Vm.create(config({ disks: [{ path: image }] }, loopGuest), OPTIONS);
+    await vm.boot();
+    await loopGuestAddresses(vm);
+    await vm.pause();
+    await deviceWorkers(vm).resume(TIMEOUT_MS); // only the device runs: its state could change under the save
+    const error = await vm.snapshot(snap).catch((e: unknown) => e as Error);
+    expect(error).toBeInstanceOf(SnapshotError);
+    expect((error as Error).message).toBe(
+      `snapshot ${snap}: device disk0 is RUNNING; only a VM whose device workers are all parked can be snapshotted`,
+    );
+    expect(existsSync(snap)).toBe(false);
+    expect(vm.state).toBe("Paused");
   });
 
   test("one snapshot restored twice: refused while the first VM holds the image, then restored; refused once the image changed, restored with the kept copy", async () => {

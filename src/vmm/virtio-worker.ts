@@ -9,6 +9,10 @@
  * VIRTIO_COUNTER_INTERRUPTS. A reset by the driver (Status = 0) bumps the transport's reset epoch, and
  * the queues publish nothing for chains popped before it; the back-ends keep no other per-request state.
  *
+ * After a restore (VirtioBackendInit.restored) the worker is the same, started over restored shared
+ * words: its counts continue from the saved ones, its first run re-checks every queue (a request posted
+ * before the snapshot and not popped is served), and a kind with an `afterRestore` gets that call first.
+ *
  * Threads: this worker's thread only; it never waits for the VMM or a vCPU.
  */
 

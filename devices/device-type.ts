@@ -76,6 +76,14 @@ export interface AmlEnv {
 export interface HostEnv {
   readonly vm: VmFd;
   readonly memory: GuestMemory;
+  /**
+   * The machine is rebuilt from a snapshot (src/snapshot/restore.ts): its devices' saved state is
+   * restored after `connect`, over what `connect` wrote. A device opens what continues rather than
+   * starts afresh (an output file is appended to, not truncated), and passes the flag on to its
+   * back-end (VirtioBackendInit.restored), which owes a restored driver whatever the device's spec
+   * asks for after a migration (vsock: a TRANSPORT_RESET event).
+   */
+  readonly restoring: boolean;
 }
 
 /** A device's host side while its machine lives: its back-end, its counters, what to release. */

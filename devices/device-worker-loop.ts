@@ -89,7 +89,8 @@ export class DeviceWorkerLoop {
 
   /** Serves until KILL; the last store is EXITED (acknowledgeExit). */
   run(): void {
-    // Check every queue before the first sleep: a notification may predate the worker.
+    // Check every queue before the first sleep: a notification may predate the worker (after a restore,
+    // a request the guest posted before the snapshot that the device had not popped).
     let recheck = true;
     for (;;) {
       this.controlFd.read(); // [drain-then-read]: drain first ...

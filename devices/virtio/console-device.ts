@@ -3,7 +3,8 @@
  * transmit queue) goes to stdout (`tty`) or a file (`file`). Input: none yet; stdin stays with COM1 in
  * every mode (the receive queue exists but gets no bytes), so a Linux guest uses `hvc0` for output and
  * `ttyS0` for a login. `connect` opens the file on the VMM thread (created or truncated, like the serial
- * file); the worker writes each transmit chain's bytes to it.
+ * file; appended to when the VM is restored from a snapshot, so its output continues); the worker writes
+ * each transmit chain's bytes to it.
  *
  * Threads: VMM thread, except `attach` (every vCPU worker); the back-end runs in src/vmm/virtio-worker.ts.
  */
@@ -46,7 +47,8 @@ export const virtioConsoleKind: DeviceKind<VirtioConsoleSpec> = {
     let outFd = STDOUT_FD;
     if (spec.console.mode === "file") {
       try {
-        outFd = openSync(spec.console.file!, "w");
+        // A restored VM's console output continues the file its snapshotted VM wrote.
+        outFd = openSync(spec.console.file!, host.restoring ? "a" : "w");
       } catch (e) {
         throw new BunvmmError(
           "host",

@@ -2,8 +2,9 @@
  * The snapshot directory's format, declared once. A snapshot is a directory:
  *
  *   manifest.json  what the rest is: format and version, the bunvmm that wrote it, the host CPU vendor
- *                  and the CPUID the guest saw, the KVM capabilities the VM used, and for every other
- *                  file its length and checksum. Written last.
+ *                  and the CPUID the guest saw, the KVM capabilities the VM used, each disk image's
+ *                  size and modification time, and for every other file its length and checksum.
+ *                  Written last.
  *   config.json    the VM's config, as the user gave it (validated), so a restore needs no TOML.
  *   state.json     the present vCPUs, every vCPU's registers and the rest of its state, the irqchip,
  *                  PIT and clock, and each device's versioned state (struct bytes in base64).
@@ -12,7 +13,13 @@
  * The writer fills a temporary directory beside the destination and renames it into place when every
  * file is on disk, so a crash mid-write never leaves a directory that looks like a snapshot. The reader
  * refuses, with one line and before anything is created, a missing or truncated file, a checksum that
- * does not match, another format version, and a host that lacks a CPU feature the guest saw.
+ * does not match, another format version, a host that lacks a CPU feature the guest saw, and a disk
+ * image that is missing or changed since the snapshot.
+ *
+ * Disk images are the user's files, not part of the snapshot (as in cloud-hypervisor): the restored VM
+ * opens and locks the image its config names, which must be exactly as the snapshot left it (the
+ * guest's page cache and the device's ring state in the snapshot describe that image). Its size and
+ * mtime are recorded, and a restore refuses an image whose size or mtime differs.
  *
  * Checksums are xxHash3-64 (Bun.hash.xxHash3), chained across pieces (each piece's hash seeds the
  * next): they catch a damaged or mixed-up file at memory bandwidth, not a deliberate forgery. For
@@ -21,6 +28,7 @@
  *
  * Threads: VMM thread.
  */
+import { statSync } from "node:fs";
 import type { CpuidEntry } from "../kvm/cpuid-table.ts";
 import type { VcpuStateJson } from "./vcpu-state.ts";
 
@@ -54,6 +62,22 @@ export interface Manifest {
   kvm_capabilities: Record<string, number>;
   checksum_algorithm: typeof CHECKSUM_ALGORITHM;
   files: Record<string, FileEntry>;
+  /** Each `[[disks]]` image as it was at the snapshot, in config order (absent: a VM without disks). */
+  disks?: DiskImageEntry[];
+}
+
+/** A disk image as the snapshot found it; a restore refuses one whose size or mtime differs. */
+export interface DiskImageEntry {
+  path: string;
+  bytes: number;
+  /** st_mtime in nanoseconds, as a decimal string (too large for a JSON number's precision). */
+  mtime_ns: string;
+}
+
+/** What the manifest records of the image at `path`. @throws the fs error naming the path. */
+export function diskImageEntry(path: string): DiskImageEntry {
+  const st = statSync(path, { bigint: true });
+  return { path, bytes: Number(st.size), mtime_ns: st.mtimeNs.toString() };
 }
 
 /** xxHash3 chained over pieces, each piece's hash the next one's seed. */

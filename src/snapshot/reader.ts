@@ -3,7 +3,9 @@
  * refusal is one line naming the file and what is wrong, and nothing on disk is changed. Checked here:
  * the manifest (present, JSON, this format and version), every file it lists (present, the length the
  * manifest says, config and state checksums), the host (it has every CPU feature the guest saw), and
- * the disk images the config names (present and writable). The memory file's checksum is checked where
+ * the disk images the config names (present, writable unless read-only, and of the size and mtime the
+ * manifest recorded: unchanged since the snapshot). Their locks are taken when the machine is built
+ * (the disk device's `connect`), and a locked image is refused there. The memory file's checksum is checked where
  * it is mapped (src/snapshot/restore.ts), over the mapping, so its data is read once.
  *
  * Threads: VMM thread.
@@ -18,6 +20,8 @@ import {
   CONFIG_FILE,
   checksum,
   cpuVendor,
+  type DiskImageEntry,
+  diskImageEntry,
   MANIFEST_FILE,
   type Manifest,
   MEMORY_FILE,
@@ -97,20 +101,36 @@ function checkFiles(dir: string, manifest: Manifest): Map<string, Uint8Array> {
   return contents;
 }
 
-/** The disk images a config names (the `[[disks]]` tables): present, and writable unless read-only. */
-function checkDiskImages(dir: string, config: VmConfig): void {
+/**
+ * The disk images a config names (the `[[disks]]` tables): present, writable unless read-only, and
+ * unchanged since the snapshot (the size and mtime the manifest recorded, when it recorded them).
+ */
+function checkDiskImages(dir: string, config: VmConfig, manifest: Manifest): void {
   const disks = (config as { disks?: Array<{ path?: string; readonly?: boolean }> }).disks ?? [];
-  for (const disk of disks) {
+  for (const [i, disk] of disks.entries()) {
     if (typeof disk.path !== "string") continue;
+    let now: DiskImageEntry;
     try {
       accessSync(disk.path, disk.readonly ? constants.R_OK : constants.R_OK | constants.W_OK);
+      now = diskImageEntry(disk.path);
     } catch (e) {
       throw new SnapshotError(
         `snapshot ${dir}: disk image ${disk.path} the VM needs is not usable: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
       );
     }
+    const then = manifest.disks?.[i];
+    if (!then || then.path !== disk.path) continue;
+    if (now.bytes !== then.bytes || now.mtime_ns !== then.mtime_ns) {
+      const was = new Date(Number(BigInt(then.mtime_ns) / NS_PER_MS)).toISOString();
+      const is = new Date(Number(BigInt(now.mtime_ns) / NS_PER_MS)).toISOString();
+      throw new SnapshotError(
+        `snapshot ${dir}: disk image ${disk.path} changed since the snapshot (${then.bytes} bytes modified ${was}; now ${now.bytes} bytes modified ${is}): restore needs the image as the snapshot left it`,
+      );
+    }
   }
 }
+
+const NS_PER_MS = 1_000_000n;
 
 /** Refuses a host whose KVM cannot give the guest a CPU feature it was using. */
 function checkHostCpu(dir: string, manifest: Manifest, config: VmConfig): void {
@@ -169,7 +189,7 @@ export function readSnapshot(source: string): SnapshotImage {
   const config = decode<VmConfig>(CONFIG_FILE);
   const state = decode<StateJson>(STATE_FILE);
   checkHostCpu(dir, manifest, config);
-  checkDiskImages(dir, config);
+  checkDiskImages(dir, config, manifest);
   const vcpus = new Map<number, VcpuState>();
   for (const v of state.vcpus ?? [])
     vcpus.set(v.index, vcpuStateFromJson(v, `snapshot ${dir}: ${STATE_FILE}`));

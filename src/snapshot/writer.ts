@@ -31,6 +31,7 @@ import {
   CONFIG_FILE,
   checksum,
   cpuVendor,
+  diskImageEntry,
   type FileEntry,
   MANIFEST_FILE,
   type Manifest,
@@ -99,6 +100,14 @@ export async function writeSnapshot(destination: string, src: SnapshotSource): P
   const dir = resolve(destination);
   checkDestination(dir);
   const { machine, log } = src;
+  // Device state is read from the shared words the device workers write: only while every one of them
+  // is parked between requests (the VM is Paused, and a pause parks the device workers after the vCPUs).
+  const running = Object.entries(machine.devices.workers.runStates()).filter(([, s]) => s !== "PARKED");
+  if (running.length > 0) {
+    throw new SnapshotError(
+      `snapshot ${dir}: ${running.map(([label, s]) => `${label} is ${s}`).join(", ")}; only a VM whose device workers are all parked can be snapshotted`,
+    );
+  }
   const vcpus = await machine.cpus.saveStates(src.timeoutMs);
 
   const vm = machine.vm;
@@ -149,6 +158,9 @@ export async function writeSnapshot(destination: string, src: SnapshotSource): P
       kvm_capabilities: machine.capabilities,
       checksum_algorithm: CHECKSUM_ALGORITHM,
       files,
+      // The images are the user's files, left where they are: their size and mtime now, so a restore
+      // can refuse one that changed since (the device's saved ring state describes this image).
+      disks: src.config.disks.map((d) => diskImageEntry(d.path)),
     };
     writeDurable(join(partial, MANIFEST_FILE), new TextEncoder().encode(JSON.stringify(manifest, null, 1)));
     syncDirectory(partial);

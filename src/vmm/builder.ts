@@ -175,6 +175,7 @@ export function buildMachine(
       config,
       serial,
       events.onDeviceCrash,
+      restore !== undefined,
     );
     cleanup.push(() => devices.close());
     let boot: { regs: Regs; sregs: (current: Sregs) => Sregs; describe: string } | undefined;

@@ -41,13 +41,15 @@ export class DeviceManager {
     config: DeviceConfig,
     serial: { tx: ByteQueue; rx: ByteQueue },
     onDeviceCrash: (device: string, summary: string) => void,
+    /** Rebuilding a machine from a snapshot (HostEnv.restoring). */
+    restoring = false,
   ) {
     this.specs = createPlatformDevices({ maxVcpus, serial }, config);
     const backends: DeviceWorkerSpec[] = [];
     try {
       for (const spec of this.specs) {
         const type = deviceTypeOf(spec.kind);
-        const connection = type.connect?.(spec, { vm, memory });
+        const connection = type.connect?.(spec, { vm, memory, restoring });
         if (connection) this.connections.set(spec.name, connection);
         const backend = connection?.backend ?? type.backend?.(spec);
         if (backend) backends.push({ device: spec.name, backend });

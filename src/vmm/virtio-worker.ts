@@ -17,6 +17,10 @@
  * VIRTIO_COUNTER_INTERRUPTS. A reset by the driver (Status = 0) bumps the transport's reset epoch, and
  * the queues publish nothing for chains popped before it; the back-ends keep no other per-request state.
  *
+ * After a restore the worker is the same, started over restored shared words: its counts continue from
+ * the saved ones, its first run re-checks every queue (a request posted before the snapshot and not
+ * popped is served), and a vsock device posts the TRANSPORT_RESET event its restore flagged.
+ *
  * Threads: this worker's thread only; it never waits for the VMM or a vCPU.
  */
 
@@ -79,9 +83,13 @@ function writeAll(fd: number, bytes: Uint8Array): boolean {
   return true;
 }
 
-/** Copies `words` counter words from a back-end's own array into the device's shared ones. */
-function copyCounters(from: BigInt64Array, to: BigInt64Array, words: number): void {
-  for (let w = 0; w < words; w++) Atomics.store(to, w, Atomics.load(from, w));
+/**
+ * Publishes `words` counter words of a back-end's own array into the device's shared ones, on top of
+ * `base`: what the shared words held when the worker started (zero on a boot, the saved counts after a
+ * restore), so a restored device keeps counting.
+ */
+function copyCounters(from: BigInt64Array, to: BigInt64Array, words: number, base: BigInt64Array): void {
+  for (let w = 0; w < words; w++) Atomics.store(to, w, base[w]! + Atomics.load(from, w));
 }
 
 function kindBackend(init: VirtioBackendInit, counters: BigInt64Array, queues: SplitQueue[]): KindBackend {
@@ -98,29 +106,32 @@ function kindBackend(init: VirtioBackendInit, counters: BigInt64Array, queues: S
     }
     case "virtio-rng": {
       const rng = new RngBackend((init.device as RngDeviceInit).source);
+      const bytes = Atomics.load(counters, RNG_BYTES);
+      const bad = Atomics.load(counters, VIRTIO_COUNTER_BAD_REQUESTS);
       return {
         processQueue: (q, m) => rng.processQueue(q, m),
         publishCounters: () => {
-          Atomics.store(counters, RNG_BYTES, BigInt(rng.bytesServed));
-          Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, BigInt(rng.badRequests));
+          Atomics.store(counters, RNG_BYTES, bytes + BigInt(rng.bytesServed));
+          Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, bad + BigInt(rng.badRequests));
         },
         close: () => rng.close(),
       };
     }
     case "virtio-console": {
       const { outFd } = init.device as ConsoleDeviceInit;
-      let out = 0;
-      let dropped = 0;
+      let out = Atomics.load(counters, CONSOLE_BYTES_OUT);
+      let dropped = Atomics.load(counters, CONSOLE_BYTES_DROPPED);
+      const bad = Atomics.load(counters, VIRTIO_COUNTER_BAD_REQUESTS);
       const console = new ConsoleBackend((bytes) => {
-        if (writeAll(outFd, bytes)) out += bytes.length;
-        else dropped += bytes.length;
+        if (writeAll(outFd, bytes)) out += BigInt(bytes.length);
+        else dropped += BigInt(bytes.length);
       });
       return {
         processQueue: (q, m) => console.processQueue(q, m),
         publishCounters: () => {
-          Atomics.store(counters, CONSOLE_BYTES_OUT, BigInt(out));
-          Atomics.store(counters, CONSOLE_BYTES_DROPPED, BigInt(dropped));
-          Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, BigInt(console.badRequests));
+          Atomics.store(counters, CONSOLE_BYTES_OUT, out);
+          Atomics.store(counters, CONSOLE_BYTES_DROPPED, dropped);
+          Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, bad + BigInt(console.badRequests));
         },
         close: () => {},
       };
@@ -133,14 +144,16 @@ function kindBackend(init: VirtioBackendInit, counters: BigInt64Array, queues: S
         mtu: d.mtu,
         queueSize: d.queueSize,
       });
+      const base = counters.slice(0, NET_COUNTERS);
+      const bad = Atomics.load(counters, VIRTIO_COUNTER_BAD_REQUESTS);
       return {
         processQueue: (q, m) => net.processQueue(q, m),
         pollRequests: () => net.pollRequests(),
         onPoll: (fd, revents, m) => net.onPoll(fd, revents, queues, m),
         publishCounters: () => {
-          copyCounters(net.counters, counters, NET_COUNTERS);
+          copyCounters(net.counters, counters, NET_COUNTERS, base);
           Atomics.store(counters, NET_TAP_FAILED, net.failure === null ? 0n : 1n);
-          Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, BigInt(net.counter(NET_BAD_CHAINS)));
+          Atomics.store(counters, VIRTIO_COUNTER_BAD_REQUESTS, bad + BigInt(net.counter(NET_BAD_CHAINS)));
         },
         close: () => {},
       };
@@ -153,6 +166,8 @@ function kindBackend(init: VirtioBackendInit, counters: BigInt64Array, queues: S
         queueSize: d.queueSize,
         listenerFd: d.listenerFd,
       });
+      const base = counters.slice(0, VSOCK_COUNTERS);
+      const bad = Atomics.load(counters, VIRTIO_COUNTER_BAD_REQUESTS);
       /** After a restore: the guest is owed TRANSPORT_RESET (vsock-device.ts); true: interrupt. */
       const owedReset = (m: GuestMemory) =>
         Atomics.exchange(counters, VSOCK_RESET_OWED, 0n) !== 0n &&
@@ -169,12 +184,12 @@ function kindBackend(init: VirtioBackendInit, counters: BigInt64Array, queues: S
           return vsock.onPoll(fd, revents, queues, m) || event;
         },
         publishCounters: () => {
-          copyCounters(vsock.counters, counters, VSOCK_COUNTERS);
+          copyCounters(vsock.counters, counters, VSOCK_COUNTERS, base);
           Atomics.store(counters, VSOCK_OPEN_CONNECTIONS, BigInt(vsock.connectionCount));
           Atomics.store(
             counters,
             VIRTIO_COUNTER_BAD_REQUESTS,
-            BigInt(vsock.counter(VSOCK_BAD_PACKETS) + vsock.counter(VSOCK_BAD_CHAINS)),
+            bad + BigInt(vsock.counter(VSOCK_BAD_PACKETS) + vsock.counter(VSOCK_BAD_CHAINS)),
           );
         },
         // Closes the connections' sockets (the host sides read EOF); the listener is the VMM thread's.

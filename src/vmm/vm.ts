@@ -24,6 +24,7 @@ import { BunvmmError } from "../errors.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
 import { readSnapshot, type SnapshotImage, snapshotPath } from "../snapshot/reader.ts";
 import { machineRestore } from "../snapshot/restore.ts";
+import { SnapshotError } from "../snapshot/snapshot-error.ts";
 import { type SnapshotStats, writeSnapshot } from "../snapshot/writer.ts";
 import type { VcpuCounters } from "../vcpu/control-block.ts";
 import type { CrashReport } from "../vcpu/crash-report.ts";
@@ -243,7 +244,16 @@ export class Vm implements AsyncDisposable {
     // builder starts one spare per saved vCPU).
     if (options.timeoutMs !== undefined)
       image.config.vmm.lifecycle_timeout_ms = checkLifecycleTimeout(options.timeoutMs, "timeoutMs");
-    const vm = new Vm(image.config, options, image);
+    let vm: Vm;
+    try {
+      vm = new Vm(image.config, options, image);
+    } catch (e) {
+      // A host resource the snapshot's devices need (a disk image another VM holds locked) is refused
+      // in the snapshot's words: one line naming the snapshot and the resource.
+      if (e instanceof BunvmmError && !(e instanceof SnapshotError))
+        throw new SnapshotError(`snapshot ${image.dir}: ${e.message}`, { cause: e });
+      throw e;
+    }
     const built = performance.now();
     const operation = options.resume ? "restore and resume" : "restore";
     await vm

@@ -1,6 +1,7 @@
 /**
  * Every kind of bad snapshot is refused with one line that names the file and what is wrong, before
- * anything is created, and the snapshot directory is left exactly as it was.
+ * anything is created, and the snapshot directory is left exactly as it was; so is a disk image the
+ * VM needs that is missing, locked by another VM, or changed since the snapshot.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
@@ -19,11 +20,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Vm } from "../../src/index.ts";
-import { checksum, type Manifest } from "../../src/snapshot/format.ts";
+import { checksum, type DiskImageEntry, diskImageEntry, type Manifest } from "../../src/snapshot/format.ts";
 import { SnapshotError } from "../../src/snapshot/snapshot-error.ts";
 import { rawGuestConfig, waitUntil } from "../helpers/guests.ts";
 
 const QUIET = { logLevel: "silent" } as const;
+const IMAGE_BYTES = 1 << 20;
 const work = mkdtempSync(join(tmpdir(), "bunvmm-bad-snapshot-test-"));
 const good = join(work, "good");
 let n = 0;
@@ -43,6 +45,24 @@ function damaged(damage: (dir: string) => void): string {
   cpSync(good, dir, { recursive: true });
   damage(dir);
   return dir;
+}
+
+/**
+ * A copy of the good snapshot whose config names `disks` (its checksum fixed), and whose manifest
+ * records `images` as the disk images at the snapshot.
+ */
+function withDisks(disks: object[], images?: DiskImageEntry[]): string {
+  return damaged((d) => {
+    const path = join(d, "config.json");
+    const config = JSON.parse(readFileSync(path, "utf8"));
+    config.disks = disks;
+    const bytes = new TextEncoder().encode(JSON.stringify(config));
+    writeFileSync(path, bytes);
+    editManifest(d, (m) => {
+      m.files["config.json"] = { bytes: bytes.length, checksum: checksum(bytes) };
+      if (images) m.disks = images;
+    });
+  });
 }
 
 /** Every file in `dir` with its bytes' checksum: what "nothing changed on disk" compares. */
@@ -154,15 +174,42 @@ describe("a bad snapshot is refused with one line and nothing changes", () => {
   });
 
   test("a disk image the VM needs is missing", async () => {
-    const dir = damaged((d) => {
-      const path = join(d, "config.json");
-      const config = JSON.parse(readFileSync(path, "utf8"));
-      config.disks = [{ path: join(work, "gone.img") }];
-      const bytes = new TextEncoder().encode(JSON.stringify(config));
-      writeFileSync(path, bytes);
-      editManifest(d, (m) => (m.files["config.json"] = { bytes: bytes.length, checksum: checksum(bytes) }));
-    });
+    const dir = withDisks([{ path: join(work, "gone.img") }]);
     await refused(dir, /disk image .*gone\.img the VM needs is not usable: ENOENT$/);
+  });
+
+  test("a disk image another VM holds locked: refused, the image unchanged", async () => {
+    const image = join(work, "held.img");
+    writeFileSync(image, new Uint8Array(IMAGE_BYTES));
+    await using holder = await Vm.create({ ...rawGuestConfig("counter"), disks: [{ path: image }] }, QUIET);
+    const dir = withDisks(holder.config.disks);
+    const before = readFileSync(image);
+    await refused(
+      dir,
+      new RegExp(
+        `^snapshot ${dir}: disks\\.0\\.path = "${image}": disk image ${image} is locked by another process \\(a write lock\\): is another VM using it\\?$`,
+      ),
+    );
+    expect(readFileSync(image).equals(before)).toBe(true);
+    expect(holder.state).toBe("Created");
+  });
+
+  test("a disk image changed since the snapshot (its mtime or size differs from the manifest's)", async () => {
+    const image = join(work, "changed.img");
+    writeFileSync(image, new Uint8Array(IMAGE_BYTES));
+    const now = diskImageEntry(image);
+    const older = withDisks(
+      [{ path: image }],
+      [{ ...now, mtime_ns: (BigInt(now.mtime_ns) - 1n).toString() }],
+    );
+    await refused(
+      older,
+      new RegExp(
+        `^snapshot ${older}: disk image ${image} changed since the snapshot \\(${IMAGE_BYTES} bytes modified .*; now ${IMAGE_BYTES} bytes modified .*\\): restore needs the image as the snapshot left it$`,
+      ),
+    );
+    const smaller = withDisks([{ path: image }], [{ ...now, bytes: IMAGE_BYTES / 2 }]);
+    await refused(smaller, /disk image .*changed\.img changed since the snapshot \(524288 bytes modified/);
   });
 
   test("a URL that is not file://", async () => {

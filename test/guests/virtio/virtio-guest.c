@@ -19,10 +19,15 @@
  *   once the first is notified).
  * virtio-console (DeviceID 3), when present: "console", one line sent on the transmit queue.
  *
- * Built with -DLOOP_IO the guest instead sets up the disk, prints "counter 0x<addr>" and "used 0x<addr>"
- * (where its iteration count and used ring live, for a test reading guest RAM) and loops forever: write
+ * Built with -DLOOP_IO the guest instead sets up the disk, prints "counter 0x<addr>", "used 0x<addr>" and
+ * "avail 0x<addr>" (where its iteration count, used ring and available ring live, for a test reading
+ * guest RAM) and loops forever: write
  * sector LOOP_FIRST + i % LOOP_SECTORS with a pattern naming i, read it back, compare ("loop FAIL i" on
  * a mismatch), "progress i" every PROGRESS_EVERY iterations.
+ *
+ * Built with -DLOOP_DEVICES it sets up the rng and the console, prints "counter 0x<addr>" and loops
+ * forever: one RNG_BYTES rng request, then "tick <i in 8 hex digits>\n" on the console, counting the
+ * iterations ("loop FAIL i" when a request fails).
  */
 #include "acpi.h"
 #include "runtime.h"
@@ -43,6 +48,10 @@
 #ifndef LOOP_IO
 #define LOOP_IO 0
 #endif
+#ifndef LOOP_DEVICES
+#define LOOP_DEVICES 0
+#endif
+#define TICK_BYTES 14 /* "tick " + 8 hex digits + "\n" */
 
 /* One split virtqueue of QUEUE_SIZE entries, in static memory. */
 struct vq {
@@ -286,6 +295,8 @@ static void loop_io(u32 base) {
   put_hex((u32)&loop_iterations, 8);
   puts("\nused 0x");
   put_hex((u32)&blk_q.used, 8);
+  puts("\navail 0x");
+  put_hex((u32)&blk_q.avail, 8);
   putc('\n');
   for (u32 i = 0;; i++) {
     u32 sector = LOOP_FIRST + i % LOOP_SECTORS, len = 0;
@@ -311,12 +322,42 @@ static void loop_io(u32 base) {
   }
 }
 
+static void loop_devices(u32 rng, u32 console) {
+  struct vq *rng_queues[] = {&rng_q};
+  struct vq *con_queues[] = {&con_rx, &con_tx};
+  check("rng", rng && device_setup(rng, rng_queues, 1));
+  check("console", console && device_setup(console, con_queues, 2));
+  puts("counter 0x");
+  put_hex((u32)&loop_iterations, 8);
+  putc('\n');
+  static u8 bytes[RNG_BYTES];
+  static char line[TICK_BYTES] = "tick 00000000\n";
+  static const char digits[] = "0123456789abcdef";
+  for (u32 i = 0;; i++) {
+    u32 len = 0;
+    struct buf in = {bytes, RNG_BYTES, 1};
+    post(&rng_q, &in, 1);
+    int ok = wait_used(&rng_q, &len) && len == RNG_BYTES;
+    for (int d = 0; d < 8; d++) line[5 + d] = digits[(i >> (28 - 4 * d)) & 0xf];
+    struct buf out = {line, TICK_BYTES, 0};
+    post(&con_tx, &out, 1);
+    ok = ok && wait_used(&con_tx, &len);
+    if (!ok) {
+      puts("loop FAIL ");
+      put_dec(i);
+      putc('\n');
+    }
+    loop_iterations = i + 1;
+  }
+}
+
 void guest_main(void) {
   puts("virtio test guest\n");
   u32 blk = acpi_find_virtio(DEVICE_BLOCK);
   check("probe", blk != 0);
   if (!blk) power_off(failures);
   if (LOOP_IO) loop_io(blk); /* never returns */
+  if (LOOP_DEVICES) loop_devices(acpi_find_virtio(DEVICE_RNG), acpi_find_virtio(DEVICE_CONSOLE));
   blk_tests(blk);
   u32 rng = acpi_find_virtio(DEVICE_RNG);
   if (rng) rng_tests(rng);

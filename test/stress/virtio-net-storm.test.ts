@@ -218,7 +218,11 @@ describe("virtio-net pause storm", () => {
             expect(h.received + h.rcvbuf_errors).toBe(G2H_COUNT);
             expect(Number(dup)).toBe(0);
             expect(Number(bogus)).toBe(0);
-            expect(Number(received) + h.tx_dropped).toBe(h.sent);
+            // Every datagram the guest missed was dropped by the TAP's full queue while the VM was paused.
+            // The TAP's drop counter also counts the host stack's own frames to the TAP (IPv6 router
+            // solicitations, MLD reports) dropped at the same time, so it bounds the loss from above.
+            expect(Number(received)).toBeLessThanOrEqual(h.sent);
+            expect(h.sent - Number(received)).toBeLessThanOrEqual(h.tx_dropped);
             expect(vm.lines).toContain("DONE 0");
             expect(await vm.exited).toBe(0);
           } finally {

@@ -28,8 +28,8 @@ import {
   connectVirtioEventFds,
   createVirtioMmio,
   VIRTIO_WORKER_ENTRY,
-  type VirtioBackendInit,
   type VirtioMmioSpec,
+  virtioBackendInit,
   virtioMmioKind,
 } from "./mmio-device.ts";
 import { VirtioMmioState } from "./mmio-transport.ts";
@@ -75,16 +75,7 @@ export const virtioBlkKind: DeviceKind<VirtioBlkSpec> = {
       image.close();
       throw e;
     }
-    const init: VirtioBackendInit<OpenedImage> = {
-      kind: spec.kind,
-      name: spec.name,
-      state: spec.state,
-      counters: spec.counters,
-      regions: host.memory.descriptors,
-      queueFds: fds.queueFds,
-      irqFd: fds.irqFd,
-      device: image.opened,
-    };
+    const init = virtioBackendInit<OpenedImage>(spec, host, fds, image.opened);
     const c = new BigInt64Array(spec.counters);
     const read = (word: number) => Number(Atomics.load(c, word));
     return {

@@ -21,8 +21,8 @@ import {
   connectVirtioEventFds,
   createVirtioMmio,
   VIRTIO_WORKER_ENTRY,
-  type VirtioBackendInit,
   type VirtioMmioSpec,
+  virtioBackendInit,
   virtioMmioKind,
 } from "./mmio-device.ts";
 
@@ -66,16 +66,7 @@ export const virtioConsoleKind: DeviceKind<VirtioConsoleSpec> = {
       closeOut();
       throw e;
     }
-    const init: VirtioBackendInit<ConsoleDeviceInit> = {
-      kind: spec.kind,
-      name: spec.name,
-      state: spec.state,
-      counters: spec.counters,
-      regions: host.memory.descriptors,
-      queueFds: fds.queueFds,
-      irqFd: fds.irqFd,
-      device: { outFd },
-    };
+    const init = virtioBackendInit<ConsoleDeviceInit>(spec, host, fds, { outFd });
     const c = new BigInt64Array(spec.counters);
     return {
       backend: { entry: VIRTIO_WORKER_ENTRY, init },

@@ -74,6 +74,25 @@ export interface VirtioBackendInit<D = unknown> {
   readonly device: D;
 }
 
+/** What every kind's `connect` hands its device worker: the transport's shared state, RAM, eventfds and `device`. */
+export function virtioBackendInit<D>(
+  spec: VirtioMmioSpec,
+  host: HostEnv,
+  fds: VirtioEventFds,
+  device: D,
+): VirtioBackendInit<D> {
+  return {
+    kind: spec.kind,
+    name: spec.name,
+    state: spec.state,
+    counters: spec.counters,
+    regions: host.memory.descriptors,
+    queueFds: fds.queueFds,
+    irqFd: fds.irqFd,
+    device,
+  };
+}
+
 /** The DSDT name of transport `uid`: "VR00", "VR01", ... */
 export function virtioDsdtName(uid: number): string {
   return `VR${uid.toString(16).toUpperCase().padStart(2, "0")}`;

@@ -23,8 +23,8 @@ import {
   connectVirtioEventFds,
   createVirtioMmio,
   VIRTIO_WORKER_ENTRY,
-  type VirtioBackendInit,
   type VirtioMmioSpec,
+  virtioBackendInit,
   virtioMmioKind,
 } from "./mmio-device.ts";
 import {
@@ -126,22 +126,13 @@ export const virtioNetKind: DeviceKind<VirtioNetSpec> = {
       tap.close();
       throw e;
     }
-    const init: VirtioBackendInit<NetDeviceInit> = {
-      kind: spec.kind,
-      name: spec.name,
-      state: spec.state,
-      counters: spec.counters,
-      regions: host.memory.descriptors,
-      queueFds: fds.queueFds,
-      irqFd: fds.irqFd,
-      device: {
-        tapName: tap.name,
-        tapFd: tap.fd,
-        mac: spec.net.mac,
-        mtu: spec.net.mtu ?? NET_DEFAULT_MTU,
-        queueSize: NET_DEFAULT_QUEUE_SIZE,
-      },
-    };
+    const init = virtioBackendInit<NetDeviceInit>(spec, host, fds, {
+      tapName: tap.name,
+      tapFd: tap.fd,
+      mac: spec.net.mac,
+      mtu: spec.net.mtu ?? NET_DEFAULT_MTU,
+      queueSize: NET_DEFAULT_QUEUE_SIZE,
+    });
     const c = new BigInt64Array(spec.counters);
     const read = (word: number) => Number(Atomics.load(c, word));
     return {

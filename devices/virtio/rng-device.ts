@@ -15,8 +15,8 @@ import {
   connectVirtioEventFds,
   createVirtioMmio,
   VIRTIO_WORKER_ENTRY,
-  type VirtioBackendInit,
   type VirtioMmioSpec,
+  virtioBackendInit,
   virtioMmioKind,
 } from "./mmio-device.ts";
 import { RNG_BYTES, rngDeviceInfo } from "./rng.ts";
@@ -46,16 +46,7 @@ export const virtioRngKind: DeviceKind<VirtioRngSpec> = {
       throw new BunvmmError("host", `rng.src = ${JSON.stringify(spec.source)}: ${(e as Error).message}`);
     }
     const fds = connectVirtioEventFds(spec, host);
-    const init: VirtioBackendInit<RngDeviceInit> = {
-      kind: spec.kind,
-      name: spec.name,
-      state: spec.state,
-      counters: spec.counters,
-      regions: host.memory.descriptors,
-      queueFds: fds.queueFds,
-      irqFd: fds.irqFd,
-      device: { source: spec.source },
-    };
+    const init = virtioBackendInit<RngDeviceInit>(spec, host, fds, { source: spec.source });
     const c = new BigInt64Array(spec.counters);
     return {
       backend: { entry: VIRTIO_WORKER_ENTRY, init },

@@ -28,8 +28,8 @@ import {
   connectVirtioEventFds,
   createVirtioMmio,
   VIRTIO_WORKER_ENTRY,
-  type VirtioBackendInit,
   type VirtioMmioSpec,
+  virtioBackendInit,
   virtioMmioKind,
 } from "./mmio-device.ts";
 import {
@@ -112,21 +112,12 @@ export const virtioVsockKind: DeviceKind<VirtioVsockSpec> = {
       closeListener();
       throw e;
     }
-    const init: VirtioBackendInit<VsockDeviceInit> = {
-      kind: spec.kind,
-      name: spec.name,
-      state: spec.state,
-      counters: spec.counters,
-      regions: host.memory.descriptors,
-      queueFds: fds.queueFds,
-      irqFd: fds.irqFd,
-      device: {
-        cid: spec.vsock.cid,
-        socket: spec.vsock.socket,
-        listenerFd: listener,
-        queueSize: VSOCK_QUEUE_SIZE,
-      },
-    };
+    const init = virtioBackendInit<VsockDeviceInit>(spec, host, fds, {
+      cid: spec.vsock.cid,
+      socket: spec.vsock.socket,
+      listenerFd: listener,
+      queueSize: VSOCK_QUEUE_SIZE,
+    });
     const c = new BigInt64Array(spec.counters);
     const read = (word: number) => Number(Atomics.load(c, word));
     return {

@@ -17,32 +17,10 @@
 #include "runtime.h"
 
 /* virtio-mmio registers (offsets from the base), virtio 1.2 section 4.2.2. */
-#define REG_MAGIC 0x000
-#define REG_VERSION 0x004
-#define REG_DEVICE_ID 0x008
-#define REG_DEVICE_FEATURES 0x010
-#define REG_DEVICE_FEATURES_SEL 0x014
-#define REG_DRIVER_FEATURES 0x020
-#define REG_DRIVER_FEATURES_SEL 0x024
-#define REG_QUEUE_SEL 0x030
-#define REG_QUEUE_NUM_MAX 0x034
-#define REG_QUEUE_NUM 0x038
-#define REG_QUEUE_READY 0x044
-#define REG_QUEUE_NOTIFY 0x050
-#define REG_INTERRUPT_STATUS 0x060
-#define REG_INTERRUPT_ACK 0x064
-#define REG_STATUS 0x070
-#define REG_QUEUE_DESC_LOW 0x080
-#define REG_QUEUE_DESC_HIGH 0x084
-#define REG_QUEUE_AVAIL_LOW 0x090
-#define REG_QUEUE_AVAIL_HIGH 0x094
-#define REG_QUEUE_USED_LOW 0x0a0
-#define REG_QUEUE_USED_HIGH 0x0a4
-#define REG_CONFIG 0x100
+#include "virtio-regs.h"
 /* The size of one transport's window. */
 #define VIRTIO_MMIO_WINDOW 0x200
 
-#define VIRTIO_MAGIC 0x74726976 /* "virt" */
 #define VIRTIO_DEVICE_BLOCK 2
 #define S_ACKNOWLEDGE 1
 #define S_DRIVER 2

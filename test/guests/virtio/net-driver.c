@@ -54,30 +54,9 @@ static u32 base;
 #error "GUEST_MAC_HI (first 2 bytes) and GUEST_MAC_LO (last 4 bytes) must be defined by the build"
 #endif
 
-#define REG_MAGIC 0x000
-#define REG_VERSION 0x004
-#define REG_DEVICE_ID 0x008
-#define REG_DEVICE_FEATURES 0x010
-#define REG_DEVICE_FEATURES_SEL 0x014
-#define REG_DRIVER_FEATURES 0x020
-#define REG_DRIVER_FEATURES_SEL 0x024
-#define REG_QUEUE_SEL 0x030
-#define REG_QUEUE_NUM_MAX 0x034
-#define REG_QUEUE_NUM 0x038
-#define REG_QUEUE_READY 0x044
-#define REG_QUEUE_NOTIFY 0x050
-#define REG_INTERRUPT_STATUS 0x060
-#define REG_INTERRUPT_ACK 0x064
-#define REG_STATUS 0x070
-#define REG_QUEUE_DESC_LOW 0x080
-#define REG_QUEUE_DESC_HIGH 0x084
-#define REG_QUEUE_AVAIL_LOW 0x090
-#define REG_QUEUE_AVAIL_HIGH 0x094
-#define REG_QUEUE_USED_LOW 0x0a0
-#define REG_QUEUE_USED_HIGH 0x0a4
-#define REG_CONFIG 0x100
+#include "virtio-regs.h"
 
-#define MAGIC 0x74726976 /* "virt" */
+#define MAGIC VIRTIO_MAGIC
 #define DEVICE_NET 1
 #define S_ACKNOWLEDGE 1
 #define S_DRIVER 2

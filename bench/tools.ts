@@ -16,3 +16,29 @@ export function sh(cmd: string[], timeoutMs = TOOL_TIMEOUT_MS): void {
 export function haveTool(tool: string): boolean {
   return Bun.which(tool) !== null;
 }
+
+/**
+ * The QEMU 7.2 microvm every bench compares against, up to its devices and kernel: KVM, `memoryMib` of
+ * RAM, no default devices, serial on stdout, isa-debug-exit at 0xf4 (how the guests power it off) and
+ * version 2 virtio-mmio transports (microvm offers legacy ones unless told otherwise).
+ */
+export function qemuMicrovmArgs(exe: string | null, memoryMib: number): string[] {
+  return [
+    exe ?? "qemu-system-x86_64",
+    "-M",
+    "microvm",
+    "-accel",
+    "kvm",
+    "-m",
+    String(memoryMib),
+    "-nodefaults",
+    "-display",
+    "none",
+    "-serial",
+    "stdio",
+    "-device",
+    "isa-debug-exit,iobase=0xf4,iosize=4",
+    "-global",
+    "virtio-mmio.force-legacy=false",
+  ];
+}

@@ -1,6 +1,8 @@
 // The VMMs under test and how to start each one on a given guest image.
+
 import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { qemuMicrovmArgs } from "../tools.ts";
 import type { Flavour } from "./build.ts";
 
 export type ContenderKey = "floor" | "bun_floor" | "bunvmm" | "bunvmm_bin" | "qemu";
@@ -15,6 +17,9 @@ export interface Contender {
   powerOffCode: number;
   command(image: string, vcpus: number): string[];
 }
+
+/** Guest RAM of every contender, MiB (bunvmm's config and QEMU's -m). */
+const GUEST_RAM_MIB = 64;
 
 export const REPO = join(import.meta.dir, "..", "..");
 const BUN = join(REPO, "node_modules", ".bin", "bun");
@@ -72,7 +77,7 @@ function writeConfig(image: string, vcpus: number): string {
     `boot_vcpus = ${vcpus}`,
     `max_vcpus = ${vcpus}`,
     "[memory]",
-    'size = "64M"',
+    `size = "${GUEST_RAM_MIB}M"`,
     "[payload]",
     `kernel = ${JSON.stringify(image)}`,
     'format = "raw"',
@@ -123,22 +128,9 @@ export function qemu(): Contender {
     flavour: "pvh",
     powerOffCode: 1, // isa-debug-exit: (value << 1) | 1 with value 0
     command: (image, vcpus) => [
-      exe ?? "qemu-system-x86_64",
-      "-M",
-      "microvm",
-      "-accel",
-      "kvm",
-      "-m",
-      "64",
+      ...qemuMicrovmArgs(exe, GUEST_RAM_MIB),
       "-smp",
       String(vcpus),
-      "-nodefaults",
-      "-display",
-      "none",
-      "-serial",
-      "stdio",
-      "-device",
-      "isa-debug-exit,iobase=0xf4,iosize=4",
       "-kernel",
       image,
     ],

@@ -1,8 +1,10 @@
 // The VMMs under test and how each one boots the benchmark guest on the image: bunvmm with a
 // `[[disks]]` table (through the page cache, and with `direct = true`), QEMU 7.2 microvm with
 // `cache=none` and with its default cache mode (writeback).
+
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { qemuMicrovmArgs } from "../tools.ts";
 
 export type ContenderKey = "bunvmm" | "bunvmm_direct" | "qemu_none" | "qemu";
 
@@ -68,22 +70,7 @@ function qemu(
     unavailable: exe ? null : "not installed",
     powerOffCode: 1, // isa-debug-exit: (value << 1) | 1 with value 0
     command: (elf, image) => [
-      exe ?? "qemu-system-x86_64",
-      "-M",
-      "microvm",
-      "-accel",
-      "kvm",
-      "-m",
-      String(MEMORY_MIB),
-      "-nodefaults",
-      "-display",
-      "none",
-      "-serial",
-      "stdio",
-      "-device",
-      "isa-debug-exit,iobase=0xf4,iosize=4",
-      "-global",
-      "virtio-mmio.force-legacy=false",
+      ...qemuMicrovmArgs(exe, MEMORY_MIB),
       "-drive",
       `file=${image},format=raw,if=none,id=d0${cache ? `,cache=${cache}` : ""}`,
       "-device",

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cGuestElf } from "../../test/helpers/c-guest.ts";
-import { haveTool } from "../tools.ts";
+import { haveTool, qemuMicrovmArgs } from "../tools.ts";
 import {
   FRAME_BYTES,
   GUEST_IP,
@@ -125,22 +125,7 @@ function qemuContender(): Contender {
     powerOffCode: ISA_DEBUG_EXIT_STATUS,
     vsockSocket: null,
     command: (elf) => [
-      exe ?? "qemu-system-x86_64",
-      "-M",
-      "microvm",
-      "-accel",
-      "kvm",
-      "-m",
-      String(MEMORY_MIB),
-      "-nodefaults",
-      "-display",
-      "none",
-      "-serial",
-      "stdio",
-      "-device",
-      "isa-debug-exit,iobase=0xf4,iosize=4",
-      "-global",
-      "virtio-mmio.force-legacy=false",
+      ...qemuMicrovmArgs(exe, MEMORY_MIB),
       "-netdev",
       `tap,id=n0,ifname=${TAP},script=no,downscript=no`,
       "-device",
